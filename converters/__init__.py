@@ -1,0 +1,1 @@
+"""Converters: one Converter base and registry, one file per target."""

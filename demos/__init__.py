@@ -1,0 +1,1 @@
+"""Camera demos: sources, the capture/infer/render pipeline, rendering."""

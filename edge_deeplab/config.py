@@ -1,0 +1,181 @@
+"""Frozen dataclass configs, validated on construction.
+
+Past the CLI boundary nothing travels as a free-form dict: each part of the toolkit takes
+one of these. `to_dict`/`from_dict` give the JSON written beside every training run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional, Tuple
+
+from .errors import InvalidInputError
+
+ALPHAS = (0.35, 0.5, 0.75, 1.0)
+HEADS = ("aspp", "lite")
+OPTIMIZERS = ("adam", "sgd")
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InvalidInputError(message)
+
+
+def _size(value: Any, what: str) -> Tuple[int, int]:
+    if isinstance(value, int):
+        value = (value, value)
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{what} must be (height, width), got {value!r}") from None
+    _check(h >= 32 and w >= 32, f"{what} must be at least 32x32, got {h}x{w}")
+    return h, w
+
+
+class _Config:
+    """Shared JSON round-trip for the config dataclasses."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        _check(not unknown, f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """What network to build.
+
+    Attributes:
+        num_classes: number of output classes (the ignore label is not one of them).
+        input_size: (height, width) the model is built and trained at.
+        alpha: MobileNetV2 width multiplier.
+        output_stride: 16 or 8; the last strides become atrous convolutions.
+        head: "aspp" (1x1 + three atrous 3x3 + image pooling) or "lite" (1x1 + pooling).
+        decoder: add the DeepLab v3+ decoder on the stride-4 feature.
+        head_filters: channels of the ASPP branches.
+        bn_momentum: BatchNormalization momentum; lower it for short runs (Keras' 0.999
+            leaves the moving statistics behind after a few hundred steps).
+        dropout: dropout before the classifier.
+        weights: optional local weights file (full model or MobileNetV2 backbone).
+    """
+
+    num_classes: int = 4
+    input_size: Tuple[int, int] = (128, 128)
+    alpha: float = 0.35
+    output_stride: int = 16
+    head: str = "aspp"
+    decoder: bool = True
+    head_filters: int = 96
+    bn_momentum: float = 0.9
+    dropout: float = 0.1
+    weights: Optional[str] = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "input_size", _size(self.input_size, "input_size"))
+        _check(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
+        _check(self.alpha in ALPHAS, f"alpha must be one of {ALPHAS}, got {self.alpha}")
+        _check(self.output_stride in (8, 16), f"output_stride must be 8 or 16, got {self.output_stride}")
+        _check(self.head in HEADS, f"head must be one of {HEADS}, got {self.head!r}")
+        _check(self.head_filters >= 8, f"head_filters must be >= 8, got {self.head_filters}")
+        _check(0.0 < self.bn_momentum < 1.0, f"bn_momentum must be in (0, 1), got {self.bn_momentum}")
+        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class DataConfig(_Config):
+    """Where the images come from.
+
+    Attributes:
+        format: a name from the dataset registry ("synthetic", "folder", "voc").
+        path: dataset root (unused for synthetic).
+        ignore_label: label value excluded from loss and metrics (255; 11 for CamVid).
+        num_classes: classes in the masks; None lets the format say (synthetic, voc).
+        labels: class names; None lets the format say, else "class_0"...
+        train_split, val_split: split names the format understands.
+        synthetic_train, synthetic_val: images per split of the synthetic dataset.
+        seed: seed of the synthetic dataset.
+    """
+
+    format: str = "synthetic"
+    path: Optional[str] = None
+    ignore_label: int = 255
+    num_classes: Optional[int] = None
+    labels: Optional[Tuple[str, ...]] = None
+    train_split: str = "train"
+    val_split: str = "val"
+    synthetic_train: int = 512
+    synthetic_val: int = 96
+    synthetic_size: Tuple[int, int] = (128, 128)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.labels is not None:
+            object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
+        object.__setattr__(self, "synthetic_size", _size(self.synthetic_size, "synthetic_size"))
+        _check(0 <= self.ignore_label <= 255, f"ignore_label must be in 0..255, got {self.ignore_label}")
+        _check(self.format == "synthetic" or bool(self.path), f"--data PATH is needed for format {self.format!r}")
+
+
+@dataclass(frozen=True)
+class AugmentConfig(_Config):
+    """Training-time augmentation of the tf.data pipeline."""
+
+    scale_range: Tuple[float, float] = (0.75, 1.25)
+    flip: bool = True
+    brightness: float = 0.15
+    contrast: float = 0.15
+    saturation: float = 0.15
+    hue: float = 0.02
+
+    def __post_init__(self):
+        lo, hi = self.scale_range
+        _check(0 < lo <= hi, f"scale_range must be 0 < low <= high, got {self.scale_range}")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """How to train.
+
+    Attributes:
+        epochs: epochs to run in total (a resumed run continues up to this number).
+        batch_size: images per step (global, across replicas).
+        optimizer: "adam" or "sgd" (momentum 0.9).
+        learning_rate: initial rate of the poly schedule lr * (1 - step/total) ** poly_power.
+        weight_decay: decoupled weight decay (AdamW / SGDW), 0 disables it.
+        steps_per_epoch: None means one pass over the training split.
+        strategy: "default", "mirrored" or "multiworker" (tf.distribute).
+        seed: seed of shuffling and augmentation.
+        jit_compile: XLA; off by default (7-10x slower per step on this kind of CPU).
+    """
+
+    epochs: int = 12
+    batch_size: int = 16
+    optimizer: str = "adam"
+    learning_rate: float = 3e-3
+    poly_power: float = 0.9
+    weight_decay: float = 0.0
+    steps_per_epoch: Optional[int] = None
+    strategy: str = "default"
+    seed: int = 0
+    jit_compile: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self):
+        if isinstance(self.augment, dict):
+            object.__setattr__(self, "augment", AugmentConfig.from_dict(self.augment))
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        _check(self.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        _check(self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps_per_epoch must be >= 1")

@@ -1,0 +1,119 @@
+"""THE preprocessing: the one place that turns pixels into model input and back.
+
+Training (through `normalize`, on tf tensors), calibration, evaluation and every runtime
+(through `Segmenter`) call these functions; nothing else resizes or normalises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from .. import deps
+from ..metadata import ArtifactMetadata
+
+
+def normalize(pixels, mean: Sequence[float], std: Sequence[float]):
+    """(pixels - mean) / std for RGB pixel values in 0..255.
+
+    Works on numpy arrays and on TensorFlow tensors alike (only arithmetic), which is how
+    the tf.data pipeline shares it with the host-side preprocessing.
+    """
+    mean = np.asarray(mean, np.float32)
+    inv_std = np.float32(1.0) / np.asarray(std, np.float32)
+    return (pixels - mean) * inv_std
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an image sits inside the model input.
+
+    original: (height, width) of the image as given.
+    region: (top, left, height, width) of the resized image inside the model input; the
+        rest is letterbox padding.
+    input_size: (height, width) of the model input.
+    """
+
+    original: Tuple[int, int]
+    region: Tuple[int, int, int, int]
+    input_size: Tuple[int, int]
+
+
+def place(image_size: Tuple[int, int], input_size: Tuple[int, int], mode: str) -> Placement:
+    """Compute how an image of `image_size` maps into the model input."""
+    h, w = image_size
+    ih, iw = input_size
+    if mode == "stretch":
+        return Placement((h, w), (0, 0, ih, iw), (ih, iw))
+    scale = min(ih / h, iw / w)
+    rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
+    top, left = (ih - rh) // 2, (iw - rw) // 2
+    return Placement((h, w), (top, left, rh, rw), (ih, iw))
+
+
+def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """Resize (H, W[, C]) to size=(height, width): bilinear (area when shrinking) or nearest."""
+    cv2 = deps.cv2()
+    h, w = size
+    if array.shape[:2] == (h, w):
+        return array
+    if nearest:
+        mode = cv2.INTER_NEAREST
+    elif h < array.shape[0] and w < array.shape[1] and array.dtype == np.uint8:
+        mode = cv2.INTER_AREA
+    else:
+        mode = cv2.INTER_LINEAR
+    out = cv2.resize(array, (w, h), interpolation=mode)
+    if array.ndim == 3 and out.ndim == 2:  # cv2 drops a single channel axis
+        out = out[:, :, None]
+    return out
+
+
+def preprocess(rgb: np.ndarray, meta: ArtifactMetadata) -> Tuple[np.ndarray, Placement]:
+    """RGB uint8 (H, W, 3) -> float32 (h, w, 3) model input, normalised, and its Placement."""
+    placement = place(rgb.shape[:2], meta.input_size, meta.resize)
+    top, left, rh, rw = placement.region
+    resized = resize(rgb, (rh, rw))
+    if meta.channel_order == "BGR":
+        resized = resized[:, :, ::-1]
+    x = normalize(resized.astype(np.float32), meta.mean, meta.std)
+    if (rh, rw) != tuple(meta.input_size):
+        # Letterbox padding is the normalised value of black pixels.
+        canvas = np.empty((*meta.input_size, 3), np.float32)
+        canvas[...] = normalize(np.zeros(3, np.float32), meta.mean, meta.std)
+        canvas[top : top + rh, left : left + rw] = x
+        x = canvas
+    return x.astype(np.float32, copy=False), placement
+
+
+def preprocess_batch(images: Sequence[np.ndarray], meta: ArtifactMetadata):
+    """Several RGB images -> float32 (N, h, w, 3) and their Placements."""
+    pairs = [preprocess(image, meta) for image in images]
+    return np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
+
+
+def restore_scores(scores: np.ndarray, placement: Placement) -> np.ndarray:
+    """Model-output scores (h', w', C) -> (H, W, C) at the original image size.
+
+    The output may be at the input size or smaller (feature resolution); the letterbox
+    region is cut in output coordinates, then resized bilinearly to the original size.
+    """
+    return resize(_crop_region(scores, placement), placement.original)
+
+
+def restore_labels(labels: np.ndarray, placement: Placement) -> np.ndarray:
+    """A class map (h', w') -> (H, W) at the original size, nearest neighbour."""
+    return resize(_crop_region(labels, placement), placement.original, nearest=True)
+
+
+def _crop_region(array: np.ndarray, placement: Placement) -> np.ndarray:
+    top, left, rh, rw = placement.region
+    ih, iw = placement.input_size
+    if (top, left, rh, rw) == (0, 0, ih, iw):
+        return array
+    sy, sx = array.shape[0] / ih, array.shape[1] / iw
+    y0, x0 = int(round(top * sy)), int(round(left * sx))
+    y1, x1 = max(y0 + 1, int(round((top + rh) * sy))), max(x0 + 1, int(round((left + rw) * sx)))
+    return array[y0:y1, x0:x1]

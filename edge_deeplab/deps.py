@@ -1,0 +1,57 @@
+"""Lazy imports of the heavy, optional frameworks.
+
+Each helper imports its framework on first use and turns an ImportError into a
+MissingDependencyError naming the pip extra, so the edge install (no TensorFlow)
+never pays for what it does not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from types import ModuleType
+
+from .errors import MissingDependencyError
+
+
+def _import(module: str, package: str, extra: str, purpose: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(package, extra, purpose) from exc
+
+
+def tensorflow(purpose: str = "training and conversion") -> ModuleType:
+    # Keep TensorFlow's C++ start-up chatter (cuInit on CPU-only machines) out of the console.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return _import("tensorflow", "tensorflow", "train", purpose)
+
+
+def keras(purpose: str = "training and conversion") -> ModuleType:
+    tensorflow(purpose)
+    return _import("keras", "keras", "train", purpose)
+
+
+def cv2(purpose: str = "image and video I/O") -> ModuleType:
+    """OpenCV: pip's opencv-python, or the system build (JetPack's, with GStreamer)."""
+    return _import("cv2", "opencv-python", "demo", purpose)
+
+
+def onnxruntime(purpose: str = "running ONNX models") -> ModuleType:
+    return _import("onnxruntime", "onnxruntime", "onnx", purpose)
+
+
+def openvino(purpose: str = "running OpenVINO models") -> ModuleType:
+    return _import("openvino", "openvino", "openvino", purpose)
+
+
+def matplotlib(purpose: str = "report charts") -> ModuleType:
+    mpl = _import("matplotlib", "matplotlib", "report", purpose)
+    mpl.use("Agg")
+    return mpl
+
+
+def available(module: str) -> bool:
+    """True when `module` can be imported, without importing it."""
+    return importlib.util.find_spec(module) is not None

@@ -1,0 +1,157 @@
+"""ArtifactMetadata: what a runtime needs to configure itself, embedded in every artifact.
+
+TFLite carries it as an associated JSON file inside the flatbuffer, ONNX as
+`metadata_props`, OpenVINO as `rt_info`, a Keras run and a TensorRT engine as a JSON file
+beside the model. Published models without it get the same fields from a preset or flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from .errors import InvalidInputError
+
+METADATA_KEY = "edge_deeplab"  # key / associated-file stem under which artifacts carry it
+SCHEMA_VERSION = 1
+HEADS = ("logits", "argmax")  # logits out (argmax on the host) or a class map out
+RESOLUTIONS = ("full", "feature")  # output at input size, or at the feature map's size
+RESIZE_MODES = ("stretch", "letterbox")
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+Color = Tuple[int, int, int]
+
+
+def voc_palette(num_classes: int) -> Tuple[Color, ...]:
+    """The PASCAL VOC colour map (bit-interleaved), extended to any number of classes."""
+    colors = []
+    for index in range(num_classes):
+        r = g = b = 0
+        c = index
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        colors.append((r, g, b))
+    return tuple(colors)
+
+
+@dataclass(frozen=True)
+class ArtifactMetadata:
+    """Everything pre/post-processing needs to know about a model.
+
+    Attributes:
+        labels: class names, index order.
+        input_size: (height, width) of the model input.
+        mean, std: per-channel normalisation in pixel units, in the model's channel order:
+            the model sees (pixel - mean) / std.
+        channel_order: "RGB" or "BGR", what the model expects.
+        resize: "stretch" (plain resize) or "letterbox" (keep aspect, pad).
+        head: "logits" (N,H,W,C scores) or "argmax" (N,H,W class map).
+        output_resolution: "full" (input size) or "feature" (upsampled on the host).
+        palette: one RGB colour per class.
+        ignore_label: mask value excluded from metrics.
+        format, precision: how the artifact was made ("tflite", "int8", ...).
+        source: provenance (training run folder, git commit, dataset).
+        parity: the conversion's parity figures against the Keras reference.
+    """
+
+    labels: Tuple[str, ...]
+    input_size: Tuple[int, int]
+    mean: Tuple[float, float, float] = (127.5, 127.5, 127.5)
+    std: Tuple[float, float, float] = (127.5, 127.5, 127.5)
+    channel_order: str = "RGB"
+    resize: str = "stretch"
+    head: str = "logits"
+    output_resolution: str = "full"
+    palette: Tuple[Color, ...] = ()
+    ignore_label: int = 255
+    format: str = "keras"
+    precision: str = "fp32"
+    source: Dict[str, Any] = field(default_factory=dict)
+    parity: Dict[str, Any] = field(default_factory=dict)
+    version: int = SCHEMA_VERSION
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "labels", tuple(str(x) for x in self.labels))
+        set_(self, "input_size", tuple(int(x) for x in self.input_size))
+        set_(self, "mean", _triple(self.mean, "mean"))
+        set_(self, "std", _triple(self.std, "std"))
+        if not self.palette:
+            set_(self, "palette", voc_palette(len(self.labels)))
+        set_(self, "palette", tuple(tuple(int(v) for v in c) for c in self.palette))
+        _one_of(self.channel_order, CHANNEL_ORDERS, "channel_order")
+        _one_of(self.resize, RESIZE_MODES, "resize")
+        _one_of(self.head, HEADS, "head")
+        _one_of(self.output_resolution, RESOLUTIONS, "output_resolution")
+        if len(self.labels) < 1:
+            raise InvalidInputError("metadata needs at least one label")
+        if len(self.palette) < len(self.labels):
+            raise InvalidInputError(
+                f"palette has {len(self.palette)} colours for {len(self.labels)} labels"
+            )
+        if any(s == 0 for s in self.std):
+            raise InvalidInputError(f"std must not contain 0, got {self.std}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def replace(self, **changes) -> "ArtifactMetadata":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["palette"] = [list(c) for c in self.palette]
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ArtifactMetadata":
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except TypeError as exc:
+            raise InvalidInputError(f"metadata is incomplete: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArtifactMetadata":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"metadata is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidInputError("metadata JSON must be an object")
+        return cls.from_dict(data)
+
+
+def _triple(value: Sequence[float], what: str) -> Tuple[float, float, float]:
+    if isinstance(value, (int, float)):
+        value = (value, value, value)
+    values = tuple(float(v) for v in value)
+    if len(values) != 3:
+        raise InvalidInputError(f"{what} needs 1 or 3 values, got {len(values)}")
+    return values
+
+
+def _one_of(value: str, valid: Sequence[str], what: str) -> None:
+    if value not in valid:
+        raise InvalidInputError(f"{what} must be one of {', '.join(valid)}; got {value!r}")
+
+
+def read_labels_file(path: str) -> Tuple[str, ...]:
+    """One class name per line, index order; blank lines are ignored."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            labels = tuple(line.strip() for line in handle if line.strip())
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read labels file {path}: {exc.strerror}") from None
+    if not labels:
+        raise InvalidInputError(f"labels file {path} is empty")
+    return labels

@@ -1,0 +1,185 @@
+"""Segmenter: the one place that turns images into class maps, for every engine.
+
+It resizes (stretch or letterbox, as the metadata says), normalises, quantises the input
+when the model takes int8/uint8, runs the Runtime, dequantises the output, upsamples
+logits, and argmaxes. It handles the three output kinds published models have: logits at
+the input size, logits at the feature resolution, and an in-graph ArgMax class map.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from .data.preprocessing import Placement, preprocess_batch, restore_labels, restore_scores
+from .errors import InvalidInputError
+from .imageio import read_image, to_rgb
+from .metadata import ArtifactMetadata, read_labels_file
+from .presets import PRESETS
+
+ImageInput = Union[np.ndarray, str]
+
+
+@dataclass
+class SegmentationResult:
+    """One image's segmentation.
+
+    labels: uint8 (H, W) class index per pixel, at the image's own size.
+    probabilities: float32 (H, W, C) softmax scores, when asked for and the model has logits.
+    timings: stage name -> milliseconds for the batch this image was part of.
+    """
+
+    labels: np.ndarray
+    probabilities: Optional[np.ndarray] = None
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+class Segmenter:
+    """Image in, class map out, through any Runtime.
+
+    Args:
+        runtime: an opened Runtime.
+        metadata: overrides the artifact's own metadata.
+        preset: a preset name ("pascal-voc", "camvid") for models without metadata.
+        labels: a labels file path or a sequence of names (overrides the preset's).
+        mean, std: normalisation in pixel units (override the preset's).
+        size: (height, width) input size for models with a dynamic input.
+    """
+
+    def __init__(self, runtime, metadata: Optional[ArtifactMetadata] = None, *, preset: Optional[str] = None,
+                 labels=None, mean=None, std=None, size=None):
+        self.runtime = runtime
+        self.metadata = metadata or resolve_metadata(runtime, preset, labels, mean, std, size)
+        self._input = runtime.input_spec
+        self._output = runtime.output_spec
+
+    @property
+    def labels(self) -> tuple:
+        return self.metadata.labels
+
+    def predict(self, image: ImageInput, *, order: str = "RGB", probabilities: bool = False) -> SegmentationResult:
+        """Segment one image: an RGB/BGR uint8 array (say which with `order`) or a file path."""
+        return self.predict_batch([image], order=order, probabilities=probabilities)[0]
+
+    def predict_batch(self, images: Sequence[ImageInput], *, order: str = "RGB",
+                      probabilities: bool = False) -> List[SegmentationResult]:
+        """Segment several images (of any sizes) in one engine call when the model allows."""
+        if len(images) == 0:
+            raise InvalidInputError("no images to segment")
+        rgb = [self._as_rgb(image, order) for image in images]
+        t0 = time.perf_counter()
+        batch, placements = preprocess_batch(rgb, self.metadata)
+        batch = self.quantize_input(batch)
+        t1 = time.perf_counter()
+        raw = self.infer(batch)
+        t2 = time.perf_counter()
+        results = [self._postprocess(raw[i], placements[i], probabilities) for i in range(len(rgb))]
+        t3 = time.perf_counter()
+        timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        for result in results:
+            result.timings = dict(timings)
+        return results
+
+    def __call__(self, image: ImageInput, **kwargs) -> np.ndarray:
+        return self.predict(image, **kwargs).labels
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run the engine, one image at a time when its batch dimension is fixed to 1."""
+        if self._input.shape and self._input.shape[0] == 1 and batch.shape[0] > 1:
+            return np.concatenate([self.runtime.run(batch[i : i + 1]) for i in range(batch.shape[0])])
+        return self.runtime.run(batch)
+
+    def quantize_input(self, batch: np.ndarray) -> np.ndarray:
+        """Normalised float32 -> the dtype the model takes (quantised if int8/uint8)."""
+        spec = self._input
+        dtype = np.dtype(spec.dtype)
+        if spec.quantized:
+            info = np.iinfo(dtype)
+            q = np.round(batch / spec.scale + spec.zero_point)
+            return np.clip(q, info.min, info.max).astype(dtype)
+        return batch.astype(dtype, copy=False)
+
+    def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
+        """Raw output -> float32 scores (logits heads) or integer class map (argmax heads)."""
+        spec = self._output
+        if self.metadata.head == "argmax":
+            return raw.reshape(raw.shape[:2]) if raw.ndim == 3 and raw.shape[-1] == 1 else raw
+        if spec.quantized:
+            return (raw.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)
+        return raw.astype(np.float32, copy=False)
+
+    def _postprocess(self, raw: np.ndarray, placement: Placement, probabilities: bool) -> SegmentationResult:
+        out = self.dequantize_output(raw)
+        if self.metadata.head == "argmax":
+            labels = restore_labels(out.astype(np.uint8), placement)
+            return SegmentationResult(labels=labels)
+        scores = restore_scores(out, placement)
+        labels = np.argmax(scores, axis=-1).astype(np.uint8)
+        probs = softmax(scores) if probabilities else None
+        return SegmentationResult(labels=labels, probabilities=probs)
+
+    def _as_rgb(self, image: ImageInput, order: str) -> np.ndarray:
+        if isinstance(image, (str,)) or hasattr(image, "__fspath__"):
+            return read_image(image)
+        return to_rgb(image, order=order)
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def resolve_metadata(runtime, preset=None, labels=None, mean=None, std=None, size=None) -> ArtifactMetadata:
+    """The artifact's metadata, or one built from a preset / flags and the model's tensors.
+
+    Flags override the embedded metadata and the preset, field by field.
+    """
+    fields: dict = {}
+    embedded = runtime.metadata
+    if embedded is not None:
+        fields.update(embedded.to_dict())
+    if preset:
+        fields.update(PRESETS.get(preset))
+    if labels is not None:
+        fields["labels"] = read_labels_file(labels) if isinstance(labels, str) else tuple(labels)
+        if preset is None and embedded is None:
+            fields.pop("palette", None)
+    if mean is not None:
+        fields["mean"] = mean
+    if std is not None:
+        fields["std"] = std
+    fields.update(_tensor_derived(runtime, fields, size))
+    if "labels" not in fields:
+        raise InvalidInputError(
+            f"{runtime.path}: carries no edge-deeplab metadata; give --preset "
+            f"({', '.join(PRESETS.names())}) or --labels FILE with --mean/--std"
+        )
+    return ArtifactMetadata.from_dict(fields)
+
+
+def _tensor_derived(runtime, fields: dict, size) -> dict:
+    """Input size and head kind as the model's tensors show them."""
+    in_shape = runtime.input_spec.shape
+    if len(in_shape) != 4 or in_shape[-1] != 3:
+        raise InvalidInputError(
+            f"{runtime.path}: input {runtime.input_spec.name} has shape {in_shape}; "
+            "expected an image tensor (N, H, W, 3)"
+        )
+    derived: dict = {}
+    if size is not None:
+        derived["input_size"] = tuple(size)
+    elif in_shape[1] and in_shape[2]:
+        derived["input_size"] = (in_shape[1], in_shape[2])
+    elif "input_size" not in fields:
+        raise InvalidInputError(f"{runtime.path}: dynamic input size; give --size HxW")
+    if "head" not in fields or runtime.metadata is None:
+        out = runtime.output_spec
+        is_map = len(out.shape) == 3 or np.issubdtype(np.dtype(out.dtype), np.integer) and not out.quantized
+        derived["head"] = "argmax" if is_map else "logits"
+        ih = derived.get("input_size", fields.get("input_size"))[0]
+        derived["output_resolution"] = "full" if out.shape[1] in (None, ih) else "feature"
+    return derived

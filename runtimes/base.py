@@ -1,0 +1,108 @@
+"""The thin engine adapter: tensor in, tensor out.
+
+A Runtime knows how to load one kind of file and run raw tensors through it. It does no
+resizing, normalising or argmax: that is `Segmenter`'s job, for every engine alike.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Optional, Tuple
+
+import numpy as np
+
+from edge_deeplab.errors import ModelLoadError
+from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.registry import Registry
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output.
+
+    shape: NHWC for images; None where a dimension is dynamic (usually the batch).
+    dtype: numpy dtype the engine takes or returns (float32, float16, int8, uint8, int64...).
+    scale, zero_point: affine quantisation, real = scale * (q - zero_point); None if float.
+    """
+
+    name: str
+    shape: Tuple[Optional[int], ...]
+    dtype: np.dtype
+    scale: Optional[float] = None
+    zero_point: Optional[int] = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None and np.issubdtype(np.dtype(self.dtype), np.integer)
+
+
+class Runtime(ABC):
+    """Base class of every engine.
+
+    Subclasses declare `name` (the registry key and CLI value), `suffixes` (files it
+    opens; `load_runtime(backend="auto")` picks by them) and `extra` (the pip extra that
+    installs the engine), and implement `run`.
+
+    Args:
+        path: model file (or folder, for formats stored as folders).
+        threads: CPU threads for the engine; None leaves the engine's default.
+        device: engine-specific device name ("CPU", "GPU", "cuda", ...); None = default.
+    """
+
+    name: ClassVar[str]
+    suffixes: ClassVar[Tuple[str, ...]] = ()
+    extra: ClassVar[str]
+
+    def __init__(self, path, *, threads: Optional[int] = None, device: Optional[str] = None):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ModelLoadError(f"{self.path}: no such model file")
+        self.threads = threads
+        self.device = device
+
+    @property
+    @abstractmethod
+    def input_spec(self) -> TensorSpec:
+        """The image input tensor."""
+
+    @property
+    @abstractmethod
+    def output_spec(self) -> TensorSpec:
+        """The segmentation output tensor (logits or class map)."""
+
+    @property
+    def metadata(self) -> Optional[ArtifactMetadata]:
+        """The metadata embedded in the artifact, or None for a foreign model."""
+        return None
+
+    @abstractmethod
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Run one batch: NHWC array of input_spec.dtype in, the raw output array out."""
+
+    @property
+    def device_name(self) -> str:
+        """Where it runs, for reports ("CPU", "GPU:0", ...)."""
+        return self.device or "CPU"
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether the engine can be imported on this machine."""
+        return True
+
+    def close(self) -> None:
+        """Release the engine (idempotent)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+
+RUNTIMES: Registry[type] = Registry("runtime")
