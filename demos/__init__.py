@@ -1,1 +1,5 @@
-"""Camera demos: sources, the capture/infer/render pipeline, rendering."""
+"""Camera demos: URI sources, the capture -> inference -> render pipeline, views and stats.
+
+Run them as `edge-deeplab demo MODEL --source SRC`, `python -m edge_deeplab.demos.webcam`
+or, on a Jetson, `python -m edge_deeplab.demos.jetson` (docs/jetson.md).
+"""

@@ -14,13 +14,21 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .data.preprocessing import Placement, preprocess_batch, restore_labels, restore_scores
+from .data.preprocessing import (
+    Placement,
+    preprocess_batch,
+    region_scores,
+    restore_labels,
+    restore_scores,
+    upsample_labels,
+)
 from .errors import InvalidInputError
 from .imageio import read_image, to_rgb
 from .metadata import ArtifactMetadata, read_labels_file
 from .presets import PRESETS
 
 ImageInput = Union[np.ndarray, str]
+UPSAMPLE_MODES = ("scores", "labels")
 
 
 @dataclass
@@ -28,7 +36,8 @@ class SegmentationResult:
     """One image's segmentation.
 
     labels: uint8 (H, W) class index per pixel, at the image's own size.
-    probabilities: float32 (H, W, C) softmax scores, when asked for and the model has logits.
+    probabilities: float32 softmax scores, when asked for and the model has logits: (H, W, C)
+        at the image size, or at the model's resolution with upsample="labels".
     timings: stage name -> milliseconds for the batch this image was part of.
     """
 
@@ -47,10 +56,16 @@ class Segmenter:
         labels: a labels file path or a sequence of names (overrides the preset's).
         mean, std: normalisation in pixel units (override the preset's).
         size: (height, width) input size for models with a dynamic input.
+        upsample: "scores" (exact: logits upsampled bilinearly to the image size, then argmax)
+            or "labels" (fast, for real time: argmax at the model's resolution, the class map
+            upsampled nearest; probabilities then stay at the model's resolution).
     """
 
     def __init__(self, runtime, metadata: Optional[ArtifactMetadata] = None, *, preset: Optional[str] = None,
-                 labels=None, mean=None, std=None, size=None):
+                 labels=None, mean=None, std=None, size=None, upsample: str = "scores"):
+        if upsample not in UPSAMPLE_MODES:
+            raise InvalidInputError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}; got {upsample!r}")
+        self.upsample = upsample
         self.runtime = runtime
         self.metadata = metadata or resolve_metadata(runtime, preset, labels, mean, std, size)
         self._input = runtime.input_spec
@@ -116,8 +131,12 @@ class Segmenter:
         if self.metadata.head == "argmax":
             labels = restore_labels(out.astype(np.uint8), placement)
             return SegmentationResult(labels=labels)
-        scores = restore_scores(out, placement)
-        labels = np.argmax(scores, axis=-1).astype(np.uint8)
+        if self.upsample == "labels":
+            scores = region_scores(out, placement)
+            labels = upsample_labels(np.argmax(scores, axis=-1).astype(np.uint8), placement)
+        else:
+            scores = restore_scores(out, placement)
+            labels = np.argmax(scores, axis=-1).astype(np.uint8)
         probs = softmax(scores) if probabilities else None
         return SegmentationResult(labels=labels, probabilities=probs)
 

@@ -54,8 +54,11 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="engine device (CPU, GPU, NPU, AUTO, cuda, ...)")
 
 
-def open_segmenter(args: argparse.Namespace, model: Optional[str] = None):
-    """Open MODEL (a run folder or an artifact) with the runtime flags as a Segmenter."""
+def open_segmenter(args: argparse.Namespace, model: Optional[str] = None, **segmenter_options):
+    """Open MODEL (a run folder or an artifact) with the runtime flags as a Segmenter.
+
+    `segmenter_options` go to Segmenter (e.g. upsample="labels" for real-time use).
+    """
     from edge_deeplab.runtimes import load_runtime
     from edge_deeplab.segmenter import Segmenter
 
@@ -71,6 +74,7 @@ def open_segmenter(args: argparse.Namespace, model: Optional[str] = None):
             mean=getattr(args, "mean", None),
             std=getattr(args, "std", None),
             size=getattr(args, "size", None),
+            **segmenter_options,
         )
     except Exception:
         runtime.close()

@@ -103,6 +103,21 @@ def restore_scores(scores: np.ndarray, placement: Placement) -> np.ndarray:
     return resize(_crop_region(scores, placement), placement.original)
 
 
+def region_scores(scores: np.ndarray, placement: Placement) -> np.ndarray:
+    """Model-output scores (h', w', C) -> (rh, rw, C) at the size the image had in the model.
+
+    The cheap path for real-time use: upsampling C channels to the model's own resolution
+    instead of the (often much larger) original image size.
+    """
+    _, _, rh, rw = placement.region
+    return resize(_crop_region(scores, placement), (rh, rw))
+
+
+def upsample_labels(labels: np.ndarray, placement: Placement) -> np.ndarray:
+    """A class map at the model's resolution (rh, rw) -> (H, W) at the original size."""
+    return resize(labels, placement.original, nearest=True)
+
+
 def restore_labels(labels: np.ndarray, placement: Placement) -> np.ndarray:
     """A class map (h', w') -> (H, W) at the original size, nearest neighbour."""
     return resize(_crop_region(labels, placement), placement.original, nearest=True)

@@ -1,0 +1,245 @@
+"""The demo pipeline: capture thread -> inference thread -> render on the main thread.
+
+Each stage runs while the others do: the camera is read while the model runs on the
+previous frame, and the previous result is drawn while the model runs on the next. With
+a live source every hand-over keeps only the newest item, so a slow stage makes the
+pipeline skip frames rather than fall behind (latency stays near one inference); with a
+file every frame goes through, in order.
+
+`run_pipeline` returns the run's statistics (keys listed in its docstring).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+import numpy as np
+
+from edge_deeplab.data.preprocessing import resize
+from edge_deeplab.errors import EdgeDeeplabError, SourceError
+
+from .capture import END, CaptureThread, Frame, Mailbox
+from .outputs import VideoRecorder, Window, save_snapshot
+from .render import Renderer, draw_hud
+from .smoothing import FlickerMeter, ProbabilitySmoother
+from .sources import Source
+from .stats import Tally, build_stats, record
+
+
+@dataclass
+class DemoOptions:
+    """How to run the demo (the CLI flags, past parsing)."""
+
+    view: str = "overlay"
+    alpha: float = 0.5
+    target: Optional[str] = None
+    background: Optional[np.ndarray] = None  # BGR uint8, for the "replace" view
+    smooth: Optional[float] = None  # EMA weight of the newest frame; None: off
+    show: bool = False
+    max_frames: int = 0
+    output: Optional[str] = None
+    realtime: bool = False
+    reconnect_timeout: float = 10.0
+    hud: bool = True
+    legend: bool = True
+    snapshot_dir: str = "."
+
+
+@dataclass
+class Result:
+    """One frame's segmentation, on its way to the renderer."""
+
+    frame: Frame
+    labels: np.ndarray
+    timings: Dict[str, float]
+
+
+class InferenceThread(threading.Thread):
+    """Segments frames from `frames` into `results`, smoothing and measuring flicker."""
+
+    def __init__(
+        self,
+        segmenter,
+        frames: Mailbox,
+        *,
+        drop: bool,
+        smooth: Optional[float],
+        log: Callable[[str], None] = print,
+    ):
+        super().__init__(name="inference", daemon=True)
+        self.segmenter = segmenter
+        self.frames = frames
+        self.results = Mailbox("latest" if drop else "queue", capacity=2)
+        self.smoother = ProbabilitySmoother(smooth) if smooth else None
+        self.flicker = FlickerMeter()
+        self.resolution_changes = 0
+        self.log = log
+        self.error: Optional[BaseException] = None
+        self._shape = None
+
+    def stop(self) -> None:
+        self.results.discard()
+
+    def run(self) -> None:
+        try:
+            while True:
+                frame = self.frames.get()
+                if frame is END or not self.results.put(self._segment(frame)):
+                    break
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread, which reports it
+            self.error = exc
+        finally:
+            self.frames.discard()  # unblock the capture thread if we stopped early
+            self.results.close()
+
+    def _segment(self, frame: Frame) -> Result:
+        image = frame.image
+        if self._shape is not None and image.shape != self._shape:
+            self.resolution_changes += 1
+            self.log(f"resolution changed to {image.shape[1]}x{image.shape[0]}")
+        self._shape = image.shape
+        result = self.segmenter.predict(image, order="BGR", probabilities=self.smoother is not None)
+        timings = dict(result.timings)
+        labels = result.labels
+        if self.smoother is not None and result.probabilities is not None:
+            t0 = time.perf_counter()
+            self.smoother.update(result.probabilities, image)  # resets itself on size change / cut
+            labels = self.smoother.labels()
+            if labels.shape != image.shape[:2]:  # probabilities live at the model's resolution
+                labels = resize(labels, image.shape[:2], nearest=True)
+            timings["postprocess"] = (
+                timings.get("postprocess", 0.0) + (time.perf_counter() - t0) * 1e3
+            )
+        self.flicker.update(labels)
+        return Result(frame, labels, timings)
+
+
+def run_pipeline(
+    segmenter, source: Source, options: DemoOptions, log: Callable[[str], None] = print
+) -> dict:
+    """Run the demo on an opened `source` until it ends, `max_frames`, or the user quits.
+
+    Returns:
+        stats: frames, fps, model_fps, latency_ms (capture-to-display p50 and p90),
+        stages (name -> {p50, p90} ms: capture is the time inside the source's read, which
+        for a live camera includes waiting for its next frame; preprocess/infer/postprocess
+        come from the Segmenter, smoothing counted in postprocess; render is drawing the
+        view, legend and HUD), flicker, dropped, class_pixels (name -> share),
+        end (why it stopped), plus source, view, smoothing, reconnects, power.
+    """
+    meta = segmenter.metadata
+    renderer = Renderer(
+        meta.labels,
+        meta.palette,
+        view=options.view,
+        alpha=options.alpha,
+        target=options.target,
+        background=options.background,
+        show_legend=options.legend,
+    )
+    window = Window() if options.show else None
+    recorder = VideoRecorder(options.output, source.fps) if options.output else None
+    capture = CaptureThread(
+        source,
+        realtime=options.realtime,
+        reconnect_timeout=options.reconnect_timeout,
+        max_frames=0 if source.live else options.max_frames,
+        log=log,
+    )
+    worker = InferenceThread(
+        segmenter, capture.frames, drop=capture.drop, smooth=options.smooth, log=log
+    )
+    tally = Tally()
+    quit_key = False
+    try:
+        capture.start()
+        worker.start()
+        quit_key = _main_loop(worker, renderer, window, recorder, options, tally, log)
+    except BaseException:
+        if recorder is not None:
+            recorder.abort()
+        raise
+    finally:
+        capture.stop()
+        worker.stop()
+        capture.join(timeout=5.0)
+        worker.join(timeout=30.0)
+        if window is not None:
+            window.close()
+    _raise_thread_errors(capture, worker)
+    written = recorder.finish() if recorder is not None else None
+    end = "quit" if quit_key else _end_reason(capture, tally, options)
+    if end == "source lost":
+        log(f"{source.uri}: camera lost; stopped after {len(tally.shown)} frames")
+    return build_stats(segmenter, source, options, capture, worker, tally, end, written)
+
+
+def _main_loop(worker, renderer, window, recorder, options, tally, log) -> bool:
+    """Render results until the stream ends; True when the user quit with q/Esc."""
+    fps = None
+    paused = None
+    while True:
+        if paused is not None:
+            key = window.show(paused, 30)
+            if key == ord(" "):
+                paused = None
+            elif key in (ord("q"), 27):
+                return True
+            continue
+        item = worker.results.get(timeout=0.1)
+        if item is None:
+            continue
+        if item is END:
+            return False
+        t0 = time.perf_counter()
+        picture = renderer.render(item.frame.image, item.labels)
+        stages = dict(item.timings, capture=item.frame.capture_ms)
+        if options.hud:
+            draw_hud(picture, fps, stages, f"{renderer.view}  alpha {renderer.alpha:.2f}")
+        stages["render"] = (time.perf_counter() - t0) * 1e3
+        if recorder is not None:
+            recorder.write(picture)
+        key = window.show(picture) if window is not None else -1
+        now = time.perf_counter()
+        fps = record(tally, item, stages, now, fps)
+        if key in (ord("q"), 27):
+            return True
+        paused = _handle_key(key, picture, renderer, options, tally, log)
+        if options.max_frames and len(tally.shown) >= options.max_frames:
+            return False
+
+
+def _handle_key(key: int, picture, renderer: Renderer, options: DemoOptions, tally: Tally, log):
+    """Apply a key press; returns the picture to hold when paused, else None."""
+    if key == ord("v"):
+        log(f"view: {renderer.next_view()}")
+    elif key in (ord("+"), ord("=")):
+        renderer.change_alpha(+0.1)
+    elif key == ord("-"):
+        renderer.change_alpha(-0.1)
+    elif key == ord("s"):
+        tally.snapshots += 1
+        log(f"snapshot: {save_snapshot(options.snapshot_dir, picture, tally.snapshots)}")
+    elif key == ord(" "):
+        return picture
+    return None
+
+
+def _raise_thread_errors(capture: CaptureThread, worker: InferenceThread) -> None:
+    if worker.error is not None:
+        raise worker.error
+    if capture.error is not None:
+        if isinstance(capture.error, EdgeDeeplabError):
+            raise capture.error
+        raise SourceError(
+            f"{capture.source.uri}: capture failed: {capture.error}"
+        ) from capture.error
+
+
+def _end_reason(capture: CaptureThread, tally: Tally, options: DemoOptions) -> str:
+    if options.max_frames and len(tally.shown) >= options.max_frames:
+        return "max frames"
+    return capture.end_reason or "stopped"

@@ -1,0 +1,307 @@
+"""Frame sources named by URI, in the style of jetson-inference's `videoSource`.
+
+    0, 1, ...                 a webcam by index (V4L2 on Linux)
+    v4l2:///dev/video0        a V4L2 device node
+    clip.mp4, file:///x.mp4   a video file (clip.mp4?start=250 skips 250 frames)
+    frames/, photo.jpg        a folder of images, read in name order (or one image)
+    rtsp://host/stream        a network stream (GStreamer when OpenCV has it, else FFmpeg)
+    csi://0                   a Jetson CSI camera (nvarguscamerasrc; needs OpenCV with GStreamer)
+    synthetic                 generated moving scenes, so the demo runs anywhere
+
+Options go in a query string: `csi://0?width=1920&height=1080&fps=30&flip=2`,
+`rtsp://cam/stream?latency=100`, `synthetic?size=240x320&fps=30&classes=4&seed=0`.
+
+Every source yields BGR uint8 (H, W, 3) frames (OpenCV's order). `live` sources (cameras,
+streams, the synthetic camera) produce frames on their own clock, so stale ones may be
+dropped; files and folders are read frame by frame and never dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+from edge_deeplab import deps
+from edge_deeplab.errors import SourceError
+from edge_deeplab.imageio import IMAGE_SUFFIXES, list_images, read_image
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".gif")
+
+
+def gstreamer_available(cv2=None) -> bool:
+    """Whether this OpenCV build can open GStreamer pipelines (pip wheels cannot)."""
+    cv2 = cv2 or deps.cv2()
+    match = re.search(r"^\s*GStreamer:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    return bool(match) and match.group(1).upper() != "NO"
+
+
+def csi_pipeline(
+    sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30, flip: int = 0
+) -> str:
+    """GStreamer pipeline for a Jetson CSI camera; appsink keeps only the newest buffer."""
+    return (
+        f"nvarguscamerasrc sensor-id={sensor_id} ! "
+        f"video/x-raw(memory:NVMM),width={width},height={height},framerate={fps}/1 ! "
+        f"nvvidconv flip-method={flip} ! video/x-raw,format=BGRx ! "
+        "videoconvert ! video/x-raw,format=BGR ! appsink drop=true max-buffers=1"
+    )
+
+
+def rtsp_pipeline(url: str, latency: int = 200) -> str:
+    """GStreamer pipeline for an RTSP stream (decodebin picks H.264/H.265 and HW decoders)."""
+    return (
+        f"rtspsrc location={url} latency={latency} ! decodebin ! videoconvert ! "
+        "video/x-raw,format=BGR ! appsink drop=true max-buffers=1"
+    )
+
+
+class Source:
+    """A frame source. `read()` -> BGR uint8 (H, W, 3), or None when none came.
+
+    Attributes:
+        uri: what the user gave.
+        live: frames arrive on the source's own clock (drop stale ones) rather than on demand.
+        fps: nominal frame rate, or None when unknown.
+    """
+
+    live = False
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.fps: Optional[float] = None
+
+    def open(self) -> Source:
+        """Open (or reopen) the device/file; raises SourceError if it cannot be opened."""
+        return self
+
+    def read(self) -> Optional[np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device (idempotent)."""
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+
+@contextlib.contextmanager
+def _quiet_opencv(cv2):
+    """OpenCV logs WARN/ERROR lines for a camera that is not there; we raise our own error."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
+
+
+class OpenCVSource(Source):
+    """Anything cv2.VideoCapture opens: a camera index, a device node, a file, a stream.
+
+    Args:
+        uri: the user's URI (for messages).
+        target: what VideoCapture is given (index, path, URL or GStreamer pipeline).
+        backend: cv2.CAP_* constant name ("CAP_V4L2", "CAP_GSTREAMER", "CAP_FFMPEG") or None.
+        live: camera/stream (True) or file (False).
+        start: frames of a file to skip.
+    """
+
+    def __init__(
+        self, uri: str, target, backend: Optional[str] = None, live: bool = True, start: int = 0
+    ):
+        super().__init__(uri)
+        self.target = target
+        self.start = start
+        self.backend = backend
+        self.live = live
+        self._cap = None
+
+    def open(self) -> OpenCVSource:
+        cv2 = deps.cv2("reading cameras and videos")
+        if self.backend == "CAP_GSTREAMER" and not gstreamer_available(cv2):
+            raise SourceError(
+                f"{self.uri}: needs OpenCV built with GStreamer, and this OpenCV "
+                f"({cv2.__version__}) has none (pip wheels lack it; "
+                "on a Jetson use JetPack's OpenCV)"
+            )
+        self.close()
+        api = getattr(cv2, self.backend) if self.backend else cv2.CAP_ANY
+        with _quiet_opencv(cv2):
+            cap = cv2.VideoCapture(self.target, api)
+        if not cap.isOpened():
+            cap.release()
+            what = "camera" if self.live else "video"
+            raise SourceError(
+                f"{self.uri}: cannot open {what} (not connected, busy, or not a {what})"
+            )
+        if self.live:
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # keep the driver from queueing stale frames
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 0 < fps < 1000 else None
+        if self.start and not self.live:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, self.start)
+        self._cap = cap
+        return self
+
+    def read(self) -> Optional[np.ndarray]:
+        if self._cap is None:
+            return None
+        ok, frame = self._cap.read()
+        return frame if ok and frame is not None and frame.size else None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class FolderSource(Source):
+    """Images in a folder, in name order, as a finite non-live source."""
+
+    def __init__(self, uri: str, folder: Path, fps: Optional[float] = None, start: int = 0):
+        super().__init__(uri)
+        self.folder = folder  # a folder, or a single image file (a one-frame stream)
+        self.start = start
+        self.fps = fps
+        self._files: list = []
+        self._next = 0
+
+    def open(self) -> FolderSource:
+        self._files = [self.folder] if self.folder.is_file() else list_images(self.folder)
+        if not self._files:
+            raise SourceError(f"{self.uri}: folder has no images")
+        self._next = self.start
+        return self
+
+    def read(self) -> Optional[np.ndarray]:
+        if self._next >= len(self._files):
+            return None
+        path = self._files[self._next]
+        self._next += 1
+        return np.ascontiguousarray(read_image(path)[:, :, ::-1])
+
+
+def _query(text: str) -> Dict[str, str]:
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def _int(options: Dict[str, str], key: str, default: int, uri: str) -> int:
+    try:
+        return int(options.get(key, default))
+    except ValueError:
+        raise SourceError(f"{uri}: option {key}={options[key]!r} is not a whole number") from None
+
+
+def _size(text: str, uri: str) -> Tuple[int, int]:
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise SourceError(f"{uri}: size must be HxW, got {text!r}") from None
+    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+
+def parse_source(uri) -> Source:
+    """Turn a URI (see the module docstring) into an unopened Source.
+
+    Raises SourceError for a path that does not exist or a scheme we do not know.
+    """
+    text = str(uri).strip()
+    if text.isdigit():
+        return OpenCVSource(text, int(text), "CAP_V4L2" if _linux() else None, live=True)
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    options = _query(parts.query)
+    if scheme == "synthetic" or text.split("?")[0] == "synthetic":
+        from .synthetic_source import SyntheticSource
+
+        return SyntheticSource(
+            text,
+            size=_size(options.get("size", "240x320"), text),
+            fps=float(options.get("fps", 30)),
+            classes=_int(options, "classes", 4, text),
+            seed=_int(options, "seed", 0, text),
+            frames=_int(options, "frames", 0, text),
+        )
+    if scheme == "csi":
+        sensor = parts.netloc or parts.path.strip("/") or "0"
+        if not sensor.isdigit():
+            raise SourceError(f"{text}: expected csi://SENSOR_ID, e.g. csi://0")
+        pipeline = csi_pipeline(
+            int(sensor),
+            _int(options, "width", 1280, text),
+            _int(options, "height", 720, text),
+            _int(options, "fps", 30, text),
+            _int(options, "flip", 0, text),
+        )
+        return OpenCVSource(text, pipeline, "CAP_GSTREAMER", live=True)
+    if scheme in ("rtsp", "rtsps"):
+        rest = urlencode({k: v for k, v in options.items() if k != "latency"})
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
+        cv2 = deps.cv2("reading network streams")
+        if gstreamer_available(cv2):
+            return OpenCVSource(
+                text,
+                rtsp_pipeline(url, _int(options, "latency", 200, text)),
+                "CAP_GSTREAMER",
+                live=True,
+            )
+        return OpenCVSource(text, url, "CAP_FFMPEG", live=True)
+    if scheme == "v4l2":
+        device = parts.path or parts.netloc
+        if not Path(device).exists():
+            raise SourceError(f"{text}: no such camera device {device}")
+        return OpenCVSource(text, device, "CAP_V4L2", live=True)
+    if scheme in ("http", "https"):
+        return OpenCVSource(text, text, "CAP_FFMPEG", live=True)
+    if scheme == "file":
+        return _path_source(text, Path(parts.path), _int(options, "start", 0, text))
+    if scheme and len(scheme) > 1:
+        raise SourceError(
+            f"{text}: unknown source; expected a camera index, v4l2://, csi://, rtsp://, "
+            "a video file, an image folder or synthetic"
+        )
+    path, start = Path(text).expanduser(), 0
+    if not path.exists() and "?" in text:  # clip.mp4?start=250
+        base, query = text.split("?", 1)
+        path, start = Path(base).expanduser(), _int(_query(query), "start", 0, text)
+    return _path_source(text, path, start)
+
+
+def _path_source(uri: str, path: Path, start: int = 0) -> Source:
+    """A video file or an image folder; `start` skips that many frames."""
+    if start < 0:
+        raise SourceError(f"{uri}: start must be >= 0, got {start}")
+    if path.is_dir():
+        return FolderSource(uri, path, start=start)
+    if not path.exists():
+        raise SourceError(f"{uri}: no such file or folder")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return FolderSource(uri, path, start=start)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise SourceError(
+            f"{uri}: not a video file (expected a video {', '.join(VIDEO_SUFFIXES)} or an image)"
+        )
+    return OpenCVSource(uri, str(path), "CAP_FFMPEG", live=False, start=start)
+
+
+def _linux() -> bool:
+    import sys
+
+    return sys.platform.startswith("linux")

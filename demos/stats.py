@@ -1,0 +1,95 @@
+"""What a demo run measured: per-frame tallies on the main thread, and the stats dict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from edge_deeplab.bench.harness import percentile
+
+from .render import STAGES
+
+
+def percentiles(values: List[float]) -> Dict[str, Optional[float]]:
+    """{"p50", "p90"} in the values' unit (None for none), as the bench harness computes them."""
+    if not values:
+        return {"p50": None, "p90": None}
+    return {"p50": round(percentile(values, 50), 3), "p90": round(percentile(values, 90), 3)}
+
+
+@dataclass
+class Tally:
+    """What the main thread records per displayed frame."""
+
+    stages: Dict[str, List[float]] = field(default_factory=lambda: {name: [] for name in STAGES})
+    latency: List[float] = field(default_factory=list)
+    shown: List[float] = field(default_factory=list)
+    class_counts: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
+    snapshots: int = 0
+
+
+def record(tally: Tally, item, stages: Dict[str, float], now: float, fps):
+    for name in STAGES:
+        if name in stages:
+            tally.stages[name].append(stages[name])
+    tally.latency.append((now - item.frame.captured) * 1e3)
+    if tally.shown:
+        instant = 1.0 / max(1e-6, now - tally.shown[-1])
+        fps = instant if fps is None else 0.9 * fps + 0.1 * instant  # steady HUD number
+    tally.shown.append(now)
+    tally.class_counts += np.bincount(item.labels.ravel(), minlength=256)[:256]
+    return fps
+
+
+def build_stats(segmenter, source, options, capture, worker, tally, end, written) -> dict:
+    from .jetson import power_state  # Jetson power mode and clocks, None elsewhere
+
+    frames = len(tally.shown)
+    span = tally.shown[-1] - tally.shown[0] if frames > 1 else 0.0
+    model_ms = [
+        a + b + c
+        for a, b, c in zip(
+            tally.stages["preprocess"], tally.stages["infer"], tally.stages["postprocess"]
+        )
+    ]
+    model_p50 = percentiles(model_ms)["p50"]
+    total = int(tally.class_counts.sum())
+    names = segmenter.metadata.labels
+    shares = (
+        {
+            names[i] if i < len(names) else str(i): round(int(n) / total, 6)
+            for i, n in enumerate(tally.class_counts)
+            if n
+        }
+        if total
+        else {}
+    )
+    return {
+        "source": source.uri,
+        "live": source.live,
+        "runtime": getattr(segmenter.runtime, "name", type(segmenter.runtime).__name__),
+        "model": str(getattr(segmenter.runtime, "path", "")),
+        "view": options.view,
+        "smoothing": options.smooth,
+        "frames": frames,
+        "fps": round((frames - 1) / span, 3) if span > 0 else None,
+        "model_fps": round(1000.0 / model_p50, 3) if model_p50 else None,
+        "infer_fps": round(1000.0 / percentiles(tally.stages["infer"])["p50"], 3)
+        if frames
+        else None,
+        "latency_ms": percentiles(tally.latency),
+        "stages": {name: percentiles(values) for name, values in tally.stages.items()},
+        "flicker": None if worker.flicker.value is None else round(worker.flicker.value, 6),
+        "dropped": capture.dropped + worker.results.dropped,
+        "dropped_capture": capture.dropped,
+        "dropped_render": worker.results.dropped,
+        "class_pixels": shares,
+        "reconnects": capture.reconnects,
+        "resolution_changes": worker.resolution_changes,
+        "smoothing_resets": worker.smoother.resets if worker.smoother else 0,
+        "output": str(written) if written else None,
+        "end": end,
+        "power": power_state(),
+    }
