@@ -1,0 +1,117 @@
+"""Which variants are worth shipping: the accuracy-vs-latency Pareto front and best picks.
+
+Rows are the report's plain dicts (see `report.ReportRow.to_dict`). Only rows with status
+"ok" and both numbers measured take part: a variant that failed parity is never a pick.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+ACCURACY = "miou"
+LATENCY = "latency_p50_ms"
+DEFAULT_BUDGET = 1.0  # mIoU points a "best under budget" pick may lose, when no gate is set
+
+
+def candidates(rows: Sequence[dict], x: str = LATENCY, y: str = ACCURACY) -> List[int]:
+    """Indices of the rows that may be picked: status ok, x and y measured."""
+    return [
+        i
+        for i, row in enumerate(rows)
+        if row.get("status") == "ok" and row.get(x) is not None and row.get(y) is not None
+    ]
+
+
+def pareto_front(rows: Sequence[dict], x: str = LATENCY, y: str = ACCURACY) -> List[int]:
+    """Indices of the rows no other row beats: lower-or-equal `x` and higher-or-equal `y`,
+    strictly better in one. Sorted by `x` (fastest first).
+
+    Rows with identical (x, y) are all kept: neither dominates the other.
+    """
+    pool = candidates(rows, x, y)
+    front = []
+    for i in pool:
+        xi, yi = rows[i][x], rows[i][y]
+        dominated = any(
+            rows[j][x] <= xi and rows[j][y] >= yi and (rows[j][x] < xi or rows[j][y] > yi)
+            for j in pool
+            if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: (rows[i][x], -rows[i][y]))
+
+
+def best_choices(
+    rows: Sequence[dict], max_drop: Optional[float] = None
+) -> Dict[str, Optional[int]]:
+    """The picks a reader looks for, as row indices (None when nothing qualifies).
+
+    most_accurate: highest mIoU. fastest: lowest end-to-end p50. smallest: fewest MB.
+    best_under_budget: fastest row whose mIoU drop vs the float reference is within
+    `max_drop` points (DEFAULT_BUDGET when None).
+    """
+    pool = candidates(rows)
+    budget = DEFAULT_BUDGET if max_drop is None else float(max_drop)
+    sized = [i for i in pool if rows[i].get("size_mb") is not None]
+    within = [
+        i
+        for i in pool
+        if rows[i].get("delta_miou") is not None and rows[i]["delta_miou"] >= -budget
+    ]
+    return {
+        "most_accurate": max(
+            pool, key=lambda i: (rows[i][ACCURACY], -rows[i][LATENCY]), default=None
+        ),
+        "fastest": min(pool, key=lambda i: (rows[i][LATENCY], -rows[i][ACCURACY]), default=None),
+        "smallest": min(sized, key=lambda i: (rows[i]["size_mb"], rows[i][LATENCY]), default=None),
+        "best_under_budget": min(
+            within, key=lambda i: (rows[i][LATENCY], -rows[i][ACCURACY]), default=None
+        ),
+    }
+
+
+def marks(rows: Sequence[dict], max_drop: Optional[float] = None) -> Dict[int, List[str]]:
+    """Row index -> the short tags a table shows beside it (e.g. ["pareto", "fastest"])."""
+    tags: Dict[int, List[str]] = {i: [] for i in range(len(rows))}
+    for name, index in best_choices(rows, max_drop).items():
+        if index is not None:
+            tags[index].append(name.replace("_", " "))
+    for index in pareto_front(rows):
+        tags[index].insert(0, "pareto")
+    return tags
+
+
+def breaches(rows: Sequence[dict], max_drop: float) -> List[int]:
+    """Indices of rows whose measured mIoU drops more than `max_drop` points below float."""
+    return [
+        i
+        for i, row in enumerate(rows)
+        if row.get("delta_miou") is not None and row["delta_miou"] < -float(max_drop)
+    ]
+
+
+def gate(rows: Sequence[dict], max_drop: Optional[float]) -> Optional[dict]:
+    """The --max-miou-drop verdict: which rows lost more than `max_drop` points, or None."""
+    if max_drop is None:
+        return None
+    bad = [rows[i] for i in breaches(rows, max_drop)]
+    names = [f"{r['format']}:{r['precision']}@{r['runtime']} ({r['delta_miou']:+.2f})" for r in bad]
+    unmeasured = [
+        f"{r['format']}:{r['precision']}@{r['runtime']}"
+        for r in rows
+        if r.get("delta_miou") is None
+    ]
+    message = (
+        f"FAILED: {len(bad)} variant(s) lost more than {max_drop:g} mIoU points: {', '.join(names)}"
+        if bad
+        else f"passed: no measured variant lost more than {max_drop:g} mIoU points"
+    )
+    if unmeasured:
+        message += f" (not measured: {', '.join(unmeasured)})"
+    return {
+        "max_miou_drop": float(max_drop),
+        "passed": not bad,
+        "breached": names,
+        "message": message,
+    }

@@ -1,0 +1,205 @@
+"""report.json -> report.md: the table a person reads, with the best choices marked.
+
+Everything here takes the report as the plain dict written to report.json, so a report can
+be re-rendered from its JSON alone.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence
+
+from .pareto import DEFAULT_BUDGET, best_choices, marks
+
+# (header, row -> cell text); None values render as "–".
+Column = tuple
+
+
+def fmt(value, spec: str = ".1f", scale: float = 1.0, signed: bool = False) -> str:
+    """A number for a table cell, or an en dash when it was not measured."""
+    if value is None:
+        return "–"
+    return format(value * scale, ("+" if signed else "") + spec)
+
+
+def variant_name(row: dict) -> str:
+    return f"{row['format']} {row['precision']}"
+
+
+COLUMNS: Sequence[Column] = (
+    ("variant", variant_name),
+    ("runtime", lambda r: r.get("runtime") or "–"),
+    ("status", lambda r: r.get("status") or "–"),
+    ("size MB", lambda r: fmt(r.get("size_mb"), ".2f")),
+    ("mIoU %", lambda r: fmt(r.get("miou"), ".2f", 100)),
+    ("Δ mIoU pts", lambda r: fmt(r.get("delta_miou"), ".2f", signed=True)),
+    ("agree %", lambda r: fmt(r.get("agreement"), ".2f", 100)),
+    ("p50 ms", lambda r: fmt(r.get("latency_p50_ms"))),
+    ("p90 ms", lambda r: fmt(r.get("latency_p90_ms"))),
+    ("infer p50 ms", lambda r: fmt(r.get("infer_p50_ms"))),
+    ("FPS", lambda r: fmt(r.get("fps"))),
+    ("peak MB", lambda r: fmt(r.get("peak_mem_mb"), ".0f")),
+)
+
+
+def table_cells(report: dict) -> List[List[str]]:
+    """Header row then one row of cell strings per variant (the marks column last)."""
+    rows = report["rows"]
+    tags = marks(rows, report.get("max_miou_drop"))
+    header = [name for name, _ in COLUMNS] + ["best"]
+    body = [[cell(row) for _, cell in COLUMNS] + [", ".join(tags[i])] for i, row in enumerate(rows)]
+    return [header, *body]
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(report: dict) -> str:
+    """The results table in GitHub Markdown."""
+    header, *body = table_cells(report)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_md_escape(c) for c in cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def picks_text(report: dict, link: Optional[Callable[[dict], str]] = None) -> List[str]:
+    """One sentence per best choice ("Fastest: tflite int8 (tflite), 9.8 ms p50, ...")."""
+    rows = report["rows"]
+    budget = report.get("max_miou_drop")
+    titles = {
+        "most_accurate": "Most accurate",
+        "fastest": "Fastest",
+        "smallest": "Smallest",
+        "best_under_budget": f"Fastest within {DEFAULT_BUDGET if budget is None else budget:g} "
+        "mIoU point(s) of float",
+    }
+    lines = []
+    for key, index in best_choices(rows, budget).items():
+        if index is None:
+            lines.append(f"{titles[key]}: none qualifies.")
+            continue
+        row = rows[index]
+        lines.append(
+            f"{titles[key]}: {variant_name(row)} on {row['runtime']} — "
+            f"mIoU {fmt(row['miou'], '.2f', 100)} % "
+            f"({fmt(row.get('delta_miou'), '.2f', signed=True)} pts), "
+            f"{fmt(row['latency_p50_ms'])} ms p50, "
+            f"{fmt(row.get('size_mb'), '.2f')} MB."
+        )
+    return lines
+
+
+def protocol_lines(protocol: dict) -> List[str]:
+    """The evaluation protocol as "key: value" lines."""
+    return [f"{key}: {value}" for key, value in protocol.items()]
+
+
+def machine_lines(machine: dict) -> List[str]:
+    libs = ", ".join(f"{k} {v}" for k, v in sorted(machine.get("libraries", {}).items()))
+    return [
+        f"CPU: {machine.get('cpu')} ({machine.get('cores')} cores, "
+        f"{machine.get('usable_cores')} usable)",
+        f"System: {machine.get('system')}, Python {machine.get('python')}",
+        f"Libraries: {libs}",
+    ]
+
+
+def failure_lines(rows: Sequence[dict]) -> List[str]:
+    return [
+        f"{variant_name(r)} ({r['runtime']}): {r['status']} — "
+        f"{r.get('reason') or 'no reason given'}"
+        for r in rows
+        if r.get("status") != "ok"
+    ]
+
+
+def per_class_table(rows: Sequence[dict]) -> str:
+    """Per-class IoU % (and Δ points vs float) of every measured variant, or "" if none."""
+    measured = [r for r in rows if r.get("per_class_iou") and r.get("miou") is not None]
+    if not measured:
+        return ""
+    classes = list(measured[0]["per_class_iou"])
+    lines = ["| variant | " + " | ".join(_md_escape(c) for c in classes) + " |"]
+    lines.append("|" + "|".join("---" for _ in range(len(classes) + 1)) + "|")
+    for row in measured:
+        cells = []
+        for name in classes:
+            iou = fmt(row["per_class_iou"].get(name), ".1f", 100)
+            delta = (row.get("delta_per_class_iou") or {}).get(name)
+            cells.append(
+                iou if delta is None or row["format"] == "keras" else f"{iou} ({delta:+.1f})"
+            )
+        lines.append(f"| {variant_name(row)} ({row['runtime']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def mixed_lines(rows: Sequence[dict]) -> List[str]:
+    """What the mixed-precision search kept in float, and what it cost against full int8."""
+    int8 = next((r for r in rows if r["format"] == "tflite" and r["precision"] == "int8"), None)
+    lines = []
+    for row in rows:
+        mixed = row.get("mixed") or {}
+        if not mixed:
+            continue
+        layers = mixed.get("float_layers", [])
+        met = "met" if mixed.get("budget_met") else "NOT met"
+        text = (
+            f"{variant_name(row)}: {len(layers)} of {mixed.get('quantized_layers_ranked')} "
+            f"quantized layers kept in float; budget {mixed.get('budget_points'):g} points {met} "
+            f"(Δ mIoU {fmt(row.get('delta_miou'), '.2f', signed=True)})"
+        )
+        if int8 and int8.get("latency_p50_ms") and row.get("latency_p50_ms"):
+            cost = row["latency_p50_ms"] - int8["latency_p50_ms"]
+            text += f"; {fmt(row['latency_p50_ms'])} ms p50, {cost:+.1f} ms vs full int8"
+            if int8.get("infer_p50_ms") and row.get("infer_p50_ms"):
+                text += f" (model alone {row['infer_p50_ms'] - int8['infer_p50_ms']:+.1f} ms)"
+        trials = ", ".join(
+            f"{t['float_layers']}→{t['miou_drop_points']:.2f}" for t in mixed["trials"]
+        )
+        lines.append(text + f". Trials (float layers→drop): {trials}.")
+        lines += [f"  - `{name.split(';')[0]}`" for name in layers]
+    return lines
+
+
+def render_markdown(report: dict) -> str:
+    """The whole report.md."""
+    out = [f"# Accuracy vs latency: {report.get('model', '')}", ""]
+    out += [
+        f"Measured {report.get('date')}. mIoU and agreement over "
+        f"{report['protocol'].get('num_images')} "
+        "images; latency end to end (image in → class map out) and of the model alone, batch 1.",
+        "",
+    ]
+    out += [markdown_table(report), ""]
+    out += [
+        "Pareto = no other variant is both faster and more accurate. Δ mIoU is in points "
+        "against the Keras float reference; agreement is the share of pixels whose class "
+        "matches the float reference's.",
+        "",
+    ]
+    out += ["## Best choices", ""] + [f"- {line}" for line in picks_text(report)] + [""]
+    failures = failure_lines(report["rows"])
+    if failures:
+        out += (
+            ["## Variants that did not run cleanly", ""] + [f"- {line}" for line in failures] + [""]
+        )
+    classes = per_class_table(report["rows"])
+    if classes:
+        out += ["## Per-class IoU % (Δ points vs float)", "", classes, ""]
+    mixed = mixed_lines(report["rows"])
+    if mixed:
+        out += (
+            ["## Mixed precision", ""]
+            + [f"- {line}" if not line.startswith("  ") else line for line in mixed]
+            + [""]
+        )
+    gate = report.get("gate")
+    if gate:
+        out += ["## Gate", "", f"- {gate['message']}", ""]
+    out += (
+        ["## Evaluation protocol", ""]
+        + [f"- {line}" for line in protocol_lines(report["protocol"])]
+        + [""]
+    )
+    out += ["## Machine", ""] + [f"- {line}" for line in machine_lines(report["machine"])] + [""]
+    return "\n".join(out)

@@ -1,0 +1,320 @@
+"""Measuring one variant: make (or reuse) its artifact, evaluate it, benchmark it.
+
+`VariantRunner.run` never raises for a variant's own failure: an engine that is not
+installed, a converter that raises, an artifact that will not load or run all become the
+row's `status` and `reason`, so the report is still written for the other variants.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .report_row import ReportRow, artifact_size_mb, clean_number, round_or_none
+from .variants import Variant
+
+Say = Callable[[str], None]
+
+
+class _Recorder:
+    """Passes calls to a Segmenter and keeps the class maps of `predict_batch`, so the
+    evaluation pass also gives the predictions that agreement and examples need."""
+
+    def __init__(self, segmenter):
+        self._segmenter = segmenter
+        self.labels_seen: List[np.ndarray] = []
+
+    def __getattr__(self, name):
+        return getattr(self._segmenter, name)
+
+    def predict_batch(self, images, **kwargs):
+        results = self._segmenter.predict_batch(images, **kwargs)
+        self.labels_seen.extend(r.labels for r in results)
+        return results
+
+
+class VariantRunner:
+    """Makes, evaluates and times variants of one model; keeps the reference's predictions.
+
+    Args:
+        model_path: the float reference (.keras).
+        artifacts_dir: where artifacts are made or found (model_<precision><suffix>).
+        threads, device: engine options for every variant.
+        calib_data: passed to `converters.convert` for int8.
+        bench: a report.BenchOptions. scales, flip: evaluation protocol.
+        reconvert: ignore existing artifacts. keep_examples: images whose masks are kept.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        artifacts_dir: Path,
+        *,
+        threads=None,
+        device=None,
+        calib_data=None,
+        bench=None,
+        scales=(1.0,),
+        flip=False,
+        reconvert=False,
+        keep_examples=3,
+        progress=True,
+    ):
+        self.model_path, self.artifacts_dir = Path(model_path), Path(artifacts_dir)
+        self.threads, self.device, self.calib_data = threads, device, calib_data
+        self.bench, self.scales, self.flip = bench, tuple(scales), bool(flip)
+        self.reconvert, self.keep_examples, self.progress = reconvert, keep_examples, progress
+        self._conversions: Dict[tuple, object] = {}
+        self._reference_labels: Optional[List[np.ndarray]] = None
+        self.kept: Dict[str, List[np.ndarray]] = {}
+        self._meta = None
+
+    def reference_metadata(self):
+        """The float model's metadata: the evaluation protocol every variant follows."""
+        if self._meta is None:
+            from edge_deeplab.runtimes import load_runtime
+            from edge_deeplab.segmenter import Segmenter
+
+            with load_runtime(self.model_path, backend="keras", threads=self.threads) as runtime:
+                self._meta = Segmenter(runtime).metadata
+        return self._meta
+
+    def run(self, variant: Variant, dataset, chosen: Sequence[Variant], say: Say) -> ReportRow:
+        """Measure one variant; failures become the row's status and reason."""
+        row = ReportRow(variant, threads=self.threads)
+        engine_problem = self._engine_problem(variant)
+        if engine_problem:
+            return row.fail("not available", engine_problem)
+        path = self._artifact(variant, chosen, say, row)
+        if path is None:
+            return row
+        return self.measure_path(variant, path, dataset, say, row)
+
+    def measure_path(self, variant: Variant, path: Path, dataset, say: Say, row: ReportRow):
+        """Evaluate and time the artifact at `path` into `row` (failures: "run failed")."""
+        row.artifact, row.size_mb = str(path), round(artifact_size_mb(variant, path), 3)
+        try:
+            self._measure(variant, path, dataset, say, row)
+        except Exception as exc:  # noqa: BLE001
+            # Engines raise their own types (RuntimeError from OpenVINO, onnxruntime's Fail
+            # which derives from Exception only, ValueError from LiteRT): whatever it is, it
+            # belongs in this row only, and the report goes on.
+            row.fail("run failed", f"{type(exc).__name__}: {exc}")
+        return row
+
+    def _engine_problem(self, variant: Variant) -> str:
+        from edge_deeplab.runtimes import RUNTIMES
+
+        if variant.runtime not in RUNTIMES.names():
+            known = ", ".join(RUNTIMES.names())
+            return f"no '{variant.runtime}' runtime in this build (known: {known})"
+        cls = RUNTIMES.get(variant.runtime)
+        if not cls.available():
+            return (
+                f"the {variant.runtime} engine is not installed here: "
+                f"pip install 'edge-deeplab[{cls.extra}]'"
+            )
+        return ""
+
+    def _artifact(
+        self, variant: Variant, chosen: Sequence[Variant], say: Say, row: ReportRow
+    ) -> Optional[Path]:
+        """The artifact's path (made if missing), or None with the row's failure set."""
+        if variant.is_reference:
+            return self.model_path
+        path = self.artifacts_dir / variant.artifact_name()
+        key = (variant.format, variant.precision)
+        fresh = path.exists() and path.stat().st_mtime >= self.model_path.stat().st_mtime
+        if key not in self._conversions and fresh and not self.reconvert:
+            row.reused = True
+            return path
+        from edge_deeplab.converters import CONVERTERS
+
+        ok, why = CONVERTERS.get(variant.format).available()
+        if not ok:
+            row.fail(
+                "not available",
+                f"no artifact and the {variant.format} converter cannot run here: {why}",
+            )
+            return None
+        if key not in self._conversions:
+            precisions = [v.precision for v in chosen if v.format == variant.format]
+            say(f"converting {variant.format} ({', '.join(dict.fromkeys(precisions))}) ...")
+            self._convert(variant.format, list(dict.fromkeys(precisions)))
+        result = self._conversions[key]
+        row.convert_s = round(float(getattr(result, "seconds", 0.0) or 0.0), 2)
+        parity = getattr(result, "parity", None) or {}
+        row.parity = {k: clean_number(v) for k, v in parity.items()}
+        if result.status not in ("ok", "parity failed") or not result.path:
+            row.fail(result.status, result.reason or "the converter gave no reason")
+            return None
+        if result.status == "parity failed":
+            row.fail("parity failed", result.reason)  # still measured: the numbers show how bad
+        return Path(result.path)
+
+    def _convert(self, fmt: str, precisions: List[str]) -> None:
+        """Convert every missing precision of one format in one call (shared intermediates)."""
+        from edge_deeplab.converters import convert
+
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            results = convert(
+                self.model_path,
+                [fmt],
+                precisions,
+                self.artifacts_dir,
+                calib_data=self.calib_data,
+                progress=self.progress,
+            )
+        except Exception as exc:  # noqa: BLE001 - any converter crash is this format's row, not the report's
+            reason = f"{type(exc).__name__}: {exc}"
+            results = [_Failed(fmt, p, reason) for p in precisions]
+        for result in results:
+            self._conversions[(result.target, result.precision)] = result
+        for precision in precisions:  # a precision the converter silently skipped
+            self._conversions.setdefault(
+                (fmt, precision), _Failed(fmt, precision, "the converter returned no result")
+            )
+
+    def _measure(self, variant: Variant, path: Path, dataset, say: Say, row: ReportRow) -> None:
+        from edge_deeplab.bench.harness import benchmark
+        from edge_deeplab.evaluation import evaluate
+        from edge_deeplab.runtimes import load_runtime
+        from edge_deeplab.segmenter import Segmenter
+
+        rss_before = current_rss_mb()
+        with load_runtime(
+            path, backend=variant.runtime, threads=self.threads, device=self.device
+        ) as runtime:
+            meta = runtime.metadata or self.reference_metadata().replace(
+                format=variant.format, precision=variant.precision
+            )
+            segmenter = Segmenter(runtime, meta)
+            row.device = runtime.device_name
+            if row.reused:
+                row.parity = {k: clean_number(v) for k, v in (meta.parity or {}).items()}
+                if row.parity.get("passed") is False:
+                    row.fail(
+                        "parity failed",
+                        f"the reused artifact failed parity when converted: {row.parity}",
+                    )
+            say(f"evaluating {len(dataset)} images ...")
+            start = time.perf_counter()
+            recorder = _Recorder(segmenter)
+            result = evaluate(recorder, dataset, scales=self.scales, flip=self.flip)
+            row.eval_s = round(time.perf_counter() - start, 2)
+            row.miou = clean_number(result.miou)
+            row.pixel_accuracy = clean_number(result.pixel_accuracy)
+            row.per_class_iou = {k: clean_number(v) for k, v in result.per_class_iou.items()}
+            labels = (
+                recorder.labels_seen
+                if len(recorder.labels_seen) == len(dataset)
+                else [segmenter.predict(dataset[i][0]).labels for i in range(len(dataset))]
+            )
+            self._agreement(variant, labels, row)
+            say("benchmarking ...")
+            self._benchmark(benchmark, segmenter, dataset[0][0], row)
+            rss_after = current_rss_mb()
+            if rss_before is not None and rss_after is not None:
+                row.rss_growth_mb = round(rss_after - rss_before, 1)
+
+    def _agreement(self, variant: Variant, labels: List[np.ndarray], row: ReportRow) -> None:
+        """Share of pixels whose class equals the float reference's, over every image."""
+        if variant.is_reference:
+            self._reference_labels = labels
+        if self._reference_labels is not None:
+            same = sum(
+                int(np.count_nonzero(a == b)) for a, b in zip(labels, self._reference_labels)
+            )
+            total = sum(a.size for a in labels)
+            row.agreement = round(same / total, 6) if total else None
+        if self.keep_examples:
+            self.kept[variant.ident] = [
+                np.asarray(m, np.uint8) for m in labels[: self.keep_examples]
+            ]
+
+    def _benchmark(self, benchmark, segmenter, image: np.ndarray, row: ReportRow) -> None:
+        options = (
+            {}
+            if self.bench is None
+            else dict(
+                warmup=self.bench.warmup,
+                min_time_s=self.bench.min_time_s,
+                max_runs=self.bench.max_runs,
+            )
+        )
+        stats = benchmark(segmenter, image=image, **options)
+        stages = {k: round(float(v), 3) for k, v in (stats.get("stages") or {}).items()}
+        row.latency_p50_ms = round_or_none(stats.get("latency_p50_ms"))
+        row.latency_p90_ms = round_or_none(stats.get("latency_p90_ms"))
+        row.latency_mean_ms = round_or_none(stats.get("latency_mean_ms"))
+        row.infer_p50_ms = stages.get("infer")
+        row.stages_p50_ms = stages
+        row.fps = round_or_none(stats.get("fps"))
+        row.peak_mem_mb = round_or_none(stats.get("peak_mem_mb"))
+        row.bench_runs = stats.get("runs")
+        if stats.get("threads") is not None:
+            row.threads = stats["threads"]
+
+    def examples(self, dataset, rows: Sequence[ReportRow], meta):
+        """The HTML's example grid: the float masks and every measured int8 variant's."""
+        from .render_html import Examples
+
+        ref = next(
+            (
+                r.variant.ident
+                for r in rows
+                if r.variant.is_reference and r.variant.ident in self.kept
+            ),
+            None,
+        )
+        int8 = [
+            r.variant.ident
+            for r in rows
+            if r.variant.precision in ("int8", "mixed") and r.variant.ident in self.kept
+        ]
+        idents = ([ref] if ref else []) + int8
+        if not idents:
+            return None
+        count = min(self.keep_examples, len(dataset))
+        titles = {r.variant.ident: f"{r.variant.format} {r.variant.precision}" for r in rows}
+        return Examples(
+            images=[dataset[i][0] for i in range(count)],
+            truth=[dataset[i][1] for i in range(count)],
+            masks={i: self.kept[i][:count] for i in idents},
+            titles=titles,
+            palette=meta.palette,
+        )
+
+
+def current_rss_mb() -> Optional[float]:
+    """This process's resident memory now, in MiB (Linux /proc; None elsewhere).
+
+    The harness's peak_mem_mb is a process-wide high-water mark that never goes down, so in
+    one report process it grows row after row; the RSS growth over one variant (load,
+    evaluate, time) is a rough per-variant figure beside it.
+    """
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            pages = int(handle.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+@dataclass
+class _Failed:
+    """A stand-in ConversionResult for a converter call that raised."""
+
+    target: str
+    precision: str
+    reason: str
+    status: str = "conversion failed"
+    path: Optional[Path] = None
+    parity: dict = field(default_factory=dict)
+    seconds: float = 0.0

@@ -1,0 +1,452 @@
+"""`edge-deeplab report`: rows, Pareto front, Markdown/HTML, failures as rows, the gate.
+
+Most tests use hand-made rows (no engine needed); two run the real pipeline on the tiny
+session model and a few synthetic images.
+"""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_deeplab.bench import pareto
+from edge_deeplab.bench.machine import cpu_model, describe_machine
+from edge_deeplab.bench.render_html import Examples
+from edge_deeplab.bench.report import UNITS, ReportResult, gate, write_report
+from edge_deeplab.bench.variants import Variant, all_variants, parse_variant_specs, select_variants
+from edge_deeplab.errors import InvalidInputError
+
+# The fields every row of report.json carries (the issue's list and then some).
+ROW_FIELDS = (
+    "format",
+    "precision",
+    "runtime",
+    "device",
+    "status",
+    "reason",
+    "size_mb",
+    "miou",
+    "delta_miou",
+    "per_class_iou",
+    "delta_per_class_iou",
+    "agreement",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "infer_p50_ms",
+    "fps",
+    "peak_mem_mb",
+)
+MEASURED = (
+    "size_mb",
+    "miou",
+    "delta_miou",
+    "agreement",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "infer_p50_ms",
+    "fps",
+    "peak_mem_mb",
+)
+
+
+def hand_row(fmt, precision, runtime, miou, latency, status="ok", size=1.0, reason=""):
+    ref_miou = 0.60
+    return {
+        "id": f"{fmt}:{precision}@{runtime}",
+        "format": fmt,
+        "precision": precision,
+        "runtime": runtime,
+        "device": "CPU",
+        "status": status,
+        "reason": reason,
+        "size_mb": size,
+        "miou": miou,
+        "delta_miou": None if miou is None else round((miou - ref_miou) * 100, 4),
+        "per_class_iou": {"road": miou, "car": miou},
+        "delta_per_class_iou": {"road": -0.5, "car": 1.0} if miou is not None else {},
+        "agreement": None if miou is None else 0.97,
+        "latency_p50_ms": latency,
+        "latency_p90_ms": None if latency is None else latency * 1.2,
+        "infer_p50_ms": latency,
+        "fps": None if latency is None else 1000 / latency,
+        "peak_mem_mb": 100.0,
+    }
+
+
+def hand_rows():
+    return [
+        hand_row("keras", "fp32", "keras", 0.60, 50.0, size=4.0),  # 0 dominated by 1
+        hand_row("tflite", "fp32", "tflite", 0.60, 20.0, size=2.0),  # 1 front (most accurate)
+        hand_row("tflite", "int8", "tflite", 0.57, 9.0, size=0.6),  # 2 front (fastest)
+        hand_row("openvino", "int8", "openvino", 0.595, 10.0, size=0.7),  # 3 front (within 1 pt)
+        hand_row("onnx", "int8", "onnxruntime", 0.55, 21.0, size=0.6),  # 4 dominated
+        hand_row("tflite", "dynamic", "tflite", 0.70, 5.0, status="parity failed"),  # never a pick
+        hand_row(
+            "tensorrt", "fp16", "tensorrt", None, None, status="not available", reason="no GPU"
+        ),
+    ]
+
+
+def hand_report(rows=None, max_drop=None):
+    rows = hand_rows() if rows is None else rows
+    return {
+        "model": "hand/model.keras",
+        "date": "2026-01-01T00:00:00+00:00",
+        "machine": describe_machine(),
+        "protocol": {"num_images": 4, "resize": "stretch", "ignore_label": 11},
+        "units": UNITS,
+        "max_miou_drop": max_drop,
+        "rows": rows,
+        "gate": gate(rows, max_drop),
+    }
+
+
+def hand_examples(rows):
+    rng = np.random.default_rng(0)
+    shown = [r["id"] for r in rows if r["format"] == "keras" or r["precision"] == "int8"]
+    masks = {
+        ident: [rng.integers(0, 2, (32, 48), dtype=np.uint8) for _ in range(2)] for ident in shown
+    }
+    return Examples(
+        images=[rng.integers(0, 255, (32, 48, 3), dtype=np.uint8) for _ in range(2)],
+        truth=[rng.integers(0, 2, (32, 48), dtype=np.uint8) for _ in range(2)],
+        masks=masks,
+        palette=[(0, 0, 0), (200, 30, 30)],
+    )
+
+
+# --- Pareto front, best choices, gate -------------------------------------------------------
+
+
+def test_pareto_front_on_hand_made_rows():
+    rows = hand_rows()
+    assert pareto.pareto_front(rows) == [2, 3, 1]  # fastest first; failed and dominated rows out
+
+
+def test_pareto_keeps_ties_and_drops_exact_duplicates_of_nothing():
+    rows = [
+        hand_row("a", "fp32", "x", 0.5, 10.0),
+        hand_row("b", "fp32", "x", 0.5, 10.0),
+        hand_row("c", "fp32", "x", 0.4, 10.0),
+        hand_row("d", "fp32", "x", 0.5, 11.0),
+    ]
+    assert pareto.pareto_front(rows) == [0, 1]
+
+
+def test_best_choices_on_hand_made_rows():
+    rows = hand_rows()
+    best = pareto.best_choices(rows, max_drop=1.0)
+    assert best == {"most_accurate": 1, "fastest": 2, "smallest": 2, "best_under_budget": 3}
+    assert pareto.best_choices(rows, max_drop=5.0)["best_under_budget"] == 2
+    assert pareto.best_choices([hand_rows()[-1]]) == dict.fromkeys(best)  # nothing measured
+
+
+def test_gate_names_the_breaching_variants():
+    rows = hand_rows()
+    verdict = gate(rows, 2.0)
+    assert not verdict["passed"]
+    assert [b.split(" ")[0] for b in verdict["breached"]] == [
+        "tflite:int8@tflite",
+        "onnx:int8@onnxruntime",
+    ]
+    assert "tensorrt:fp16@tensorrt" in verdict["message"]  # unmeasured rows are named too
+    assert gate(rows, 5.0)["passed"] and gate(rows, None) is None
+
+
+# --- the variant table ------------------------------------------------------------------------
+
+
+def test_variants_come_from_the_registries():
+    from edge_deeplab.converters import CONVERTERS
+
+    variants = all_variants()
+    assert variants[0] == Variant("keras", "fp32", "keras", ".keras")
+    made = {(v.format, v.precision) for v in variants[1:]}
+    assert made == {(name, p) for name, cls in CONVERTERS.items() for p in cls.precisions}
+    assert {v.runtime for v in variants if v.format == "onnx"} == {"onnxruntime"}
+    only = all_variants(runtimes=["openvino"])
+    assert {v.format for v in only} == {"keras", "openvino"}  # --runtimes filters the engines
+    with pytest.raises(InvalidInputError, match="unknown runtime"):
+        all_variants(runtimes=["nope"])
+
+
+def test_runtimes_option_runs_a_format_on_every_engine_that_opens_it():
+    from edge_deeplab.registry import Registry
+
+    converters, engines = Registry("converter"), Registry("runtime")
+    converters.register("onnx")(
+        type("C", (), {"suffix": ".onnx", "precisions": ("fp32", "int8"), "runtime": "ort"})
+    )
+    engines.register("ort")(type("A", (), {"suffixes": (".onnx",)}))
+    engines.register("ov")(type("B", (), {"suffixes": (".xml", ".onnx")}))
+    engines.register("keras")(type("K", (), {"suffixes": (".keras",)}))
+    native = all_variants(None, converters, engines)
+    assert [v.ident for v in native] == ["keras:fp32@keras", "onnx:fp32@ort", "onnx:int8@ort"]
+    both = all_variants(["ort", "ov"], converters, engines)
+    assert [v.ident for v in both[1:]] == [
+        "onnx:fp32@ort",
+        "onnx:fp32@ov",
+        "onnx:int8@ort",
+        "onnx:int8@ov",
+    ]
+
+
+def test_variant_selection():
+    variants = all_variants()
+    chosen = select_variants(parse_variant_specs("tflite:int8, openvino"), variants)
+    assert chosen[0].is_reference  # the float reference is always measured
+    assert [v.key for v in chosen[1:]] == ["tflite:int8"] + [
+        v.key for v in variants if v.format == "openvino"
+    ]
+    with pytest.raises(InvalidInputError, match="valid: .*tflite:int8"):
+        select_variants(parse_variant_specs("tflite:int4"), variants)
+    with pytest.raises(InvalidInputError):
+        parse_variant_specs(" , ")
+
+
+def test_machine_description_without_heavy_imports():
+    import sys
+
+    before = "tensorflow" in sys.modules
+    machine = describe_machine()
+    assert (
+        machine["cores"] >= 1 and machine["cpu"] and machine["libraries"]["numpy"] == np.__version__
+    )
+    assert ("tensorflow" in sys.modules) == before
+    assert cpu_model("/nonexistent/cpuinfo")  # falls back instead of failing
+
+
+# --- Markdown and HTML ------------------------------------------------------------------------
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.rows = 0
+        self.images = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr":
+            self.rows += 1
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+
+
+def test_markdown_and_html_are_written(tmp_path):
+    rows = hand_rows()
+    report = hand_report(rows, max_drop=1.0)
+    paths = write_report(report, tmp_path, hand_examples(rows))
+    assert json.loads(paths["json"].read_text())["rows"] == rows
+    md = paths["md"].read_text()
+    start = md.index("| variant | runtime |")
+    table = [line for line in md[start:].split("\n\n")[0].splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(rows)  # header + one line per variant
+    assert "## Per-class IoU" in md and "| tflite int8 (tflite) | 57.0 (-0.5) | 57.0 (+1.0) |" in md
+    assert "| tflite int8 | tflite | ok |" in md and "pareto, fastest, smallest" in md
+    assert "tensorrt fp16 (tensorrt): not available — no GPU" in md
+    assert "FAILED" in md and "tflite:int8@tflite" in md  # the gate's verdict is in the report
+    page = _Collect()
+    page.feed(paths["html"].read_text())
+    assert page.rows == 1 + len(rows)
+    assert len(page.images) == 3 and all(
+        src.startswith("data:image/png;base64,") for src in page.images
+    )
+    assert not list(tmp_path.glob("*.tmp*"))  # atomic writes leave no temporaries
+
+
+def test_html_without_measurements_says_so(tmp_path):
+    rows = [
+        hand_row(
+            "tensorrt", "fp16", "tensorrt", None, None, status="not available", reason="no GPU"
+        )
+    ]
+    paths = write_report(hand_report(rows), tmp_path, None)
+    text = paths["html"].read_text()
+    assert "no variant was measured" in text and "<img" not in text
+
+
+# --- the CLI gate -----------------------------------------------------------------------------
+
+
+def _fake_run(tmp_path) -> Path:
+    from edge_deeplab.metadata import ArtifactMetadata
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"not used: report() is replaced")
+    (run / "metadata.json").write_text(
+        ArtifactMetadata(labels=("road", "car"), input_size=(32, 32)).to_json()
+    )
+    return run
+
+
+@pytest.mark.parametrize("max_drop, status", [(2.0, 3), (5.0, 0)])
+def test_cli_gate_exit_status(tmp_path, monkeypatch, capsys, max_drop, status):
+    import edge_deeplab.bench.report as report_module
+    from edge_deeplab.cli.main import main
+
+    seen = {}
+
+    def fake_report(model, data, out_dir, **kwargs):
+        seen.update(kwargs, data=data)
+        data_dict = hand_report(max_drop=kwargs["max_miou_drop"])
+        paths = write_report(data_dict, Path(out_dir))
+        return ReportResult([], data_dict, Path(out_dir), paths, data_dict["gate"]["breached"])
+
+    monkeypatch.setattr(report_module, "report", fake_report)
+    code = main(
+        [
+            "report",
+            str(_fake_run(tmp_path)),
+            "--format",
+            "synthetic",
+            "--out",
+            str(tmp_path / "out"),
+            "--max-miou-drop",
+            str(max_drop),
+            "--variants",
+            "tflite:int8",
+        ]
+    )
+    assert code == status
+    err = capsys.readouterr().err
+    assert ("tflite:int8@tflite" in err) == (status == 3)
+    assert (tmp_path / "out" / "report.md").is_file()  # written even when the gate fails
+    assert seen["variants"] == "tflite:int8" and seen["data"].ignore_label == 255
+
+
+def test_cli_rejects_bad_numbers(tmp_path, capsys):
+    from edge_deeplab.cli.main import main
+
+    run = _fake_run(tmp_path)
+    assert main(["report", str(run), "--out", str(tmp_path / "o"), "--max-miou-drop", "-1"]) == 2
+    assert "--max-miou-drop" in capsys.readouterr().err
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "o")]) == 2  # not a run folder
+
+
+# --- the real pipeline on the tiny model --------------------------------------------------------
+
+FAST = dict(min_time_s=0.05, max_runs=5, warmup=1)
+
+
+def _synthetic(n=6):
+    from edge_deeplab.config import DataConfig
+
+    return DataConfig(
+        format="synthetic", num_classes=3, synthetic_val=n, synthetic_size=(64, 64), seed=3
+    )
+
+
+def test_failing_variants_become_rows(tiny_run, tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow")
+    import edge_deeplab.converters as converters_module
+
+    from edge_deeplab.bench.report import BenchOptions, report
+
+    def broken_convert(*args, **kwargs):
+        raise RuntimeError("converter exploded on purpose")
+
+    monkeypatch.setattr(converters_module, "convert", broken_convert)
+    variants = [
+        Variant("keras", "fp32", "keras", ".keras"),
+        Variant("tflite", "fp32", "no-such-engine", ".tflite"),
+        Variant("onnx", "fp32", "onnxruntime", ".onnx"),
+        Variant("tflite", "fp16", "tflite", ".tflite"),
+    ]
+    # An artifact left in the out folder that no engine can read (reused, then fails to load).
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "model_fp16.tflite").write_bytes(b"not a flatbuffer" * 64)
+    result = report(
+        tiny_run,
+        _synthetic(),
+        tmp_path,
+        variants=variants,
+        progress=False,
+        bench=BenchOptions(**FAST),
+        max_miou_drop=1.0,
+    )
+    statuses = [(r.status, r.reason) for r in result.rows]
+    assert statuses[0] == ("ok", "")
+    assert statuses[1][0] == "not available" and "no-such-engine" in statuses[1][1]
+    assert statuses[2][0] == "conversion failed" and "exploded on purpose" in statuses[2][1]
+    assert statuses[3][0] == "run failed" and "model_fp16.tflite" in statuses[3][1]
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert [r["status"] for r in saved["rows"]] == [
+        "ok",
+        "not available",
+        "conversion failed",
+        "run failed",
+    ]
+    assert all(r["reason"] for r in saved["rows"][1:])
+    assert saved["gate"]["passed"] and result.passed
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_end_to_end_every_field_for_every_row(tiny_run, tmp_path):
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("ai_edge_litert")
+    from edge_deeplab.bench.report import BenchOptions, report
+
+    result = report(
+        tiny_run,
+        _synthetic(),
+        tmp_path,
+        variants="tflite:fp32,tflite:int8",
+        progress=False,
+        bench=BenchOptions(**FAST),
+        examples=2,
+    )
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert result.passed and [r.variant.key for r in result.rows] == [
+        r["id"].split("@")[0] for r in data["rows"]
+    ]
+    assert {"rows", "machine", "protocol", "date"} <= set(data)
+    assert [(r["format"], r["precision"]) for r in data["rows"]] == [
+        ("keras", "fp32"),
+        ("tflite", "fp32"),
+        ("tflite", "int8"),
+    ]
+    for row in data["rows"]:
+        assert set(ROW_FIELDS) <= set(row), row
+        assert row["status"] == "ok", row["reason"]
+        assert all(row[name] is not None for name in MEASURED), row
+        assert (
+            set(row["per_class_iou"])
+            == set(row["delta_per_class_iou"])
+            == {"background", "disk", "box"}
+        )
+        assert 0.0 <= row["miou"] <= 1.0 and row["latency_p90_ms"] >= row["latency_p50_ms"] > 0
+    ref, fp32, int8 = data["rows"]
+    assert ref["delta_miou"] == 0.0 and ref["agreement"] == 1.0
+    assert fp32["agreement"] > 0.99 and abs(fp32["delta_miou"]) < 1.0  # fp32 TFLite = Keras
+    assert int8["size_mb"] < fp32["size_mb"]
+    proto = data["protocol"]
+    assert (
+        proto["num_images"] == 6
+        and proto["input_size"] == [64, 64]
+        and proto["resize"] == "stretch"
+    )
+    assert data["machine"]["cpu"] and data["machine"]["libraries"]
+    assert (tmp_path / "artifacts" / "model_int8.tflite").is_file()
+    md = (tmp_path / "report.md").read_text()
+    assert "| tflite int8 | tflite | ok |" in md and "## Evaluation protocol" in md
+    page = _Collect()
+    page.feed((tmp_path / "report.html").read_text())
+    assert page.rows == 4 and len(page.images) == 3
+    # A second report reuses the artifacts instead of converting again.
+    again = report(
+        tiny_run,
+        _synthetic(),
+        tmp_path,
+        variants="tflite:int8",
+        progress=False,
+        bench=BenchOptions(**FAST),
+        examples=0,
+    )
+    assert again.rows[1].reused and again.rows[1].status == "ok"
