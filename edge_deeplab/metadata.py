@@ -135,6 +135,8 @@ def _triple(value: Sequence[float], what: str) -> Tuple[float, float, float]:
     if isinstance(value, (int, float)):
         value = (value, value, value)
     values = tuple(float(v) for v in value)
+    if len(values) == 1:  # `--mean 127.5` parses to a 1-tuple: one value for every channel
+        values = values * 3
     if len(values) != 3:
         raise InvalidInputError(f"{what} needs 1 or 3 values, got {len(values)}")
     return values

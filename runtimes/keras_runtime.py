@@ -1,0 +1,197 @@
+"""The reference engine: a trained Keras model (.keras) or a TensorFlow SavedModel folder.
+
+This is the GPU path on a desktop: TensorFlow places the model on a GPU when it sees one
+(else the CPU), and `mixed_precision=True` runs it in float16 compute on the GPU. The
+model is called through a `tf.function` with `training=False`: calling it with
+`training=None` once ran BatchNormalization in training mode (../shared/PITFALLS.md).
+TensorFlow is imported only when this engine is opened.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from edge_deeplab import deps
+from edge_deeplab.errors import InvalidInputError, ModelLoadError
+from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.runs import sidecar_metadata_path
+
+from .base import RUNTIMES, Runtime, TensorSpec
+
+
+@RUNTIMES.register("keras")
+class KerasRuntime(Runtime):
+    """A Keras model or SavedModel run by TensorFlow.
+
+    Args:
+        path: a .keras file (a run folder resolves to its model.keras) or a SavedModel folder.
+        threads: TensorFlow intra-op threads (only takes effect before TF's first op).
+        device: "CPU", "GPU" or "GPU:N"; None: the first GPU TensorFlow sees, else the CPU.
+        mixed_precision: compute in float16 (weights kept float32 in the file); meant for
+            GPUs with tensor cores, where it is about 2x faster; on a CPU it is slower.
+    """
+
+    name = "keras"
+    suffixes = (".keras", "saved_model")
+    extra = "train"
+
+    def __init__(
+        self,
+        path,
+        *,
+        threads: Optional[int] = None,
+        device: Optional[str] = None,
+        mixed_precision: bool = False,
+    ):
+        super().__init__(path, threads=threads, device=device)
+        tf = deps.tensorflow("the Keras runtime")
+        self._tf = tf
+        _set_threads(tf, threads)
+        self._device = _pick_device(tf, device)
+        self.mixed_precision = bool(mixed_precision)
+        with tf.device(self._device):
+            if self.path.is_dir():
+                self._fn, in_sig, out_sig = _load_saved_model(tf, self.path)
+            else:
+                model = _load_keras(self.path, self.mixed_precision)
+                in_sig, out_sig = model.inputs[0], model.outputs[0]
+                self._fn = tf.function(lambda x: model(x, training=False))
+                self._model = model
+        self._in = _spec(in_sig, "input")
+        self._out = _spec(out_sig, "output", force_float32=True)
+        self._metadata = _read_metadata(self.path)
+
+    @property
+    def input_spec(self) -> TensorSpec:
+        return self._in
+
+    @property
+    def output_spec(self) -> TensorSpec:
+        return self._out
+
+    @property
+    def metadata(self) -> Optional[ArtifactMetadata]:
+        return self._metadata
+
+    @property
+    def device_name(self) -> str:
+        name = self._device.split("device:")[-1]
+        return f"{name} (mixed fp16)" if self.mixed_precision else name
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """float32 NHWC normalised batch -> float32 output (logits or class map)."""
+        tf = self._tf
+        with tf.device(self._device):
+            out = self._fn(tf.convert_to_tensor(np.asarray(batch, np.float32)))
+        out = out.numpy()
+        return out.astype(np.float32) if out.dtype == np.float16 else out
+
+    @classmethod
+    def available(cls) -> bool:
+        return deps.available("tensorflow")
+
+    def close(self) -> None:
+        self._fn = None
+        self._model = None
+
+
+def _set_threads(tf, threads: Optional[int]) -> None:
+    if threads is None:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+    except RuntimeError:
+        pass  # TF already started in this process: its thread pool is fixed from then on
+
+
+def _pick_device(tf, device: Optional[str]) -> str:
+    """A TF device string; a device TF does not see is an error naming the ones it sees."""
+    logical = [d.name for d in tf.config.list_logical_devices()]
+    if device is None:
+        gpus = [d for d in logical if ":GPU:" in d]
+        return gpus[0] if gpus else "/device:CPU:0"
+    wanted = device.upper()
+    if ":" not in wanted:
+        wanted += ":0"
+    for name in logical:
+        if name.upper().endswith("/DEVICE:" + wanted):
+            return name
+    valid = ", ".join(n.split("device:")[-1] for n in logical)
+    raise InvalidInputError(
+        f"keras: device {device!r} is not visible to TensorFlow; valid devices: {valid}"
+    )
+
+
+def _load_keras(path: Path, mixed_precision: bool):
+    if path.suffix.lower() != ".keras":
+        raise ModelLoadError(f"{path}: the keras runtime opens .keras files and SavedModel folders")
+    keras = deps.keras("the Keras runtime")
+    import edge_deeplab.model.layers  # noqa: F401  registers ResizeBilinear for loading
+
+    try:
+        model = keras.saving.load_model(str(path), compile=False)
+    except (TypeError, ValueError, OSError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelLoadError(
+            f"{path}: Keras cannot load it (corrupt or not a .keras file): {first}"
+        ) from None
+    if mixed_precision:
+        model = _as_mixed_precision(keras, model)
+    return model
+
+
+def _as_mixed_precision(keras, model):
+    """The same model with every layer computing in float16 (variables stay float32)."""
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "mixed_float16"
+        return layer.__class__.from_config(config)
+
+    mixed = keras.models.clone_model(model, clone_function=clone)
+    mixed.set_weights(model.get_weights())
+    return mixed
+
+
+def _load_saved_model(tf, path: Path):
+    """(callable, input signature, output signature) of a SavedModel's serving signature."""
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except (OSError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelLoadError(f"{path}: not a loadable SavedModel: {first}") from None
+    signatures = dict(loaded.signatures)
+    if not signatures:
+        raise ModelLoadError(f"{path}: the SavedModel has no serving signature")
+    fn = signatures.get("serving_default") or next(iter(signatures.values()))
+    ((in_name, in_sig),) = fn.structured_input_signature[1].items()
+    out_name, out_sig = sorted(fn.structured_outputs.items())[0]
+
+    def call(x):
+        return fn(**{in_name: x})[out_name]
+
+    call.loaded = loaded  # keep the trackable alive as long as the callable
+    return call, in_sig, out_sig
+
+
+def _spec(tensor, what: str, force_float32: bool = False) -> TensorSpec:
+    shape = tuple(None if d is None else int(d) for d in tensor.shape)
+    dtype = np.dtype(getattr(tensor.dtype, "as_numpy_dtype", tensor.dtype))
+    if force_float32 and dtype == np.float16:
+        dtype = np.dtype(np.float32)
+    name = getattr(tensor, "name", None) or what
+    return TensorSpec(str(name), shape, dtype)
+
+
+def _read_metadata(path: Path) -> Optional[ArtifactMetadata]:
+    """metadata.json of the run (model.keras), `<model>.json` beside it, or in a SavedModel."""
+    candidates = [sidecar_metadata_path(path)]
+    if path.is_dir():
+        candidates += [path / "metadata.json", path / "assets" / "metadata.json"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return ArtifactMetadata.from_json(candidate.read_text(encoding="utf-8"))
+    return None

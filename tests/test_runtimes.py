@@ -1,0 +1,240 @@
+"""Every registered runtime on the tiny trained model agrees with the Keras runtime.
+
+Parametrised over the RUNTIMES registry: each engine opens the artifacts the converters
+make for it, configures itself from the embedded metadata, and must match the Keras
+reference's class maps by the tolerance table (`converters.parity.TOLERANCES`). A new
+engine must add a line to ENGINE_ARTIFACTS, or its test fails.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edge_deeplab.runtimes import RUNTIMES, load_runtime
+
+from edge_deeplab.errors import InvalidInputError, MissingDependencyError, ModelLoadError
+from edge_deeplab.segmenter import Segmenter
+
+# runtime name -> (converter target, precisions it is tested on); None: the run itself.
+ENGINE_ARTIFACTS = {
+    "keras": None,
+    "tflite": ("tflite", ("fp32", "int8")),
+    "onnxruntime": ("onnx", ("fp32", "int8")),
+    "openvino": ("openvino", ("fp32", "int8")),
+    "tensorrt": ("tensorrt", ("fp16",)),
+}
+CASES = [
+    (name, precision)
+    for name in RUNTIMES.names()
+    for precision in (ENGINE_ARTIFACTS[name][1] if ENGINE_ARTIFACTS.get(name) else ("fp32",))
+]
+
+
+class Artifacts(dict):
+    """(target, precision) -> artifact path, plus each conversion's status for skip reasons."""
+
+    statuses: dict = {}
+
+
+@pytest.fixture(scope="module")
+def artifacts(tiny_run, tmp_path_factory):
+    """{(target, precision): path} for the targets available here (one convert call)."""
+    pytest.importorskip("tensorflow")
+    from edge_deeplab.converters import CONVERTERS, convert
+
+    targets = sorted(
+        {
+            t
+            for t, _ in filter(None, ENGINE_ARTIFACTS.values())
+            if t in CONVERTERS and CONVERTERS.get(t).available()[0]
+        }
+        - {"tensorrt"}
+    )
+    out = tmp_path_factory.mktemp("artifacts")
+    results = convert(
+        tiny_run,
+        targets=targets,
+        precisions=["fp32", "int8"],
+        out_dir=out,
+        calib_data="synthetic",
+        calib_size=16,
+        parity_images=8,
+        progress=False,
+    )
+    # An artifact that missed the converter's own parity check is still written and tested
+    # here (and fails here if it disagrees); only a missing file is skipped, with its reason.
+    artifacts = Artifacts(
+        {
+            (r.target, r.precision): Path(r.path)
+            for r in results
+            if r.path and Path(r.path).is_file()
+        }
+    )
+    artifacts.statuses = {(r.target, r.precision): f"{r.status} ({r.reason})" for r in results}
+    return artifacts
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_run, tiny_data):
+    """The Keras runtime's class maps of the 16 tiny images."""
+    pytest.importorskip("tensorflow")
+    with load_runtime(tiny_run, backend="keras") as runtime:
+        return Segmenter(runtime).predict_batch(list(tiny_data[0]))
+
+
+def test_every_runtime_has_a_test_entry():
+    missing = [name for name in RUNTIMES.names() if name not in ENGINE_ARTIFACTS]
+    assert not missing, f"add {missing} to ENGINE_ARTIFACTS"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,precision", CASES)
+def test_runtime_agrees_with_keras(name, precision, tiny_run, tiny_data, artifacts, reference):
+    from edge_deeplab.converters import TOLERANCES
+
+    cls = RUNTIMES.get(name)
+    if not cls.available():
+        pytest.skip(
+            f"{name} is not available on this machine (pip install 'edge-deeplab[{cls.extra}]')"
+        )
+    entry = ENGINE_ARTIFACTS[name]
+    if entry is None:
+        path = tiny_run
+    else:
+        path = artifacts.get((entry[0], precision))
+        if path is None:
+            why = artifacts.statuses.get((entry[0], precision), "not converted")
+            pytest.skip(f"no {entry[0]} {precision} artifact: {why}")
+    with load_runtime(path, threads=2) as runtime:
+        assert isinstance(runtime, cls)
+        assert runtime.metadata is not None, f"{path.name}: embedded metadata not found"
+        segmenter = Segmenter(runtime)
+        results = segmenter.predict_batch(list(tiny_data[0]))
+    ours = np.stack([r.labels for r in results])
+    ref = np.stack([r.labels for r in reference])
+    agreement = float((ours == ref).mean())
+    bound = TOLERANCES[precision]["agreement"]
+    assert agreement >= bound, f"{name} {precision}: argmax agreement {agreement:.4f} < {bound}"
+
+
+def test_keras_runtime_matches_model_predict(tiny_run, tiny_data):
+    keras = pytest.importorskip("keras")
+    import edge_deeplab.model.layers  # noqa: F401
+
+    model = keras.saving.load_model(str(tiny_run / "model.keras"), compile=False)
+    x = (tiny_data[0][:2].astype(np.float32) - 127.5) / 127.5
+    with load_runtime(tiny_run) as runtime:
+        assert runtime.name == "keras" and runtime.device_name.startswith(("CPU", "GPU"))
+        assert runtime.metadata.num_classes == 3
+        np.testing.assert_allclose(runtime.run(x), model.predict(x, verbose=0), atol=1e-4)
+
+
+def test_keras_mixed_precision_agrees(tiny_run, tiny_data, reference):
+    """float16 compute (the GPU option) keeps the class maps within the fp16 tolerance."""
+    pytest.importorskip("tensorflow")
+    from edge_deeplab.converters import TOLERANCES
+
+    with load_runtime(tiny_run, mixed_precision=True) as runtime:
+        assert "mixed fp16" in runtime.device_name
+        labels = np.stack([r.labels for r in Segmenter(runtime).predict_batch(list(tiny_data[0]))])
+    agreement = (labels == np.stack([r.labels for r in reference])).mean()
+    assert agreement >= TOLERANCES["fp16"]["agreement"]
+
+
+def test_keras_runtime_opens_a_saved_model(tiny_run, tiny_data, tmp_path):
+    pytest.importorskip("tensorflow")
+    from edge_deeplab.converters.savedmodel import export_saved_model
+
+    with load_runtime(tiny_run) as keras_rt:
+        folder = export_saved_model(keras_rt._model, "logits", tmp_path / "sm")
+        x = (tiny_data[0][:1].astype(np.float32) - 127.5) / 127.5
+        with load_runtime(folder) as sm_rt:
+            assert sm_rt.name == "keras" and sm_rt.input_spec.shape == (1, 64, 64, 3)
+            np.testing.assert_allclose(sm_rt.run(x), keras_rt.run(x), atol=1e-4)
+
+
+def test_keras_unknown_device_names_valid_ones(tiny_run):
+    pytest.importorskip("tensorflow")
+    with pytest.raises(InvalidInputError, match="valid devices: .*CPU"):
+        load_runtime(tiny_run, device="GPU:7")
+
+
+@pytest.mark.slow
+def test_tflite_options(artifacts, tiny_data):
+    path = artifacts.get(("tflite", "int8")) or pytest.skip("no tflite int8 artifact")
+    images = list(tiny_data[0][:4])
+    with load_runtime(path, threads=2) as rt:
+        assert rt.input_spec.quantized and rt.input_spec.dtype in (np.int8, np.uint8)
+        default = [r.labels for r in Segmenter(rt).predict_batch(images)]
+    with load_runtime(path, threads=1, xnnpack=False) as rt:  # reference kernels, same answer
+        plain = [r.labels for r in Segmenter(rt).predict_batch(images)]
+    # XNNPACK and the reference int8 kernels round differently: int8 tolerance between them.
+    from edge_deeplab.converters import TOLERANCES
+
+    agreement = np.mean([np.mean(a == b) for a, b in zip(default, plain)])
+    assert agreement >= TOLERANCES["int8"]["agreement"]
+    with pytest.raises(ModelLoadError, match="delegate"):
+        load_runtime(path, delegates=["/nonexistent/libdelegate.so"])
+    with pytest.raises(InvalidInputError, match="valid devices: CPU, GPU, EDGETPU"):
+        load_runtime(path, device="NPU")
+    if os.environ.get("EDGE_DEEPLAB_TFLITE_GPU_DELEGATE") is None:  # no GPU delegate here
+        with pytest.raises(ModelLoadError, match="libtensorflowlite_gpu_delegate.so"):
+            load_runtime(path, device="GPU")
+
+
+@pytest.mark.slow
+def test_openvino_static_shape_async_and_hints(artifacts, tiny_data):
+    pytest.importorskip("openvino")
+    path = artifacts.get(("openvino", "fp32")) or pytest.skip("no openvino artifact")
+    with load_runtime(path, threads=2, hint="throughput", requests=3) as rt:
+        assert rt.input_spec.shape == (1, 64, 64, 3)  # reshaped static before compiling
+        seg = Segmenter(rt)
+        batches = [
+            seg.quantize_input(((img[None].astype(np.float32)) - 127.5) / 127.5)
+            for img in tiny_data[0][:6]
+        ]
+        sync = [rt.run(b) for b in batches]
+        outs = rt.run_async(batches)
+        assert rt.num_requests == 3
+    for a, b in zip(sync, outs):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    with pytest.raises(InvalidInputError, match="valid devices: CPU"):
+        load_runtime(path, device="NOPE")
+    with pytest.raises(InvalidInputError, match="valid hints"):
+        load_runtime(path, hint="fastest")
+
+
+@pytest.mark.slow
+def test_openvino_reads_onnx_when_asked(artifacts, tiny_data, reference):
+    pytest.importorskip("openvino")
+    path = artifacts.get(("onnx", "fp32")) or pytest.skip("no onnx artifact")
+    with load_runtime(path, backend="openvino") as rt:
+        assert rt.name == "openvino" and rt.metadata is not None
+        labels = np.stack([r.labels for r in Segmenter(rt).predict_batch(list(tiny_data[0]))])
+    assert (labels == np.stack([r.labels for r in reference])).mean() >= 0.999
+
+
+@pytest.mark.slow
+def test_onnxruntime_providers(artifacts):
+    ort = pytest.importorskip("onnxruntime")
+    path = artifacts.get(("onnx", "fp32")) or pytest.skip("no onnx artifact")
+    with load_runtime(path, providers=["CPUExecutionProvider"], threads=1) as rt:
+        assert rt.providers == ["CPUExecutionProvider"] and rt.device_name == "CPU"
+    with pytest.raises(InvalidInputError, match="valid devices"):
+        load_runtime(path, device="fpga")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(InvalidInputError, match="CUDAExecutionProvider"):
+            load_runtime(path, device="cuda")
+
+
+def test_tensorrt_absent_is_a_clear_error(tmp_path):
+    cls = RUNTIMES.get("tensorrt")
+    if cls.available():
+        pytest.skip("TensorRT and a GPU are present")
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"not really an engine")
+    with pytest.raises((MissingDependencyError, ModelLoadError), match="tensorrt|TensorRT"):
+        load_runtime(engine)
