@@ -70,6 +70,7 @@ class Segmenter:
         self.metadata = metadata or resolve_metadata(runtime, preset, labels, mean, std, size)
         self._input = runtime.input_spec
         self._output = runtime.output_spec
+        _check_label_count(self.metadata, self._output, runtime.path)
 
     @property
     def labels(self) -> tuple:
@@ -178,6 +179,16 @@ def resolve_metadata(runtime, preset=None, labels=None, mean=None, std=None, siz
             f"({', '.join(PRESETS.names())}) or --labels FILE with --mean/--std"
         )
     return ArtifactMetadata.from_dict(fields)
+
+
+def _check_label_count(meta: ArtifactMetadata, output, path) -> None:
+    """A logits output must have one channel per label (a wrong preset is caught here)."""
+    channels = output.shape[-1] if len(output.shape) == 4 else None
+    if meta.head == "logits" and channels and channels != meta.num_classes:
+        raise InvalidInputError(
+            f"{path}: the model outputs {channels} class scores but {meta.num_classes} labels were "
+            "given; check --preset/--labels"
+        )
 
 
 def _tensor_derived(runtime, fields: dict, size) -> dict:

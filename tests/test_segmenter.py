@@ -306,3 +306,24 @@ def test_grayscale_and_rgba_are_accepted(model_file):
     assert seg.predict(np.full((8, 8), 255, np.uint8)).labels.shape == (8, 8)
     assert seg.predict(np.full((8, 8, 4), 255, np.uint8)).labels.shape == (8, 8)
     np.testing.assert_allclose(rt.batches[0], 1.0)  # grey 255 -> all channels 1.0
+
+
+def test_label_count_must_match_logits_channels():
+    from edge_deeplab.errors import InvalidInputError
+    from edge_deeplab.runtimes.base import Runtime, TensorSpec
+    from edge_deeplab.segmenter import Segmenter
+
+    class ThreeClassLogits(Runtime):
+        name = "fake3"
+
+        def __init__(self):
+            self.path = "three.tflite"
+
+        input_spec = TensorSpec("image", (1, 32, 32, 3), np.dtype(np.float32))
+        output_spec = TensorSpec("logits", (1, 32, 32, 3), np.dtype(np.float32))
+
+        def run(self, batch):
+            return np.zeros((batch.shape[0], 32, 32, 3), np.float32)
+
+    with pytest.raises(InvalidInputError, match="3 class scores but 21 labels"):
+        Segmenter(ThreeClassLogits(), preset="pascal-voc")
