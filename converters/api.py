@@ -1,0 +1,247 @@
+"""`convert()`: every requested target x precision, each checked for parity, written atomically.
+
+Everything a user can get wrong (targets, precisions, head placement, the output folder,
+the model, the calibration source) is checked before the first conversion starts. Each
+artifact is built in a private temporary folder inside the output folder and renamed into
+place only when it is complete and its parity report is written, so a failed or
+interrupted conversion leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+from edge_deeplab.errors import (
+    ConversionError,
+    InvalidInputError,
+    MissingDependencyError,
+    ParityError,
+)
+from edge_deeplab.metadata import HEADS, RESOLUTIONS
+
+from .artifact import convert_one, summary_line
+from .base import (
+    CONVERTERS,
+    IO_DTYPES,
+    PRECISIONS,
+    ConversionJob,
+    ConversionResult,
+    Converter,
+    Progress,
+    Variant,
+)
+from .calibration import calibration, calibration_source, parity_image_set
+from .parity import ParityChecker
+
+ALL = "all"
+DEFAULT_CALIB_SIZE = 200
+Plan = List[Tuple[Converter, str]]
+
+
+def plan_conversions(
+    targets: Union[str, Sequence[str]], precisions: Union[str, Sequence[str]]
+) -> Plan:
+    """(converter, precision) pairs to run, validated before any work.
+
+    "all" (as a target or a precision) expands to every registered one and silently skips
+    the combinations a target does not support (and, for targets, the ones not available
+    here); a named precision a named target does not make is an error listing what it makes.
+    """
+    targets = _as_list(targets, "targets")
+    precisions = _as_list(precisions, "precisions")
+    all_targets = ALL in targets
+    names = CONVERTERS.names() if all_targets else targets
+    for precision in precisions:
+        if precision != ALL and precision not in PRECISIONS:
+            raise InvalidInputError(
+                f"unknown precision {precision!r}; valid precisions: {', '.join(PRECISIONS)}, all"
+            )
+    plan: Plan = []
+    for name in names:
+        cls = CONVERTERS.get(name)
+        wanted = cls.precisions if ALL in precisions else precisions
+        unsupported = [p for p in wanted if p not in cls.precisions]
+        if unsupported and not all_targets:
+            raise InvalidInputError(
+                f"{name} does not make {', '.join(unsupported)}; "
+                f"{name} precisions: {', '.join(cls.precisions)}"
+            )
+        ok, why = cls.available()
+        if not ok:
+            if all_targets:
+                continue
+            _raise_unavailable(cls, why)
+        plan += [(cls(), p) for p in wanted if p in cls.precisions]
+    if not plan:
+        raise InvalidInputError(
+            f"nothing to convert for targets {targets} and precisions {precisions}"
+        )
+    return plan
+
+
+def _raise_unavailable(cls, why: str) -> None:
+    """MissingDependencyError naming the extras, or why the target cannot run here."""
+    missing = cls.missing()
+    if missing and "pip install" in why:  # else the target says better what it needs
+        names = ", ".join(module for module, _ in missing)
+        extras = ",".join(sorted({extra for _, extra in missing}))
+        raise MissingDependencyError(names, extras, f"{cls.name} conversion")
+    raise ConversionError(f"{cls.name}: {why}")
+
+
+def _as_list(value, what: str) -> List[str]:
+    items = [value] if isinstance(value, str) else list(value or [])
+    items = [v.strip().lower() for item in items for v in str(item).split(",") if v.strip()]
+    if not items:
+        raise InvalidInputError(f"no {what} given")
+    return items
+
+
+def convert(
+    model,
+    targets,
+    precisions,
+    out_dir,
+    calib_data=None,
+    calib_size: int = DEFAULT_CALIB_SIZE,
+    size: Optional[Tuple[int, int]] = None,
+    head: Optional[str] = None,
+    resolution: Optional[str] = None,
+    io_dtype: str = "int8",
+    strict: bool = False,
+    parity_images: int = 32,
+    progress: bool = True,
+) -> List[ConversionResult]:
+    """Convert a trained model to every requested target and precision.
+
+    Args:
+        model: a training run folder or a .keras file (with metadata.json beside it).
+        targets: names from CONVERTERS (a list or "tflite,onnx"), or "all".
+        precisions: "fp32", "fp16", "dynamic", "int8" (a list or comma-separated), or "all".
+        out_dir: folder for the artifacts `model_<precision><suffix>` and their
+            `<artifact>.parity.json` reports.
+        calib_data: "synthetic", a folder of images, or RGB uint8 pixels (N, H, W, 3).
+            None: "synthetic" when the model was trained on the synthetic dataset, else
+            an error. Parity images come from the same source.
+        calib_size: calibration images (the LiteRT advice is 100-500).
+        size: (height, width) to export the fully convolutional model at another size.
+        head, resolution: head placement ("logits"/"argmax", "full"/"feature"); None
+            takes each target's fastest (`Converter.default_head/default_resolution`),
+            logits when only resolution="feature" is given.
+        io_dtype: TFLite int8 input/output type ("int8", "uint8", "float32").
+        strict: raise ParityError when an artifact breaks the tolerance table (such an
+            artifact is not written).
+        parity_images: images of the parity check.
+        progress: print progress on stderr.
+
+    Returns:
+        One ConversionResult per target x precision, in plan order, then (for "all") one
+        "not available" result per combination this machine cannot make.
+    """
+    _check_options(head, resolution, io_dtype, calib_size, parity_images)
+    plan = plan_conversions(targets, precisions)
+    out_dir = _prepare_out_dir(out_dir)
+    from .savedmodel import load_source
+
+    say = Progress(progress)
+    say(f"loading {model}")
+    source = load_source(model, size)
+    calib_source = calibration_source(calib_data, source)
+    with tempfile.TemporaryDirectory(prefix=".edge-deeplab-convert-", dir=out_dir) as work:
+        job = ConversionJob(
+            source,
+            Path(work),
+            lambda: calibration(calib_source, source, calib_size, say),
+            say,
+            io_dtype,
+        )
+        checker = ParityChecker(
+            parity_image_set(calib_source, source, parity_images), _reference_factory(job)
+        )
+        results = []
+        for index, (converter, precision) in enumerate(plan, start=1):
+            variant = _variant(converter, head, resolution)
+            where = f"{variant.head}, {variant.resolution} resolution"
+            say(f"[{index}/{len(plan)}] {converter.name} {precision} ({where})")
+            result = convert_one(job, checker, converter, precision, variant, out_dir, strict)
+            say(f"  -> {summary_line(result)}")
+            results.append(result)
+    results += unavailable_results(targets, precisions)
+    failed = [r for r in results if r.status == "parity failed"]
+    if strict and failed:
+        names = ", ".join(
+            f"{r.target} {r.precision} ({r.parity.get('agreement', 0):.2%})" for r in failed
+        )
+        raise ParityError(f"below the parity tolerance (not written): {names}")
+    return results
+
+
+def unavailable_results(targets, precisions) -> List[ConversionResult]:
+    """Results saying "not available" for the targets that "all" skipped on this machine."""
+    if ALL not in _as_list(targets, "targets"):
+        return []
+    wanted = _as_list(precisions, "precisions")
+    results = []
+    for name, cls in CONVERTERS.items():
+        ok, why = cls.available()
+        for precision in cls.precisions if not ok else ():
+            if ALL in wanted or precision in wanted:
+                results.append(
+                    ConversionResult(name, precision, status="not available", reason=why)
+                )
+    return results
+
+
+def _variant(converter: Converter, head: Optional[str], resolution: Optional[str]) -> Variant:
+    """The requested head placement, else the target's fastest. Feature-resolution output
+    defaults to logits: a class map at 1/16 of the input size would come back blocky."""
+    resolution = resolution or converter.default_resolution
+    if head is None:
+        head = "logits" if resolution == "feature" else converter.default_head
+    return Variant(head, resolution)
+
+
+def _check_options(head, resolution, io_dtype, calib_size, parity_images) -> None:
+    if head is not None and head not in HEADS:
+        raise InvalidInputError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
+    if resolution is not None and resolution not in RESOLUTIONS:
+        raise InvalidInputError(
+            f"resolution must be one of {', '.join(RESOLUTIONS)}; got {resolution!r}"
+        )
+    if io_dtype not in IO_DTYPES:
+        raise InvalidInputError(f"io dtype must be one of {', '.join(IO_DTYPES)}; got {io_dtype!r}")
+    if int(calib_size) < 1:
+        raise InvalidInputError(f"--calib-size must be >= 1, got {calib_size}")
+    if int(parity_images) < 1:
+        raise InvalidInputError(f"parity images must be >= 1, got {parity_images}")
+
+
+def _prepare_out_dir(out_dir) -> Path:
+    """Create the output folder and prove it is writable (before any work)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidInputError(f"--out {out_dir}: exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=".edge-deeplab-probe-", dir=out_dir)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise InvalidInputError(f"--out {out_dir}: cannot write there ({exc.strerror})") from None
+    return out_dir
+
+
+def _reference_factory(job: ConversionJob):
+    """(head, resolution) -> a Segmenter over the Keras model with that head placement."""
+    from edge_deeplab.segmenter import Segmenter
+
+    from .parity import KerasReference
+
+    def reference(head: str, resolution: str):
+        model = job.keras_model(Variant(head, resolution))
+        meta = job.source.metadata.replace(head=head, output_resolution=resolution)
+        return Segmenter(KerasReference(model, job.source.path, head), meta)
+
+    return reference

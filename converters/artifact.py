@@ -1,0 +1,114 @@
+"""One artifact: convert, embed metadata, check parity, then rename it into place.
+
+The artifact is written in a private staging folder inside the output folder; only when
+it is complete, its metadata (with the parity figures) embedded and its parity report
+written are its files renamed into the output folder (an OpenVINO .bin before its .xml).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from edge_deeplab.errors import ConversionError, EdgeDeeplabError
+
+from .base import ConversionJob, ConversionResult, Converter, Variant
+from .parity import ParityChecker, format_parity
+
+
+def convert_one(
+    job: ConversionJob,
+    checker: ParityChecker,
+    converter: Converter,
+    precision: str,
+    variant: Variant,
+    out_dir: Path,
+    strict: bool,
+) -> ConversionResult:
+    """Convert, embed metadata, check parity, then rename the files into `out_dir`."""
+    final = converter.artifact_path(out_dir, precision)
+    result = ConversionResult(
+        converter.name, precision, head=variant.head, resolution=variant.resolution
+    )
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=job.workdir))
+    tmp = staging / final.name
+    try:
+        start = time.perf_counter()
+        converter.convert(job, precision, variant, tmp)
+        result.seconds = round(time.perf_counter() - start, 2)
+        meta = _artifact_metadata(job, converter, precision, variant)
+        converter.embed_metadata(tmp, meta)
+        result.parity = _parity(checker, converter, tmp, precision)
+        converter.embed_metadata(tmp, meta.replace(parity=result.parity))
+    except EdgeDeeplabError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        return _failed(result, "conversion failed", exc)
+    result.size_mb = round(sum(f.stat().st_size for f in converter.files(tmp)) / 2**20, 3)
+    if not result.parity["passed"]:
+        result.status, result.reason = "parity failed", format_parity(result.parity)
+        if strict:
+            shutil.rmtree(staging, ignore_errors=True)
+            return result
+    report = {**result.to_dict(), "path": str(final)}
+    # Staging is private, so a plain write is enough: the rename below is what is atomic.
+    (staging / (final.name + ".parity.json")).write_text(
+        json.dumps(report, indent=2), encoding="utf-8"
+    )
+    for path in [*converter.files(tmp), staging / (final.name + ".parity.json")]:
+        os.replace(path, out_dir / path.name)  # OpenVINO: .bin before .xml
+    shutil.rmtree(staging, ignore_errors=True)
+    result.path = final
+    return result
+
+
+def _failed(result: ConversionResult, status: str, exc: Exception) -> ConversionResult:
+    result.status, result.reason = status, str(exc)
+    return result
+
+
+def _artifact_metadata(job: ConversionJob, converter: Converter, precision: str, variant: Variant):
+    meta = job.source.metadata
+    source = {
+        **meta.source,
+        "converted_with": "edge-deeplab convert",
+        "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if precision == "int8" and converter.name == "tflite":
+        source["io_dtype"] = job.io_dtype
+    return meta.replace(
+        format=converter.name,
+        precision=precision,
+        head=variant.head,
+        output_resolution=variant.resolution,
+        source=source,
+        parity={},
+    )
+
+
+def _parity(checker: ParityChecker, converter: Converter, path: Path, precision: str) -> dict:
+    """Open the artifact in its own engine (configured by its metadata) and compare."""
+    from edge_deeplab.runtimes import load_runtime
+
+    from edge_deeplab.segmenter import Segmenter
+
+    with load_runtime(path, backend=converter.runtime) as runtime:
+        if runtime.metadata is None:
+            raise ConversionError(
+                f"{path.name}: the {converter.runtime} runtime finds no embedded metadata"
+            )
+        return checker.check(Segmenter(runtime), precision)
+
+
+def summary_line(result: ConversionResult) -> str:
+    """One line per artifact: status, file, size, time and parity."""
+    if result.status in ("conversion failed", "not available"):
+        return f"{result.target} {result.precision}: {result.status}: {result.reason}"
+    where = result.path.name if result.path else "(not written)"
+    return (
+        f"{result.status:<13} {where:<22} {result.size_mb:7.2f} MB {result.seconds:6.1f} s  "
+        f"{format_parity(result.parity)}"
+    )

@@ -1,0 +1,166 @@
+"""Does the artifact still segment like the Keras model it came from?
+
+Both sides run through `Segmenter` (the one pre/post-processing): the artifact through its
+own engine (`load_runtime`, configured by the metadata embedded in it), the reference
+through the in-memory Keras model at the same output resolution, called with
+training=False. Figures: argmax pixel agreement, mIoU of the artifact's labels against the
+reference's labels, and max |logit difference| for float formats that output scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+from edge_deeplab.runtimes.base import Runtime, TensorSpec
+
+from edge_deeplab.data.preprocessing import preprocess_batch
+from edge_deeplab.errors import InvalidInputError
+from edge_deeplab.evaluation.metrics import confusion_matrix, miou_from_confusion
+from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.segmenter import Segmenter
+
+# THE tolerance table: minimum argmax pixel agreement with the Keras reference.
+TOLERANCES: Dict[str, Dict[str, float]] = {
+    "fp32": {"agreement": 0.999},
+    "fp16": {"agreement": 0.995},
+    "dynamic": {"agreement": 0.99},
+    "int8": {"agreement": 0.97},
+}
+
+
+class KerasReference(Runtime):
+    """The in-memory Keras model as a Runtime, so the reference shares Segmenter's code.
+
+    Contract: float32 (N, H, W, 3) normalised in; float32 logits (N, H', W', C) out, or
+    with head="argmax" the uint8 class map (N, H', W'), the same head as the artifact, so
+    parity measures the conversion and not the head placement.
+    """
+
+    name = "keras-reference"
+    extra = "train"
+
+    def __init__(self, model, path, head: str = "logits"):
+        super().__init__(path)
+        self.model = model
+        self.head = head
+        shape = tuple(int(v) if v else None for v in model.input_shape)
+        self._in = TensorSpec("image", (None, *shape[1:]), np.dtype(np.float32))
+        out = tuple(int(v) if v else None for v in model.output_shape)
+        if head == "argmax":
+            self._out = TensorSpec("labels", (None, *out[1:-1]), np.dtype(np.uint8))
+        else:
+            self._out = TensorSpec("scores", (None, *out[1:]), np.dtype(np.float32))
+
+    @property
+    def input_spec(self) -> TensorSpec:
+        return self._in
+
+    @property
+    def output_spec(self) -> TensorSpec:
+        return self._out
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        scores = np.asarray(self.model(batch, training=False), np.float32)
+        return np.argmax(scores, axis=-1).astype(np.uint8) if self.head == "argmax" else scores
+
+
+def parity_images(source, meta: ArtifactMetadata, n: int, seed: int = 0) -> List[np.ndarray]:
+    """Up to `n` RGB uint8 images from the calibration source ("synthetic", a folder or an array).
+
+    Synthetic parity images are drawn with another seed than the calibration images, so
+    parity is measured on images the quantizer did not see.
+    """
+    if isinstance(source, np.ndarray):
+        return list(source[:n])
+    if str(source) == "synthetic":
+        from edge_deeplab.data import synthetic
+
+        classes = min(max(meta.num_classes, 2), synthetic.MAX_CLASSES)
+        images, _ = synthetic.generate(n, meta.input_size, seed=20_000 + seed, num_classes=classes)
+        return list(images)
+    from edge_deeplab.data.calibration import _image_files
+    from edge_deeplab.imageio import read_image
+
+    files = _image_files(Path(source))
+    if len(files) > n:  # spread over the folder rather than its first files
+        files = [files[i] for i in np.linspace(0, len(files) - 1, n).round().astype(int)]
+    return [read_image(path) for path in files]
+
+
+class ParityChecker:
+    """Compares artifacts with the Keras reference on a fixed set of images.
+
+    Args:
+        images: RGB uint8 images (any sizes).
+        reference_for: (head, resolution) -> a Segmenter over the Keras model.
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], reference_for):
+        if not images:
+            raise InvalidInputError("no images for the parity check")
+        self.images = list(images)
+        self._reference_for = reference_for
+        self._labels: Dict[tuple, np.ndarray] = {}
+        self._scores: Dict[str, np.ndarray] = {}
+
+    def reference_labels(self, head: str, resolution: str) -> np.ndarray:
+        if (head, resolution) not in self._labels:
+            self._labels[head, resolution] = _labels(
+                self._reference_for(head, resolution), self.images
+            )
+        return self._labels[head, resolution]
+
+    def reference_scores(self, resolution: str) -> np.ndarray:
+        if resolution not in self._scores:
+            self._scores[resolution] = raw_scores(
+                self._reference_for("logits", resolution), self.images
+            )
+        return self._scores[resolution]
+
+    def check(self, segmenter: Segmenter, precision: str) -> dict:
+        """Parity figures of `segmenter` (the artifact through its engine)."""
+        meta = segmenter.metadata
+        reference = self.reference_labels(meta.head, meta.output_resolution)
+        labels = _labels(segmenter, self.images)
+        agreement = float(np.mean(labels == reference))
+        confusion = confusion_matrix(labels, reference, meta.num_classes, ignore_label=-1)
+        figures = {
+            "images": len(self.images),
+            "agreement": agreement,
+            "miou": miou_from_confusion(confusion),
+            "max_abs_diff": None,
+        }
+        if meta.head == "logits" and precision != "int8":
+            scores = raw_scores(segmenter, self.images)
+            figures["max_abs_diff"] = float(
+                np.max(np.abs(scores - self.reference_scores(meta.output_resolution)))
+            )
+        figures["tolerance"] = TOLERANCES[precision]["agreement"]
+        figures["passed"] = bool(agreement >= figures["tolerance"])
+        return figures
+
+
+def _labels(segmenter: Segmenter, images: Sequence[np.ndarray]) -> np.ndarray:
+    """All images' class maps, flattened and concatenated (images may differ in size)."""
+    return np.concatenate([r.labels.ravel() for r in segmenter.predict_batch(images)])
+
+
+def raw_scores(segmenter: Segmenter, images: Sequence[np.ndarray]) -> np.ndarray:
+    """The engine's dequantised output scores (N, H', W', C) before any resizing."""
+    batch, _ = preprocess_batch(images, segmenter.metadata)
+    return segmenter.dequantize_output(segmenter.infer(segmenter.quantize_input(batch)))
+
+
+def format_parity(figures: dict) -> str:
+    """One line: agreement, mIoU, max |diff| and the verdict."""
+    if not figures:
+        return ""
+    diff = figures.get("max_abs_diff")
+    diff_text = "-" if diff is None else f"{diff:.2g}"
+    verdict = "ok" if figures.get("passed") else f"BELOW {figures.get('tolerance', 0):.1%}"
+    return (
+        f"agreement {figures['agreement']:.2%}  mIoU {figures['miou']:.4f}  "
+        f"max|diff| {diff_text}  [{verdict}]"
+    )

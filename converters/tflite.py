@@ -1,0 +1,83 @@
+"""TFLite (LiteRT) through the TensorFlow Lite converter, from the SavedModel export.
+
+- fp32: plain conversion.
+- fp16: weights stored as float16 (the CPU computes in float32; GPU delegates in fp16).
+- dynamic: int8 weights, float activations (dynamic-range quantization).
+- int8: full integer with per-channel weights, calibrated on the shared calibration
+  images; input/output int8, uint8 or float32 (`io_dtype`). Every op of this network
+  (MEAN, RESIZE_BILINEAR, SPACE/BATCH_TO_SPACE_ND, ARG_MAX) has an int8 kernel, so the
+  converter is told to allow builtin int8 ops only and fails loudly otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_deeplab import deps
+from edge_deeplab.errors import ConversionError
+from edge_deeplab.metadata import ArtifactMetadata
+
+from .artifact_metadata import embed_tflite_metadata
+from .base import CONVERTERS, ConversionJob, Converter, Variant
+
+
+@CONVERTERS.register("tflite")
+class TFLiteConverter(Converter):
+    """.tflite flatbuffers for LiteRT (ai-edge-litert), with metadata as an associated file."""
+
+    name = "tflite"
+    suffix = ".tflite"
+    precisions = ("fp32", "fp16", "dynamic", "int8")
+    extra = "train"  # the converter lives in TensorFlow
+    requires = (("tensorflow", "train"),)
+    runtime = "tflite"
+
+    def convert(self, job: ConversionJob, precision: str, variant: Variant, dest: Path) -> None:
+        tf = deps.tensorflow()
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(job.saved_model(variant)))
+        if precision == "fp16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif precision == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif precision == "int8":
+            _full_integer(converter, job, variant)
+        job.progress(f"  TFLite converter: {precision}")
+        try:
+            content = converter.convert()
+        except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError
+            raise ConversionError(
+                f"TFLite converter ({precision}) failed: {_first_line(exc)}"
+            ) from exc
+        dest.write_bytes(content)
+
+    def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
+        embed_tflite_metadata(path, meta)
+
+
+def _full_integer(converter, job: ConversionJob, variant: Variant) -> None:
+    """Configure full-integer quantization with the job's calibration images."""
+    tf = deps.tensorflow()
+    batches = job.calibration()
+    tick = job.progress.count("calibrating (TFLite)", len(batches))
+
+    def representative_dataset():
+        for index in range(len(batches)):
+            tick(index + 1)
+            yield [batches[index : index + 1]]
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    io = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[job.io_dtype]
+    converter.inference_input_type = io
+    if variant.head == "logits":  # an argmax head already returns a uint8 class map
+        converter.inference_output_type = io
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    for line in lines:  # the converter's useful line names the failing op
+        if "error" in line.lower():
+            return line.strip()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,110 @@
+"""`edge-deeplab convert`: a trained model to TFLite/ONNX/OpenVINO/TensorRT, parity-checked."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .common import parse_list, parse_size
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from edge_deeplab.converters import ALL, CONVERTERS, DEFAULT_CALIB_SIZE, PRECISIONS
+    from edge_deeplab.converters.base import IO_DTYPES
+    from edge_deeplab.metadata import HEADS, RESOLUTIONS
+
+    targets = ", ".join(CONVERTERS.names())
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a trained model to edge formats (with a parity check)",
+        description="Convert a training run (or .keras file) to every requested format and "
+        "precision. Each artifact is checked against the Keras model and gets a "
+        "<artifact>.parity.json report.",
+    )
+    parser.add_argument("model", help="training run folder or .keras file")
+    parser.add_argument(
+        "--to",
+        dest="targets",
+        type=parse_list,
+        required=True,
+        help=f"targets, comma-separated ({targets}) or '{ALL}'",
+    )
+    parser.add_argument(
+        "--precision",
+        dest="precisions",
+        type=parse_list,
+        default=("fp32",),
+        help=f"precisions, comma-separated ({', '.join(PRECISIONS)}) or '{ALL}' (default fp32)",
+    )
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--calib-data",
+        help="'synthetic' or a folder of images for calibration and parity "
+        "(default: synthetic when the model was trained on it)",
+    )
+    parser.add_argument(
+        "--calib-size",
+        type=int,
+        default=DEFAULT_CALIB_SIZE,
+        help=f"calibration images (default {DEFAULT_CALIB_SIZE}; LiteRT advises 100-500)",
+    )
+    parser.add_argument(
+        "--parity-images", type=int, default=32, help="images of the parity check (default 32)"
+    )
+    parser.add_argument(
+        "--size", type=parse_size, help="export the fully convolutional model at HxW"
+    )
+    parser.add_argument(
+        "--head",
+        choices=HEADS,
+        help="logits out, or an in-graph argmax class map (default: the fastest for each target)",
+    )
+    parser.add_argument(
+        "--resolution",
+        choices=RESOLUTIONS,
+        help="output at the input size, or at the feature resolution (upsampled on the host)",
+    )
+    parser.add_argument(
+        "--io-dtype",
+        choices=IO_DTYPES,
+        default="int8",
+        help="TFLite int8 model input/output type (default int8)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (and write nothing) when an artifact breaks the parity tolerance table",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_deeplab.converters import convert, summary_line
+    from edge_deeplab.errors import ConversionError
+
+    results = convert(
+        args.model,
+        args.targets,
+        args.precisions,
+        args.out,
+        calib_data=args.calib_data,
+        calib_size=args.calib_size,
+        size=args.size,
+        head=args.head,
+        resolution=args.resolution,
+        io_dtype=args.io_dtype,
+        strict=args.strict,
+        parity_images=args.parity_images,
+        progress=not args.quiet,
+    )
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        for result in results:
+            print(f"{result.target:<9} {result.precision:<8} {summary_line(result)}")
+    failed = [r for r in results if r.status == "conversion failed"]
+    if failed:
+        raise ConversionError("; ".join(f"{r.target} {r.precision}: {r.reason}" for r in failed))
+    return 0

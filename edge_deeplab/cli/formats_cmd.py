@@ -1,0 +1,59 @@
+"""`edge-deeplab formats`: targets x precisions, and which ones can run on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "formats",
+        help="list the conversion targets, their precisions and availability here",
+        description="The table of conversion targets x precisions (from the converter registry).",
+    )
+    parser.add_argument("--json", action="store_true", help="print the table as JSON")
+    return parser
+
+
+def formats_table() -> list:
+    """One row per registered target: name, suffix, precisions, extra, head, availability."""
+    from edge_deeplab.converters import CONVERTERS
+
+    rows = []
+    for name, cls in CONVERTERS.items():
+        ok, why = cls.available()
+        rows.append(
+            {
+                "target": name,
+                "suffix": cls.suffix,
+                "precisions": list(cls.precisions),
+                "extra": cls.extra,
+                "runtime": cls.runtime,
+                "head": f"{cls.default_head}/{cls.default_resolution}",
+                "available": ok,
+                "reason": why,
+            }
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_deeplab.converters import PRECISIONS
+
+    rows = formats_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = (
+        f"{'target':<10}{'suffix':<9}"
+        + "".join(f"{p:<9}" for p in PRECISIONS)
+        + f"{'head':<15}available here"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        marks = "".join(f"{'yes' if p in row['precisions'] else '-':<9}" for p in PRECISIONS)
+        status = "yes" if row["available"] else f"no: {row['reason']}"
+        print(f"{row['target']:<10}{row['suffix']:<9}{marks}{row['head']:<15}{status}")
+    return 0

@@ -1,0 +1,385 @@
+"""Converters: every CPU target x precision converts the tiny model, loads in its own engine,
+passes the parity tolerance table and carries its metadata; bad input gives clear errors
+and leaves nothing behind.
+
+The conversions are made once per module (about ten at 64x64) and shared by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edge_deeplab.converters import CONVERTERS, TOLERANCES, convert, plan_conversions
+
+from edge_deeplab.errors import (
+    ConversionError,
+    EdgeDeeplabError,
+    InvalidInputError,
+    MissingDependencyError,
+    ModelLoadError,
+    ParityError,
+)
+
+PAIRS = [(name, precision) for name, cls in CONVERTERS.items() for precision in cls.precisions]
+
+
+def _pair_param(name, precision):
+    marks = [pytest.mark.gpu] if name == "tensorrt" else []
+    return pytest.param(name, precision, marks=marks, id=f"{name}-{precision}")
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_run, tmp_path_factory):
+    """{(target, precision): ConversionResult} for every target available here."""
+    pytest.importorskip("tensorflow")
+    out = tmp_path_factory.mktemp("converted")
+    results = convert(tiny_run, "all", "all", out, calib_size=64, parity_images=16, progress=False)
+    return {(r.target, r.precision): r for r in results}, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,precision", [_pair_param(*pair) for pair in PAIRS])
+def test_converts_loads_and_passes_parity(converted, name, precision):
+    ok, why = CONVERTERS.get(name).available()
+    if not ok:
+        pytest.skip(f"{name}: {why}")
+    from edge_deeplab.runtimes import load_runtime
+
+    results, out = converted
+    result = results[(name, precision)]
+    assert result.status == "ok", f"{result.status}: {result.reason} {result.parity}"
+    assert result.path == out / f"model_{precision}{CONVERTERS.get(name).suffix}"
+    assert result.parity["agreement"] >= TOLERANCES[precision]["agreement"]
+    assert result.parity["images"] == 16
+    if precision in ("fp32", "fp16") and result.head == "logits":
+        assert result.parity["max_abs_diff"] < 0.1
+    with load_runtime(result.path) as runtime:  # its own engine, picked by suffix
+        assert runtime.name == CONVERTERS.get(name).runtime
+        meta = runtime.metadata
+    assert meta is not None, "metadata not embedded"
+    assert (meta.format, meta.precision, meta.input_size) == (name, precision, (64, 64))
+    assert (meta.head, meta.output_resolution) == (result.head, result.resolution)
+    assert meta.labels == ("background", "disk", "box")
+    assert meta.parity["agreement"] == pytest.approx(result.parity["agreement"])
+    report = json.loads(Path(str(result.path) + ".parity.json").read_text())
+    assert report["parity"]["agreement"] == pytest.approx(result.parity["agreement"])
+
+
+@pytest.mark.slow
+def test_output_folder_holds_only_finished_artifacts(converted):
+    results, out = converted
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.startswith(".")], names  # no temporary leftovers
+    expected = set()
+    for (name, _precision), result in results.items():
+        if result.path is None:  # "not available" here
+            continue
+        cls = CONVERTERS.get(name)
+        expected |= {p.name for p in cls().files(result.path)} | {result.path.name + ".parity.json"}
+    assert set(names) == expected
+
+
+@pytest.mark.slow
+def test_metadata_readers_need_no_engine_session(converted):
+    from edge_deeplab.converters import artifact_metadata as am
+
+    results, _ = converted
+    readers = {
+        "tflite": am.read_tflite_metadata,
+        "onnx": am.read_onnx_metadata,
+        "openvino": am.read_openvino_metadata,
+    }
+    for (name, precision), result in results.items():
+        if result.path is None:
+            continue
+        meta = readers[name](result.path)
+        assert (meta.format, meta.precision) == (name, precision)
+        assert meta.mean == (127.5, 127.5, 127.5) and meta.palette
+
+
+def test_tflite_metadata_roundtrip_replaces_previous(tmp_path):
+    from edge_deeplab.converters.artifact_metadata import (
+        embed_tflite_metadata,
+        read_tflite_metadata,
+    )
+
+    from edge_deeplab.metadata import ArtifactMetadata
+
+    path = tmp_path / "m.tflite"
+    body = b"\x18\x00\x00\x00TFL3" + bytes(range(256)) * 4
+    path.write_bytes(body)
+    assert read_tflite_metadata(path) is None
+    first = ArtifactMetadata(labels=("a", "b"), input_size=(32, 48), format="tflite")
+    embed_tflite_metadata(path, first)
+    embed_tflite_metadata(path, first.replace(precision="int8", parity={"agreement": 0.99}))
+    meta = read_tflite_metadata(path)
+    assert meta.precision == "int8" and meta.parity == {"agreement": 0.99}
+    assert meta.input_size == (32, 48) and meta.labels == ("a", "b")
+    assert path.read_bytes().startswith(body) and path.read_bytes().count(b"PK\x03\x04") == 1
+
+
+@pytest.mark.slow
+def test_size_head_and_resolution_through_the_cli(tiny_run, tmp_path, capsys):
+    from edge_deeplab.runtimes import load_runtime
+
+    from edge_deeplab.cli.main import main
+
+    out = tmp_path / "out"
+    code = main(
+        [
+            "convert",
+            str(tiny_run),
+            "--to",
+            "tflite",
+            "--precision",
+            "fp32",
+            "--size",
+            "96x80",
+            "--head",
+            "argmax",
+            "--out",
+            str(out),
+            "--calib-size",
+            "8",
+            "--parity-images",
+            "8",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    assert "model_fp32.tflite" in capsys.readouterr().out
+    with load_runtime(out / "model_fp32.tflite") as runtime:
+        assert runtime.input_spec.shape == (1, 96, 80, 3)
+        assert runtime.output_spec.shape == (1, 96, 80) and runtime.output_spec.dtype == np.uint8
+        assert (runtime.metadata.head, runtime.metadata.input_size) == ("argmax", (96, 80))
+        assert runtime.metadata.parity["agreement"] >= TOLERANCES["fp32"]["agreement"]
+
+    results = convert(
+        tiny_run,
+        "onnx",
+        "fp32",
+        tmp_path / "feature",
+        resolution="feature",
+        calib_size=8,
+        parity_images=8,
+        progress=False,
+    )
+    with load_runtime(results[0].path) as runtime:
+        assert runtime.output_spec.shape[1:] == (4, 4, 3)  # 64 / output stride 16
+        assert runtime.metadata.output_resolution == "feature"
+    assert results[0].parity["agreement"] >= TOLERANCES["fp32"]["agreement"]
+    assert results[0].parity["max_abs_diff"] < 1e-3  # fp32 logits: rounding only
+
+
+@pytest.mark.slow
+def test_tflite_int8_with_uint8_io(tiny_run, tmp_path):
+    from edge_deeplab.runtimes import load_runtime
+
+    result = convert(
+        tiny_run,
+        "tflite",
+        "int8",
+        tmp_path,
+        head="logits",
+        io_dtype="uint8",
+        calib_size=16,
+        parity_images=8,
+        progress=False,
+    )[0]
+    assert result.status == "ok", result.reason
+    with load_runtime(result.path) as runtime:
+        assert runtime.input_spec.dtype == np.uint8 and runtime.input_spec.quantized
+        assert runtime.output_spec.dtype == np.uint8 and runtime.output_spec.quantized
+        assert runtime.metadata.source["io_dtype"] == "uint8"
+
+
+@pytest.mark.slow
+def test_strict_parity_failure_writes_nothing(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(TOLERANCES, "fp32", {"agreement": 1.01})  # unreachable
+    with pytest.raises(ParityError, match="tflite fp32"):
+        convert(
+            tiny_run,
+            "tflite",
+            "fp32",
+            tmp_path,
+            strict=True,
+            calib_size=4,
+            parity_images=4,
+            progress=False,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_conversion_leaves_nothing(tiny_run, tmp_path, monkeypatch):
+    from edge_deeplab.converters.tflite import TFLiteConverter
+
+    def broken(self, job, precision, variant, dest):
+        dest.write_bytes(b"half a model")
+        raise ConversionError("converter crashed half-way")
+
+    monkeypatch.setattr(TFLiteConverter, "convert", broken)
+    results = convert(
+        tiny_run, "tflite", "fp32", tmp_path, calib_size=2, parity_images=2, progress=False
+    )
+    assert results[0].status == "conversion failed" and "half-way" in results[0].reason
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_formats_lists_every_target(capsys):
+    from edge_deeplab.cli.main import main
+
+    assert main(["formats"]) == 0
+    text = capsys.readouterr().out
+    for name, cls in CONVERTERS.items():
+        assert name in text and cls.suffix in text
+    assert main(["formats", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["target"] for r in rows} == set(CONVERTERS.names())
+    assert all(isinstance(r["available"], bool) for r in rows)
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+def test_unsupported_precision_is_refused_before_any_work(tmp_path):
+    with pytest.raises(InvalidInputError, match="onnx precisions: fp32, int8"):
+        plan_conversions("onnx", "fp16")
+    from edge_deeplab.cli.main import main
+
+    out = tmp_path / "never"
+    assert (
+        main(
+            ["convert", str(tmp_path), "--to", "onnx", "--precision", "dynamic", "--out", str(out)]
+        )
+        == 2
+    )
+    assert not out.exists()
+    with pytest.raises(InvalidInputError, match="valid converters"):
+        plan_conversions("coreml", "fp32")
+    with pytest.raises(InvalidInputError, match="valid precisions"):
+        plan_conversions("tflite", "int4")
+
+
+def test_all_skips_unsupported_combinations():
+    from edge_deeplab.converters.api import unavailable_results
+
+    plan = [(c.name, p) for c, p in plan_conversions("all", "fp16")]
+    assert ("tflite", "fp16") in plan and ("onnx", "fp16") not in plan
+    skipped = {(r.target, r.precision): r for r in unavailable_results("all", "fp16")}
+    for name, cls in CONVERTERS.items():
+        ok, why = cls.available()
+        assert ((name, "fp16") in skipped) == (not ok and "fp16" in cls.precisions)
+        assert ((name, "fp16") in plan) == (ok and "fp16" in cls.precisions)
+    assert all(r.status == "not available" and r.reason for r in skipped.values())
+
+
+def test_tensorrt_without_gpu_says_what_it_needs():
+    cls = CONVERTERS.get("tensorrt")
+    if cls.available()[0]:
+        pytest.skip("TensorRT and a GPU are present")
+    with pytest.raises(EdgeDeeplabError, match="needs TensorRT and an NVIDIA GPU"):
+        plan_conversions("tensorrt", "fp16")
+
+
+def test_missing_package_names_the_extra(monkeypatch):
+    from edge_deeplab import deps
+
+    real = deps.available
+    monkeypatch.setattr(deps, "available", lambda module: module != "nncf" and real(module))
+    with pytest.raises(MissingDependencyError, match=r"edge-deeplab\[openvino\]"):
+        plan_conversions("openvino", "int8")
+
+
+def test_not_a_model(tmp_path):
+    fake = tmp_path / "model.keras"
+    fake.write_text("not a zip")
+    with pytest.raises(ModelLoadError, match="model.keras"):
+        convert(fake, "tflite", "fp32", tmp_path / "out", progress=False)
+    with pytest.raises(InvalidInputError, match="no such model"):
+        convert(tmp_path / "missing", "tflite", "fp32", tmp_path / "out", progress=False)
+    other = tmp_path / "x.onnx"
+    other.write_text("x")
+    with pytest.raises(InvalidInputError, match="not a Keras model"):
+        convert(other, "tflite", "fp32", tmp_path / "out", progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+
+
+def test_keras_file_with_unknown_layer(tmp_path):
+    keras = pytest.importorskip("keras")
+
+    @keras.saving.register_keras_serializable(package="edge_deeplab_test")
+    class Mystery(keras.layers.Layer):
+        def call(self, x):
+            return x
+
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(Mystery()(inputs)))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    keras.saving.get_custom_objects().pop("edge_deeplab_test>Mystery")
+    with pytest.raises(ModelLoadError, match="unknown layer"):
+        convert(path, "tflite", "fp32", tmp_path / "out", progress=False)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_bad_calibration_data(tiny_run, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InvalidInputError, match="no images"):
+        convert(tiny_run, "tflite", "int8", tmp_path / "out", calib_data=empty, progress=False)
+    with pytest.raises(InvalidInputError, match=r"expected uint8 RGB pixels"):
+        convert(
+            tiny_run,
+            "tflite",
+            "int8",
+            tmp_path / "out",
+            calib_data=np.zeros((4, 64, 64), np.uint8),
+            progress=False,
+        )
+    with pytest.raises(InvalidInputError, match="no such folder"):
+        convert(
+            tiny_run,
+            "tflite",
+            "int8",
+            tmp_path / "out",
+            calib_data=tmp_path / "nope",
+            progress=False,
+        )
+    with pytest.raises(InvalidInputError, match="--calib-size"):
+        convert(tiny_run, "tflite", "int8", tmp_path / "out", calib_size=0, progress=False)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_unwritable_output_folder(tiny_run, tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(InvalidInputError, match="--out"):
+        convert(tiny_run, "tflite", "fp32", blocker / "out", progress=False)
+    with pytest.raises(InvalidInputError, match="not a folder"):
+        convert(tiny_run, "tflite", "fp32", blocker, progress=False)
+
+
+def test_calibration_source_required_for_real_data_models(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    config["data"] = {**config.get("data", {}), "format": "folder", "path": "/data"}
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InvalidInputError, match="--calib-data"):
+        convert(run, "tflite", "fp32", tmp_path / "out", progress=False)
+
+
+def test_tensorrt_engine_cache_key_covers_what_an_engine_depends_on():
+    from edge_deeplab.converters.tensorrt import engine_key
+
+    base = (b"onnx", "10.3.0", "Orin", "fp16", (1, 64, 64, 3))
+    key = engine_key(*base)
+    assert key == engine_key(*base) and key.isalnum()
+    for index, other in enumerate([b"onnx2", "10.4.0", "RTX 4090", "int8", (1, 96, 96, 3)]):
+        changed = list(base)
+        changed[index] = other
+        assert engine_key(*changed) != key, f"key ignores argument {index}"
