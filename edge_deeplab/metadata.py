@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 from .errors import InvalidInputError
 
@@ -101,7 +101,7 @@ class ArtifactMetadata:
     def num_classes(self) -> int:
         return len(self.labels)
 
-    def replace(self, **changes) -> "ArtifactMetadata":
+    def replace(self, **changes) -> ArtifactMetadata:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -113,7 +113,7 @@ class ArtifactMetadata:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ArtifactMetadata":
+    def from_dict(cls, data: dict) -> ArtifactMetadata:
         names = {f.name for f in dataclasses.fields(cls)}
         try:
             return cls(**{k: v for k, v in data.items() if k in names})
@@ -121,7 +121,7 @@ class ArtifactMetadata:
             raise InvalidInputError(f"metadata is incomplete: {exc}") from None
 
     @classmethod
-    def from_json(cls, text: str) -> "ArtifactMetadata":
+    def from_json(cls, text: str) -> ArtifactMetadata:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+
 from edge_deeplab.errors import ModelLoadError
 from edge_deeplab.runs import resolve_model_path
 

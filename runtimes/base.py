@@ -91,7 +91,7 @@ class Runtime(ABC):
         """Whether the engine can be imported on this machine."""
         return True
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: most engines free on GC)
         """Release the engine (idempotent)."""
 
     def __enter__(self):

@@ -37,7 +37,8 @@ def parse_list(text: str) -> Tuple[str, ...]:
 def add_model_source_args(parser: argparse.ArgumentParser) -> None:
     """--preset / --labels / --mean / --std / --size for models without our metadata."""
     group = parser.add_argument_group("models without edge-deeplab metadata")
-    group.add_argument("--preset", choices=PRESETS.names(), help="labels, normalisation and palette of a published model")
+    group.add_argument("--preset", choices=PRESETS.names(),
+                       help="labels, normalisation and palette of a published model")
     group.add_argument("--labels", help="labels file, one class name per line")
     group.add_argument("--mean", type=parse_floats, help="normalisation mean in pixel units (1 or 3 values)")
     group.add_argument("--std", type=parse_floats, help="normalisation std in pixel units (1 or 3 values)")

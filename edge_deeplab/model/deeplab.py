@@ -25,7 +25,7 @@ LOGITS = "logits"  # classifier output at feature resolution
 UPSAMPLED = "upsample_logits"  # logits at the input size: the model's output
 
 
-def build_deeplab_v3(config: ModelConfig) -> "keras.Model":
+def build_deeplab_v3(config: ModelConfig) -> keras.Model:
     """Build the network described by `config`.
 
     Returns:
