@@ -158,8 +158,8 @@ class TrainConfig(_Config):
         jit_compile: XLA; off by default (7-10x slower per step on this kind of CPU).
     """
 
-    epochs: int = 12
-    batch_size: int = 16
+    epochs: int = 20
+    batch_size: int = 8
     optimizer: str = "adam"
     learning_rate: float = 3e-3
     poly_power: float = 0.9

@@ -1,0 +1,159 @@
+"""tf.data input pipelines over an in-memory SegDataset (needs TensorFlow).
+
+Training: random scale, pad (image with the mean pixel, mask with the ignore label),
+random crop to the model input, horizontal flip, colour jitter, then THE normalisation
+(`preprocessing.normalize`), in parallel (AUTOTUNE) and prefetched.
+
+Scale 1.0 means the evaluation geometry: the image stretched to the model input, as
+`preprocessing.preprocess` does, so training and evaluation see objects at the same size;
+the random scale multiplies that.
+
+Validation: `preprocessing.preprocess_batch` (THE function) on the host, once, then
+batched tensors.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from .. import deps
+from ..config import AugmentConfig
+from ..metadata import ArtifactMetadata
+from .datasets import SegDataset
+from .preprocessing import normalize, preprocess_batch
+
+
+def _source(tf, dataset: SegDataset):
+    """A tf.data.Dataset of (uint8 (H, W, 3), uint8 (H, W)) from the in-memory arrays."""
+    if dataset.same_size() is not None:
+        return tf.data.Dataset.from_tensor_slices(
+            (np.stack(dataset.images), np.stack(dataset.masks))
+        )
+    # Sizes differ (VOC): flatten each pair, keep the shapes, and restore them per element.
+    shapes = np.array([image.shape[:2] for image in dataset.images], np.int32)
+    images = tf.RaggedTensor.from_row_lengths(
+        np.concatenate([i.reshape(-1) for i in dataset.images]), [i.size for i in dataset.images]
+    )
+    masks = tf.RaggedTensor.from_row_lengths(
+        np.concatenate([m.reshape(-1) for m in dataset.masks]), [m.size for m in dataset.masks]
+    )
+    source = tf.data.Dataset.from_tensor_slices((images, masks, shapes))
+    return source.map(lambda i, m, s: (tf.reshape(i, [s[0], s[1], 3]), tf.reshape(m, [s[0], s[1]])))
+
+
+def _jitter(tf, image, augment: AugmentConfig):
+    """Colour jitter on float pixels 0..255."""
+    x = image / 255.0
+    if augment.brightness:
+        x = tf.image.random_brightness(x, augment.brightness)
+    if augment.contrast:
+        x = tf.image.random_contrast(x, 1 - augment.contrast, 1 + augment.contrast)
+    if augment.saturation:
+        x = tf.image.random_saturation(x, 1 - augment.saturation, 1 + augment.saturation)
+    if augment.hue:
+        x = tf.image.random_hue(x, augment.hue)
+    return tf.clip_by_value(x, 0.0, 1.0) * 255.0
+
+
+def augment_fn(
+    input_size: Tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    augment: AugmentConfig,
+    ignore_label: int,
+):
+    """The per-element training transform: (uint8 image, uint8 mask) ->
+    (float32 (h, w, 3) normalised, int32 (h, w) labels with ignore_label where padded)."""
+    tf = deps.tensorflow()
+    h, w = input_size
+    mean_px = tf.constant(np.asarray(mean, np.float32))
+
+    def transform(image, mask):
+        scale = tf.random.uniform([], *augment.scale_range)
+        size = tf.cast(tf.round(tf.constant([h, w], tf.float32) * scale), tf.int32)
+        size = tf.maximum(size, 1)
+        # Jitter after the resize: the scaled image is smaller than a full-size photo.
+        image = _jitter(
+            tf, tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear"), augment
+        )
+        labels = tf.image.resize(tf.cast(mask, tf.int32)[..., None], size, method="nearest")
+        # Pad to at least the input size: image with the mean pixel (normalises to 0),
+        # mask with the ignore label (excluded from the loss), then crop at random.
+        pad_h, pad_w = tf.maximum(h - size[0], 0), tf.maximum(w - size[1], 0)
+        top, left = _randint(tf, pad_h), _randint(tf, pad_w)
+        paddings = [[top, pad_h - top], [left, pad_w - left], [0, 0]]
+        image = tf.pad(image - mean_px, paddings) + mean_px
+        labels = tf.pad(labels - ignore_label, paddings) + ignore_label
+        stacked = tf.concat([image, tf.cast(labels, tf.float32)], axis=-1)
+        stacked = tf.image.random_crop(stacked, [h, w, 4])
+        if augment.flip:
+            stacked = tf.cond(
+                tf.random.uniform([]) < 0.5, lambda: tf.reverse(stacked, [1]), lambda: stacked
+            )
+        image = normalize(stacked[:, :, :3], mean, std)
+        labels = tf.cast(tf.round(stacked[:, :, 3]), tf.int32)
+        return image, labels
+
+    return transform
+
+
+def _randint(tf, high):
+    """Uniform integer in [0, high] (high a scalar int32 tensor)."""
+    return tf.cast(tf.floor(tf.random.uniform([]) * tf.cast(high + 1, tf.float32)), tf.int32)
+
+
+def train_pipeline(
+    dataset: SegDataset,
+    meta: ArtifactMetadata,
+    batch_size: int,
+    augment: AugmentConfig,
+    seed: int = 0,
+    repeat: bool = True,
+):
+    """Shuffled, augmented, batched (drop remainder), prefetched training batches.
+
+    Yields:
+        (float32 (B, h, w, 3) normalised images, int32 (B, h, w) labels) with h, w the
+        metadata's input size; ignored pixels carry `dataset.ignore_label`.
+    """
+    tf = deps.tensorflow()
+    source = _source(tf, dataset).cache()
+    source = source.shuffle(len(dataset), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        source = source.repeat()
+    transform = augment_fn(meta.input_size, meta.mean, meta.std, augment, dataset.ignore_label)
+    batches = source.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    batches = batches.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return batches.with_options(_options(tf))
+
+
+def val_arrays(dataset: SegDataset, meta: ArtifactMetadata) -> Tuple[np.ndarray, np.ndarray]:
+    """Validation images through THE preprocessing, masks resized nearest to match.
+
+    Returns:
+        float32 (N, h, w, 3) normalised images and int32 (N, h, w) labels.
+    """
+    from .preprocessing import resize
+
+    images, _ = preprocess_batch(dataset.images, meta)
+    masks = np.stack([resize(m, meta.input_size, nearest=True) for m in dataset.masks]).astype(
+        np.int32
+    )
+    return images, masks
+
+
+def val_pipeline(dataset: SegDataset, meta: ArtifactMetadata, batch_size: int):
+    """Batched, prefetched validation data (stretch resize to the input size)."""
+    tf = deps.tensorflow()
+    images, masks = val_arrays(dataset, meta)
+    batches = tf.data.Dataset.from_tensor_slices((images, masks)).batch(batch_size)
+    return batches.prefetch(tf.data.AUTOTUNE).with_options(_options(tf))
+
+
+def _options(tf):
+    options = tf.data.Options()
+    # In-memory tensors cannot be sharded by file: each worker takes every N-th element.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options

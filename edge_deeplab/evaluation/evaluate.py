@@ -1,0 +1,138 @@
+"""Run a Segmenter over a dataset and score it (optionally multi-scale + flip).
+
+Multi-scale / flip inference averages class *probabilities*: each image is resized by
+each scale (and mirrored), segmented with `probabilities=True` (the Segmenter restores the
+scores to the size it was given), brought back to the original size and averaged before
+the argmax. Models with an in-graph ArgMax have no probabilities: only scale 1 without
+flip is possible for them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from ..data.preprocessing import resize
+from ..errors import InvalidInputError
+from .metrics import confusion_matrix, miou_from_confusion, named_ious, pixel_accuracy
+
+
+@dataclass
+class EvalResult:
+    """Scores of one evaluation.
+
+    miou: mean IoU over classes present in ground truth or prediction.
+    pixel_accuracy: correct / counted pixels (ignore label excluded).
+    per_class_iou: class name -> IoU (NaN where the class is absent from both).
+    confusion: int64 (C, C), rows ground truth, columns prediction.
+    """
+
+    miou: float
+    pixel_accuracy: float
+    per_class_iou: Dict[str, float]
+    confusion: np.ndarray
+    num_images: int
+    labels: tuple = ()
+    scales: tuple = (1.0,)
+    flip: bool = False
+    extra: Dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: NaN becomes None."""
+
+        def clean(v):
+            return None if isinstance(v, float) and math.isnan(v) else v
+
+        return {
+            "miou": clean(self.miou),
+            "pixel_accuracy": clean(self.pixel_accuracy),
+            "per_class_iou": {k: clean(v) for k, v in self.per_class_iou.items()},
+            "num_images": self.num_images,
+            "labels": list(self.labels),
+            "scales": list(self.scales),
+            "flip": self.flip,
+            "confusion": np.asarray(self.confusion).tolist(),
+            **self.extra,
+        }
+
+
+def evaluate(
+    segmenter,
+    dataset,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    limit: Optional[int] = None,
+    batch_size: int = 8,
+) -> EvalResult:
+    """Score `segmenter` on `dataset` (a SegDataset or any sequence of (rgb, mask)).
+
+    Args:
+        segmenter: a Segmenter (any runtime).
+        dataset: items (RGB uint8 (H, W, 3), mask uint8 (H, W)); uses its `labels` and
+            `ignore_label` when it has them, else the segmenter's.
+        scales: image scales for multi-scale inference (1.0 = as given).
+        flip: also average the horizontally mirrored image.
+        limit: evaluate only the first `limit` images.
+        batch_size: images per engine call for plain (scale 1, no flip) inference.
+    """
+    scales = tuple(float(s) for s in scales)
+    if not scales or any(s <= 0 for s in scales):
+        raise InvalidInputError(f"scales must be positive numbers, got {scales}")
+    plain = scales == (1.0,) and not flip
+    if not plain and segmenter.metadata.head == "argmax":
+        raise InvalidInputError(
+            "this model outputs a class map (in-graph ArgMax), not scores: multi-scale / flip "
+            "inference needs probabilities; use --scales 1 without --flip"
+        )
+    labels = tuple(getattr(dataset, "labels", segmenter.labels))
+    ignore = getattr(dataset, "ignore_label", segmenter.metadata.ignore_label)
+    count = len(dataset) if limit is None else min(int(limit), len(dataset))
+    if count < 1:
+        raise InvalidInputError("nothing to evaluate: the dataset is empty (or --limit is 0)")
+    num_classes = max(len(labels), segmenter.metadata.num_classes)
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    step = batch_size if plain else 1
+    for start in range(0, count, step):
+        items = [dataset[i] for i in range(start, min(count, start + step))]
+        if plain:
+            preds = [r.labels for r in segmenter.predict_batch([rgb for rgb, _ in items])]
+        else:
+            preds = [_multi_scale(segmenter, items[0][0], scales, flip)]
+        for pred, (_, mask) in zip(preds, items):
+            confusion += confusion_matrix(pred, mask, num_classes, ignore)
+    if num_classes > len(labels):  # a model with more classes than the dataset names
+        labels = labels + tuple(f"class_{i}" for i in range(len(labels), num_classes))
+    return EvalResult(
+        miou=miou_from_confusion(confusion),
+        pixel_accuracy=pixel_accuracy(confusion),
+        per_class_iou=named_ious(confusion, labels),
+        confusion=confusion,
+        num_images=count,
+        labels=labels,
+        scales=scales,
+        flip=flip,
+    )
+
+
+def _multi_scale(segmenter, rgb: np.ndarray, scales, flip: bool) -> np.ndarray:
+    """Average the probabilities of every scale (and mirror) at the original size."""
+    h, w = rgb.shape[:2]
+    total = None
+    for scale in scales:
+        size = (max(2, round(h * scale)), max(2, round(w * scale)))
+        scaled = resize(rgb, size)
+        variants = [scaled, np.ascontiguousarray(scaled[:, ::-1])] if flip else [scaled]
+        for k, image in enumerate(variants):
+            probs = segmenter.predict(image, probabilities=True).probabilities
+            if probs is None:
+                raise InvalidInputError(
+                    "the segmenter returned no probabilities for multi-scale inference"
+                )
+            if k == 1:
+                probs = probs[:, ::-1]
+            probs = resize(np.ascontiguousarray(probs), (h, w))
+            total = probs if total is None else total + probs
+    return np.argmax(total, axis=-1).astype(np.uint8)

@@ -1,0 +1,131 @@
+"""Training callbacks: inference-mode validation, checkpoints, a wall-time budget."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from .. import deps
+from ..metadata import ArtifactMetadata
+from ..runtimes.base import TensorSpec
+from .checkpoints import save_checkpoint
+
+keras = deps.keras()
+
+
+class ModelRunner:
+    """A Runtime-shaped wrapper around an in-memory Keras model (inference mode).
+
+    Lets the training loop score the model through `Segmenter` and `evaluate`, the same
+    code path `edge-deeplab eval` takes for every artifact.
+    """
+
+    def __init__(self, model, metadata: ArtifactMetadata):
+        tf = deps.tensorflow()
+        self.model = model
+        self.path = Path(model.name)
+        self.metadata = metadata
+        h, w = metadata.input_size
+        self.input_spec = TensorSpec("image", (None, h, w, 3), np.dtype(np.float32))
+        self.output_spec = TensorSpec(
+            "logits", (None, h, w, metadata.num_classes), np.dtype(np.float32)
+        )
+        # training=False: BatchNormalization uses its moving statistics, as deployed models do.
+        self._call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self._call(batch).numpy()
+
+    def close(self) -> None:
+        pass
+
+
+class ValidationCallback(keras.callbacks.Callback):
+    """Val mIoU / pixel accuracy in inference mode after every epoch, added to the logs.
+
+    Train-mode metrics flatter the model early on (BN batch statistics); this is what a
+    deployed model would score.
+    """
+
+    def __init__(
+        self, dataset, metadata: ArtifactMetadata, verbose: int = 1, limit: Optional[int] = None
+    ):
+        super().__init__()
+        self.dataset = dataset
+        self.metadata = metadata
+        self.verbose = verbose
+        self.limit = limit
+        self.history: List[dict] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        from ..evaluation import evaluate
+        from ..segmenter import Segmenter
+
+        start = time.perf_counter()
+        segmenter = Segmenter(ModelRunner(self.model, self.metadata), self.metadata)
+        result = evaluate(segmenter, self.dataset, limit=self.limit, batch_size=16)
+        if logs is not None:
+            logs["val_miou"] = result.miou
+            logs["val_pixel_accuracy"] = result.pixel_accuracy
+        self.history.append(
+            {
+                "epoch": epoch + 1,
+                "val_miou": result.miou,
+                "val_pixel_accuracy": result.pixel_accuracy,
+            }
+        )
+        if self.verbose:
+            print(
+                f"epoch {epoch + 1}: val mIoU {result.miou:.4f}  pixel accuracy "
+                f"{result.pixel_accuracy:.4f}  "
+                f"(inference mode, {time.perf_counter() - start:.1f} s)",
+                flush=True,
+            )
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """An atomic checkpoint (model + optimizer state) after every epoch."""
+
+    def __init__(self, folder: Path, write: bool = True):
+        super().__init__()
+        self.folder = Path(folder)
+        self.write = write
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.write:
+            save_checkpoint(self.model, self.folder, epoch + 1, logs)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop between epochs when the next epoch would end past `seconds` of training."""
+
+    def __init__(self, seconds: Optional[float], verbose: int = 1):
+        super().__init__()
+        self.seconds = seconds
+        self.verbose = verbose
+        self._start = None
+        self._epoch_start = None
+        self.durations: List[float] = []
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.durations.append(time.perf_counter() - self._epoch_start)
+        if self.seconds is None:
+            return
+        elapsed = time.perf_counter() - self._start
+        if elapsed + float(np.median(self.durations)) > self.seconds:
+            self.model.stop_training = True
+            if self.verbose:
+                print(
+                    f"time budget of {self.seconds:.0f} s reached after epoch {epoch + 1}; "
+                    "stopping",
+                    flush=True,
+                )
