@@ -1,0 +1,140 @@
+"""The main job in one call: train -> convert -> report -> demo on the synthetic dataset.
+
+Everything lands in one folder:
+
+    OUT/run/          the training run (model.keras, metadata, checkpoints, TensorBoard logs)
+    OUT/artifacts/    int8 TFLite, ONNX, OpenVINO FP32 and INT8, each with its parity report
+    OUT/report.*      the accuracy-vs-latency report (JSON, Markdown, HTML)
+    OUT/demo.mp4      a headless demo on generated moving scenes, and demo_stats.json
+
+A step whose outputs already exist is reused, so a killed quickstart picks up where it was
+(training itself resumes from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Tuple
+
+from .config import DataConfig, ModelConfig, TrainConfig
+from .runs import FINAL_MODEL
+
+# What quickstart converts, as (target, precisions); the report reuses these artifacts.
+CONVERSIONS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("tflite", ("int8",)),
+    ("onnx", ("fp32",)),
+    ("openvino", ("fp32", "int8")),
+)
+REPORT_VARIANTS = "tflite:int8,onnx:fp32,openvino:fp32,openvino:int8"
+DEMO_ARTIFACT = "model_int8.tflite"
+
+
+@dataclass(frozen=True)
+class QuickstartPlan:
+    """How big the quickstart is: the defaults of every config, or a smoke-test budget."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    calib_size: int = 200
+    report_limit: int = 0  # 0: the whole val split
+    bench_seconds: float = 2.0
+    demo_frames: int = 90
+
+
+def smoke_plan() -> QuickstartPlan:
+    """A reduced budget (a minute or two) that still exercises every step for real."""
+    size = (64, 64)
+    return QuickstartPlan(
+        model=ModelConfig(input_size=size, head_filters=32, decoder=False),
+        data=DataConfig(synthetic_train=96, synthetic_val=16, synthetic_size=size),
+        train=TrainConfig(epochs=2, batch_size=16),
+        calib_size=32,
+        report_limit=16,
+        bench_seconds=0.5,
+        demo_frames=24,
+    )
+
+
+PLANS = {"default": QuickstartPlan, "smoke": smoke_plan}
+
+
+def _say(message: str) -> None:
+    print(f"[quickstart] {message}", file=sys.stderr, flush=True)
+
+
+def quickstart(out_dir="quickstart", plan: str = "default", threads=None) -> Dict[str, Path]:
+    """Run the whole chain; return the paths of what it made (run, artifacts, report, demo)."""
+    from .errors import InvalidInputError
+
+    if plan not in PLANS:
+        raise InvalidInputError(f"unknown quickstart plan {plan!r}; valid: {', '.join(PLANS)}")
+    chosen = PLANS[plan]()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = (("train", _train), ("convert", _convert), ("report", _report), ("demo", _demo))
+    made: Dict[str, Path] = {}
+    for number, (name, step) in enumerate(steps, start=1):
+        start = time.perf_counter()
+        _say(f"step {number}/{len(steps)}: {name}")
+        made.update(step(chosen, out, made, threads))
+        _say(f"step {number}/{len(steps)}: {name} done in {time.perf_counter() - start:.0f} s")
+    return made
+
+
+def _train(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
+    from .training import train
+
+    run = out / "run"
+    if (run / FINAL_MODEL).is_file():
+        _say(f"reusing the trained model in {run}")
+        return {"run": run}
+    resume = (run / "checkpoints").is_dir()
+    return {"run": Path(train(plan.model, plan.data, plan.train, run, resume=resume))}
+
+
+def _convert(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
+    from .converters import convert
+
+    artifacts = out / "artifacts"
+    for target, precisions in CONVERSIONS:
+        todo = [p for p in precisions if not _artifact(artifacts, target, p).exists()]
+        if todo:
+            convert(made["run"], targets=[target], precisions=todo, out_dir=artifacts,
+                    calib_data="synthetic", calib_size=plan.calib_size)
+    return {"artifacts": artifacts}
+
+
+def _artifact(folder: Path, target: str, precision: str) -> Path:
+    from .converters import CONVERTERS
+
+    return folder / f"model_{precision}{CONVERTERS.get(target).suffix}"
+
+
+def _report(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
+    from .bench.report import BenchOptions, report
+
+    result = report(made["run"], plan.data, out, variants=REPORT_VARIANTS, threads=threads,
+                    limit=plan.report_limit or None, calib_data="synthetic",
+                    bench=BenchOptions(min_time_s=plan.bench_seconds))
+    return {f"report_{kind}": path for kind, path in result.paths.items()}
+
+
+def _demo(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
+    from .cli.main import main as cli
+
+    model = made["artifacts"] / DEMO_ARTIFACT
+    video, stats = out / "demo.mp4", out / "demo_stats.json"
+    args = ["demo", str(model), "--source", "synthetic", "--no-show", "--max-frames",
+            str(plan.demo_frames), "--output", str(video), "--stats", str(stats)]
+    if threads:
+        args += ["--threads", str(threads)]
+    status = cli(args)
+    if status != 0:
+        from .errors import EdgeDeeplabError
+
+        raise EdgeDeeplabError(f"the demo step failed (exit status {status})")
+    return {"demo": video, "demo_stats": stats}

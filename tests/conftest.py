@@ -1,0 +1,62 @@
+"""Session fixtures: the real data in ../shared, and one tiny trained model for all tests.
+
+The tiny model (alpha 0.35, 64x64 input, 3 classes) is trained once per session on the
+synthetic dataset, long enough for its logits to have margins (so argmax parity between
+formats means something), short enough for two cores.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_SIZE = (64, 64)
+TINY_CLASSES = 3
+
+
+def _shared_path() -> Path:
+    return Path(os.environ.get("EDGE_DEEPLAB_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared (or $EDGE_DEEPLAB_SHARED); tests that need it skip where it is absent."""
+    path = _shared_path()
+    if not (path / "DATA.md").is_file():
+        pytest.skip(f"real data not found at {path} (set EDGE_DEEPLAB_SHARED)")
+    return path
+
+
+def tiny_configs():
+    from edge_deeplab.config import DataConfig, ModelConfig, TrainConfig
+
+    model = ModelConfig(num_classes=TINY_CLASSES, input_size=TINY_SIZE, alpha=0.35,
+                        head_filters=32, decoder=False, bn_momentum=0.9, dropout=0.0)
+    data = DataConfig(format="synthetic", num_classes=TINY_CLASSES, synthetic_train=192,
+                      synthetic_val=16, synthetic_size=TINY_SIZE, seed=0)
+    train = TrainConfig(epochs=6, batch_size=16, learning_rate=3e-3, seed=0)
+    return model, data, train
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run folder with a tiny model trained briefly on synthetic 64x64 scenes."""
+    pytest.importorskip("tensorflow")
+    from edge_deeplab.training import train
+
+    model, data, train_cfg = tiny_configs()
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    return Path(train(model, data, train_cfg, out, verbose=0))
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    """(images uint8 (16,64,64,3), masks uint8 (16,64,64)): synthetic val-like scenes."""
+    from edge_deeplab.data import synthetic
+
+    return synthetic.generate(16, size=TINY_SIZE, seed=1234, num_classes=TINY_CLASSES)
