@@ -80,10 +80,10 @@ def parity_images(source, meta: ArtifactMetadata, n: int, seed: int = 0) -> List
         classes = min(max(meta.num_classes, 2), synthetic.MAX_CLASSES)
         images, _ = synthetic.generate(n, meta.input_size, seed=20_000 + seed, num_classes=classes)
         return list(images)
-    from edge_deeplab.data.calibration import _image_files
+    from edge_deeplab.data.calibration import image_files
     from edge_deeplab.imageio import read_image
 
-    files = _image_files(Path(source))
+    files = image_files(Path(source))
     if len(files) > n:  # spread over the folder rather than its first files
         files = [files[i] for i in np.linspace(0, len(files) - 1, n).round().astype(int)]
     return [read_image(path) for path in files]

@@ -45,7 +45,7 @@ def calibration_batches(source, meta: ArtifactMetadata, n: int = 100, seed: int 
         )
         rgb: List[np.ndarray] = list(images)
     else:
-        files = _image_files(Path(source))
+        files = image_files(Path(source))
         if len(files) > n:
             picks = np.random.default_rng(seed).choice(len(files), size=int(n), replace=False)
             files = [files[i] for i in sorted(picks)]
@@ -53,7 +53,7 @@ def calibration_batches(source, meta: ArtifactMetadata, n: int = 100, seed: int 
     return np.stack([preprocess(image, meta)[0] for image in rgb]).astype(np.float32)
 
 
-def _image_files(root: Path) -> List[Path]:
+def image_files(root: Path) -> List[Path]:
     if not root.exists():
         raise InvalidInputError(f"{root}: no such calibration folder (or give 'synthetic')")
     if root.is_file():
