@@ -72,10 +72,12 @@ class Runtime(ABC):
     def output_spec(self) -> TensorSpec:
         """The segmentation output tensor (logits or class map)."""
 
+    _metadata: Optional[ArtifactMetadata] = None  # engines set it when they open the file
+
     @property
     def metadata(self) -> Optional[ArtifactMetadata]:
         """The metadata embedded in the artifact, or None for a foreign model."""
-        return None
+        return self._metadata
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -73,10 +73,6 @@ class KerasRuntime(Runtime):
         return self._out
 
     @property
-    def metadata(self) -> Optional[ArtifactMetadata]:
-        return self._metadata
-
-    @property
     def device_name(self) -> str:
         name = self._device.split("device:")[-1]
         return f"{name} (mixed fp16)" if self.mixed_precision else name

@@ -86,10 +86,6 @@ class ONNXRuntime(Runtime):
         return _spec(self._out)
 
     @property
-    def metadata(self) -> Optional[ArtifactMetadata]:
-        return self._metadata
-
-    @property
     def providers(self) -> list:
         """The execution providers the session actually uses, best first."""
         return self._session.get_providers()

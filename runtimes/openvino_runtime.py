@@ -93,10 +93,6 @@ class OpenVINORuntime(Runtime):
         return _spec(self._model.outputs[0])
 
     @property
-    def metadata(self) -> Optional[ArtifactMetadata]:
-        return self._metadata
-
-    @property
     def device_name(self) -> str:
         if self._compiled is not None and self.device.startswith("AUTO"):
             try:  # AUTO reports which device it picked

@@ -96,10 +96,6 @@ class TensorRTRuntime(Runtime):
         return self._tensor_spec(self._out_name)
 
     @property
-    def metadata(self) -> Optional[ArtifactMetadata]:
-        return self._metadata
-
-    @property
     def device_name(self) -> str:
         return f"GPU:{self._gpu} (TensorRT)"
 

@@ -120,10 +120,6 @@ class TFLiteRuntime(Runtime):
         return _spec(self._out)
 
     @property
-    def metadata(self) -> Optional[ArtifactMetadata]:
-        return self._metadata
-
-    @property
     def device_name(self) -> str:
         return "CPU+delegate" if self._delegates else "CPU"
 
