@@ -186,8 +186,10 @@ def test_tflite_int8_with_uint8_io(tiny_run, tmp_path):
         tmp_path,
         head="logits",
         io_dtype="uint8",
-        calib_size=16,
-        parity_images=8,
+        # As many calibration images as the main int8 test: with 16 the activation ranges of
+        # the tiny model were loose enough to drop agreement to 96.6 % in one CI run.
+        calib_size=64,
+        parity_images=16,
         progress=False,
     )[0]
     assert result.status == "ok", result.reason
