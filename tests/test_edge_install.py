@@ -40,7 +40,7 @@ def test_tflite_extra_runs_predict_without_tensorflow(tmp_path, tiny_run, tiny_d
     from edge_deeplab.imageio import write_image
 
     results = convert(tiny_run, targets=["tflite"], precisions=["int8"], out_dir=tmp_path / "art",
-                      calib_data="synthetic", calib_size=16, parity_images=8, progress=False)
+                      calib_data="synthetic", calib_size=64, parity_images=8, progress=False)
     model = results[0].path
     image = tmp_path / "scene.png"
     write_image(image, tiny_data[0][0])

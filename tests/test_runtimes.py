@@ -60,7 +60,7 @@ def artifacts(tiny_run, tmp_path_factory):
         precisions=["fp32", "int8"],
         out_dir=out,
         calib_data="synthetic",
-        calib_size=16,
+        calib_size=64,  # 16 leaves the tiny model's int8 ranges loose (agreement near 97 %)
         parity_images=8,
         progress=False,
     )
