@@ -12,7 +12,8 @@ import sys
 from typing import Callable, List, Optional
 
 from edge_deeplab.cli import common
-from edge_deeplab.errors import EdgeDeeplabError, InvalidInputError
+from edge_deeplab.cli.main import guarded
+from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.imageio import atomic_write_text, read_image
 
 from .outputs import display_available
@@ -161,16 +162,13 @@ def main(
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     add_demo_arguments(parser, source=source)
     args = parser.parse_args(argv)
-    try:
+
+    def configured_run():
         if configure is not None:
             configure(args)
         return run_demo(args)
-    except EdgeDeeplabError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+
+    return guarded(prog, configured_run)
 
 
 if __name__ == "__main__":

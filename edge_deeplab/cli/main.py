@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from .. import __version__
 from ..errors import EdgeDeeplabError
@@ -43,13 +43,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1
+    return guarded(f"edge-deeplab {args.command}", lambda: args.handler(args))
+
+
+def guarded(prog: str, call: Callable[[], Optional[int]]) -> int:
+    """Run a command: a user's error is one line and status 2, Ctrl-C is status 130."""
     try:
-        return int(args.handler(args) or 0)
+        return int(call() or 0)
     except EdgeDeeplabError as exc:
-        print(f"edge-deeplab {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"edge-deeplab {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
 
