@@ -34,6 +34,21 @@ def _size(value: Any, what: str) -> Tuple[int, int]:
     return h, w
 
 
+LR_GROUPS = ("backbone", "head", "classifier")
+
+
+def _multipliers(pairs) -> Tuple[Tuple[str, float], ...]:
+    """Validated ((group, factor), ...) from pairs or a {group: factor} dict."""
+    items = pairs.items() if isinstance(pairs, dict) else pairs
+    out = []
+    for group, factor in items:
+        _check(group in LR_GROUPS, f"learning-rate group must be one of {LR_GROUPS}, got {group!r}")
+        factor = float(factor)
+        _check(0.0 <= factor <= 100.0, f"learning-rate multiplier of {group} must be in [0, 100], got {factor}")
+        out.append((str(group), factor))
+    return tuple(out)
+
+
 class _Config:
     """Shared JSON round-trip for the config dataclasses."""
 
@@ -66,7 +81,14 @@ class ModelConfig(_Config):
         bn_momentum: BatchNormalization momentum; lower it for short runs (Keras' 0.999
             leaves the moving statistics behind after a few hundred steps).
         dropout: dropout before the classifier.
-        weights: optional local weights file (full model or MobileNetV2 backbone).
+        weights: optional local weights file: a full model (.keras, .weights.h5), a
+            MobileNetV2 backbone (.h5), or a DeepLab .tflite (published or ours, float or
+            quantised) whose constant tensors are imported (see `model.weight_import`).
+        align_corners: bilinear upsampling with aligned corners (TF-slim DeepLab's
+            convention, used by the published models) instead of half-pixel centres.
+        channel_divisor: MobileNetV2 channel counts are rounded to multiples of this: 8 is
+            Keras' rule; TF-slim DeepLab uses 1 below depth multiplier 1.0 (12 channels,
+            not 16, in the 24x0.5 stage of the published dm 0.5 models).
     """
 
     num_classes: int = 4
@@ -79,9 +101,12 @@ class ModelConfig(_Config):
     bn_momentum: float = 0.9
     dropout: float = 0.1
     weights: Optional[str] = None
+    align_corners: bool = False
+    channel_divisor: int = 8
 
     def __post_init__(self):
         object.__setattr__(self, "input_size", _size(self.input_size, "input_size"))
+        _check(self.channel_divisor in (1, 8), f"channel_divisor must be 1 or 8, got {self.channel_divisor}")
         _check(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
         _check(self.alpha in ALPHAS, f"alpha must be one of {ALPHAS}, got {self.alpha}")
         _check(self.output_stride in (8, 16), f"output_stride must be 8 or 16, got {self.output_stride}")
@@ -156,6 +181,17 @@ class TrainConfig(_Config):
         strategy: "default", "mirrored" or "multiworker" (tf.distribute).
         seed: seed of shuffling and augmentation.
         jit_compile: XLA; off by default (7-10x slower per step on this kind of CPU).
+        crop_size: (height, width) of the random training crops; None trains at the model's
+            input size. With a crop size the model is still validated and saved at its
+            input size (e.g. CamVid's full 360x480), the weights being size-independent.
+        lr_multipliers: (group, factor) pairs scaling the learning rate of a layer group:
+            "backbone" (MobileNetV2), "head" (ASPP / lite head, decoder) or "classifier"
+            (the last 1x1 conv). Fine-tuning imported weights typically slows the backbone.
+        freeze_bn: keep every BatchNormalization layer in inference mode with its
+            parameters fixed (torchvision's FrozenBatchNorm): batch statistics of small
+            batches are noisy, and imported models carry good ones.
+        warmup_epochs: linear learning-rate warm-up from 0 before the poly decay.
+        val_every: validate every N epochs (and after the last one).
     """
 
     epochs: int = 20
@@ -169,10 +205,20 @@ class TrainConfig(_Config):
     seed: int = 0
     jit_compile: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    crop_size: Optional[Tuple[int, int]] = None
+    lr_multipliers: Tuple[Tuple[str, float], ...] = ()
+    freeze_bn: bool = False
+    warmup_epochs: float = 0.0
+    val_every: int = 1
 
     def __post_init__(self):
         if isinstance(self.augment, dict):
             object.__setattr__(self, "augment", AugmentConfig.from_dict(self.augment))
+        if self.crop_size is not None:
+            object.__setattr__(self, "crop_size", _size(self.crop_size, "crop_size"))
+        object.__setattr__(self, "lr_multipliers", _multipliers(self.lr_multipliers))
+        _check(0 <= self.warmup_epochs < self.epochs, f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
+        _check(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
         _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")

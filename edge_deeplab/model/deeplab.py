@@ -23,10 +23,18 @@ BACKBONE_OUTPUT = "block_16_project_BN"  # last stride-32 (OS-adjusted) feature,
 LOW_LEVEL_FEATURE = "block_3_expand_relu"  # stride 4, for the v3+ decoder
 LOGITS = "logits"  # classifier output at feature resolution
 UPSAMPLED = "upsample_logits"  # logits at the input size: the model's output
+# MobileNetV2's output channels at depth multiplier 1.0, per Keras layer (the paper's table).
+_BASE_CHANNELS = {"Conv1": 32, "expanded_conv_project": 16, **{
+    f"block_{i}_project": c for c, blocks in ((24, (1, 2)), (32, (3, 4, 5)), (64, (6, 7, 8, 9)),
+                                               (96, (10, 11, 12)), (160, (13, 14, 15)), (320, (16,)))
+    for i in blocks
+}}
 
 
-def build_deeplab_v3(config: ModelConfig) -> keras.Model:
-    """Build the network described by `config`.
+def build_deeplab_v3(config: ModelConfig, verbose: bool = False) -> keras.Model:
+    """Build the network described by `config` (and load `config.weights` into it).
+
+    `verbose` prints the import summary of .tflite weights (tensors matched / re-initialised).
 
     Returns:
         A functional keras.Model: float32 NHWC input (pixels normalised by the shared
@@ -43,11 +51,21 @@ def build_deeplab_v3(config: ModelConfig) -> keras.Model:
     if config.dropout:
         x = layers.Dropout(config.dropout, name="classifier_dropout")(x)
     logits = layers.Conv2D(config.num_classes, 1, name=LOGITS)(x)
-    outputs = ResizeBilinear((height, width), name=UPSAMPLED)(logits)
+    outputs = ResizeBilinear((height, width), config.align_corners, name=UPSAMPLED)(logits)
     model = keras.Model(inputs, outputs, name=_model_name(config))
-    if config.weights and not _is_backbone_file(config.weights):
+    if config.weights and _is_tflite(config.weights):
+        from .weight_import import import_tflite_weights
+
+        summary = import_tflite_weights(model, config)
+        if verbose:
+            print(summary.describe(), flush=True)
+    elif config.weights and not _is_backbone_file(config.weights):
         load_full_weights(model, config.weights)
     return model
+
+
+def _is_tflite(path: str) -> bool:
+    return str(path).lower().endswith(".tflite")
 
 
 def _model_name(config: ModelConfig) -> str:
@@ -66,6 +84,11 @@ def _mobilenet_v2(config: ModelConfig):
         input_shape=(*config.input_size, 3), alpha=config.alpha, include_top=False, weights=None
     )
     if config.weights and _is_backbone_file(config.weights):
+        if config.channel_divisor != 8:
+            raise InvalidInputError(
+                f"{config.weights}: a Keras MobileNetV2 backbone has Keras' channel counts; "
+                f"it cannot load into channel_divisor={config.channel_divisor}"
+            )
         _load(base, config.weights, "MobileNetV2 backbone")
     return base
 
@@ -141,13 +164,25 @@ def _replay_backbone(base, inputs, config: ModelConfig) -> Dict[str, object]:
             layer_config.update(dilation_rate=(rate, rate), padding="same")
         if isinstance(layer, layers.BatchNormalization):
             layer_config["momentum"] = config.bn_momentum
+        if isinstance(layer, layers.Conv2D) and config.channel_divisor != 8:
+            layer_config["filters"] = _slim_filters(layer.name, x.shape[-1], config)
         rate = new_rate
         clone = layer.__class__.from_config(layer_config)
         tensors[layer.name] = clone(x)
-        clone.set_weights(layer.get_weights())
+        if all(a.shape == b.shape for a, b in zip(clone.weights, layer.weights)):
+            clone.set_weights(layer.get_weights())  # else: other channel counts, fresh init
         if layer.name == BACKBONE_OUTPUT:
             break
     return tensors
+
+
+def _slim_filters(name: str, in_channels: int, config: ModelConfig) -> int:
+    """Output channels of a backbone conv with TF-slim's rounding (divisible_by=1, min 8)."""
+    if name.endswith("_expand"):
+        return int(in_channels) * 6  # expansion factor 6 of the block's actual input
+    base = _BASE_CHANNELS[name]
+    return max(8, int(base * config.alpha + config.channel_divisor / 2) // config.channel_divisor
+               * config.channel_divisor)
 
 
 def _strides(layer_config: dict) -> int:
@@ -174,7 +209,7 @@ def _aspp(x, config: ModelConfig):
     feature_size = (x.shape[1], x.shape[2])
     pooled = layers.GlobalAveragePooling2D(keepdims=True, name="aspp_pool")(x)
     pooled = _conv_bn_relu(pooled, filters, "aspp_pool_conv", config)
-    pooled = ResizeBilinear(feature_size, name="aspp_pool_upsample")(pooled)
+    pooled = ResizeBilinear(feature_size, config.align_corners, name="aspp_pool_upsample")(pooled)
     branches = [_conv_bn_relu(x, filters, "aspp0", config), pooled]
     if config.head == "aspp":
         scale = 16 // config.output_stride
@@ -188,7 +223,7 @@ def _aspp(x, config: ModelConfig):
 def _decoder(x, low_level, config: ModelConfig):
     """DeepLab v3+ decoder: upsample to stride 4, concat the projected low-level feature."""
     size = (low_level.shape[1], low_level.shape[2])
-    x = ResizeBilinear(size, name="decoder_upsample")(x)
+    x = ResizeBilinear(size, config.align_corners, name="decoder_upsample")(x)
     low = _conv_bn_relu(low_level, max(16, config.head_filters // 4), "decoder_low_level", config)
     x = layers.Concatenate(name="decoder_concat")([x, low])
     x = _conv_bn_relu(x, config.head_filters, "decoder_conv0", config, kernel=3, separable=True)
