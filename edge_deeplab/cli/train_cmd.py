@@ -40,6 +40,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--output-stride", type=int, choices=(8, 16), help="default 16")
     g.add_argument("--head", choices=HEADS, help="aspp (default) or lite")
     g.add_argument("--no-decoder", action="store_true", help="DeepLab v3 without the v3+ decoder")
+    g.add_argument("--decoder", action="store_true",
+                   help="add the v3+ decoder (also on top of imported .tflite weights that have none)")
     g.add_argument(
         "--input-size",
         type=parse_size,
@@ -49,7 +51,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--bn-momentum", type=float, help=f"BatchNormalization momentum (default {_M.bn_momentum})"
     )
     g.add_argument(
-        "--weights", help="local weights: a MobileNetV2 backbone .h5 or a full DeepLab file"
+        "--weights",
+        help="local weights: a MobileNetV2 backbone .h5, a DeepLab .keras/.weights.h5, or a DeepLab "
+        ".tflite (published or ours, float or quantised): its architecture is read from the file",
     )
     g = p.add_argument_group("data")
     g.add_argument("--num-classes", type=int, help="classes in the masks (ignore label excluded)")
@@ -79,6 +83,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--seed", type=int, help="seed of the synthetic data, shuffling and augmentation"
     )
     g.add_argument("--time-budget", type=float, help="stop between epochs after this many minutes")
+    g.add_argument("--crop-size", type=parse_size,
+                   help="train on random HxW crops; validate and save at --input-size (e.g. CamVid's 360x480)")
+    g.add_argument("--lr-mult", type=_lr_mults, metavar="GROUP=X[,GROUP=X]",
+                   help="learning-rate multipliers of backbone, head, classifier (e.g. backbone=0.2)")
+    g.add_argument("--freeze-bn", action="store_true",
+                   help="BatchNorm in inference mode with fixed parameters (small batches, imported weights)")
+    g.add_argument("--warmup-epochs", type=float, help="linear learning-rate warm-up before the poly decay")
+    g.add_argument("--val-every", type=int, help="validate every N epochs (default 1; always after the last)")
+    g.add_argument("--scale-range", type=_pair, metavar="LO,HI",
+                   help="random image scale of the augmentation (default 0.75,1.25)")
+    g.add_argument("--jitter", type=float,
+                   help="colour jitter strength: brightness, contrast, saturation (default 0.15)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -116,7 +132,7 @@ def build_configs(args):
             "input_size": args.input_size,
             "bn_momentum": args.bn_momentum,
             "weights": args.weights,
-            "decoder": False if args.no_decoder else None,
+            "decoder": False if args.no_decoder else (True if args.decoder else None),
         },
         "data": {
             "num_classes": args.num_classes,
@@ -131,11 +147,17 @@ def build_configs(args):
             "steps_per_epoch": args.steps_per_epoch,
             "strategy": args.strategy,
             "seed": args.seed,
+            "crop_size": args.crop_size,
+            "lr_multipliers": args.lr_mult,
+            "freeze_bn": True if args.freeze_bn else None,
+            "warmup_epochs": args.warmup_epochs,
+            "val_every": args.val_every,
         },
     }
     for target, values in ((model, flags["model"]), (data, flags["data"]), (train, flags["train"])):
         target.update({k: v for k, v in values.items() if v is not None})
     _labels(args, data)
+    _augment(args, train)
     if data["format"] == "synthetic":
         data["synthetic_size"] = model["input_size"]
     num = data.get("num_classes") or (len(data["labels"]) if data.get("labels") else None)
@@ -145,12 +167,65 @@ def build_configs(args):
             f"{args.data}: give --num-classes N or --labels FILE|PRESET for a folder dataset"
         )
     model["num_classes"] = num
+    model_cfg = ModelConfig.from_dict(model)
+    if _is_tflite(model_cfg.weights) and not (args.resume and (out / "config.json").is_file()):
+        model_cfg = _resolve_tflite(model_cfg, flags["model"], data, args)
     return (
-        ModelConfig.from_dict(model),
+        model_cfg,
         DataConfig.from_dict(data),
         TrainConfig.from_dict(train),
         out,
     )
+
+
+def _augment(args, train: dict) -> None:
+    augment = dict(train.get("augment") or {})
+    if args.scale_range is not None:
+        augment["scale_range"] = args.scale_range
+    if args.jitter is not None:
+        augment.update(brightness=args.jitter, contrast=args.jitter, saturation=args.jitter)
+    train["augment"] = augment
+
+
+def _pair(text: str):
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI, got {text!r}") from None
+    return low, high
+
+
+def _is_tflite(path) -> bool:
+    return bool(path) and str(path).lower().endswith(".tflite")
+
+
+def _resolve_tflite(model_cfg: ModelConfig, model_flags: dict, data: dict, args) -> ModelConfig:
+    """Architecture from the .tflite file; flags given explicitly must agree with it.
+
+    A classifier kept from a PASCAL VOC file (21 classes) takes the VOC labels when the
+    user named none.
+    """
+    from ..model.weight_import import resolve_model_config
+
+    explicit = {k for k, v in model_flags.items() if v is not None}
+    resolved = resolve_model_config(model_cfg, explicit=explicit)
+    if args.labels is None and data.get("labels") is None and resolved.num_classes == 21:
+        data["labels"] = tuple(PRESETS.get("pascal-voc")["labels"])
+    return resolved
+
+
+def _lr_mults(text: str):
+    """"backbone=0.2,classifier=5" -> (("backbone", 0.2), ("classifier", 5.0))."""
+    pairs = []
+    for item in text.split(","):
+        group, sep, value = item.partition("=")
+        try:
+            pairs.append((group.strip(), float(value)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected GROUP=NUMBER, got {item!r}") from None
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected GROUP=NUMBER, got {item!r}")
+    return tuple(pairs)
 
 
 def _guess_format(path: Path) -> str:

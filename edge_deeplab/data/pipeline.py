@@ -14,7 +14,7 @@ batched tensors.
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -63,16 +63,19 @@ def augment_fn(
     std: Sequence[float],
     augment: AugmentConfig,
     ignore_label: int,
+    crop_size: Optional[Tuple[int, int]] = None,
 ):
     """The per-element training transform: (uint8 image, uint8 mask) ->
-    (float32 (h, w, 3) normalised, int32 (h, w) labels with ignore_label where padded)."""
+    (float32 (h, w, 3) normalised, int32 (h, w) labels with ignore_label where padded),
+    h, w the crop size (default the input size); scale 1 is the image at `input_size`."""
     tf = deps.tensorflow()
-    h, w = input_size
+    full_h, full_w = input_size
+    h, w = crop_size or input_size
     mean_px = tf.constant(np.asarray(mean, np.float32))
 
     def transform(image, mask):
         scale = tf.random.uniform([], *augment.scale_range)
-        size = tf.cast(tf.round(tf.constant([h, w], tf.float32) * scale), tf.int32)
+        size = tf.cast(tf.round(tf.constant([full_h, full_w], tf.float32) * scale), tf.int32)
         size = tf.maximum(size, 1)
         # Jitter after the resize: the scaled image is smaller than a full-size photo.
         image = _jitter(
@@ -111,19 +114,23 @@ def train_pipeline(
     augment: AugmentConfig,
     seed: int = 0,
     repeat: bool = True,
+    crop_size: Optional[Tuple[int, int]] = None,
 ):
     """Shuffled, augmented, batched (drop remainder), prefetched training batches.
 
+    Scale 1.0 stretches an image to the metadata's input size (the evaluation geometry);
+    the random crop then takes `crop_size` (default: the input size) out of it.
+
     Yields:
         (float32 (B, h, w, 3) normalised images, int32 (B, h, w) labels) with h, w the
-        metadata's input size; ignored pixels carry `dataset.ignore_label`.
+        crop size; ignored pixels carry `dataset.ignore_label`.
     """
     tf = deps.tensorflow()
     source = _source(tf, dataset).cache()
     source = source.shuffle(len(dataset), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         source = source.repeat()
-    transform = augment_fn(meta.input_size, meta.mean, meta.std, augment, dataset.ignore_label)
+    transform = augment_fn(meta.input_size, meta.mean, meta.std, augment, dataset.ignore_label, crop_size)
     batches = source.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     batches = batches.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return batches.with_options(_options(tf))

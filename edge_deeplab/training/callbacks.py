@@ -51,21 +51,44 @@ class ValidationCallback(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, dataset, metadata: ArtifactMetadata, verbose: int = 1, limit: Optional[int] = None
+        self, dataset, metadata: ArtifactMetadata, verbose: int = 1, limit: Optional[int] = None,
+        every: int = 1, epochs: Optional[int] = None, eval_config=None,
     ):
+        """`every`: validate every N epochs and after the last of `epochs`. `eval_config`:
+        validate a copy of the model built at that config's input size (the weights are
+        copied each time), when training runs on crops of another size."""
         super().__init__()
         self.dataset = dataset
         self.metadata = metadata
         self.verbose = verbose
         self.limit = limit
+        self.every = every
+        self.epochs = epochs
+        self.eval_config = eval_config
+        self._eval_model = None
         self.history: List[dict] = []
+
+    def _model_to_score(self):
+        if self.eval_config is None:
+            return self.model
+        if self._eval_model is None:
+            from ..model import build_deeplab_v3
+
+            self._eval_model = build_deeplab_v3(self.eval_config)
+        self._eval_model.set_weights(self.model.get_weights())
+        return self._eval_model
 
     def on_epoch_end(self, epoch, logs=None):
         from ..evaluation import evaluate
         from ..segmenter import Segmenter
 
+        last = self.epochs is not None and epoch + 1 >= self.epochs
+        if (epoch + 1) % self.every and not last and not self.model.stop_training:
+            if logs is not None:  # CSVLogger fixes its columns at the first epoch
+                logs["val_miou"] = logs["val_pixel_accuracy"] = float("nan")
+            return
         start = time.perf_counter()
-        segmenter = Segmenter(ModelRunner(self.model, self.metadata), self.metadata)
+        segmenter = Segmenter(ModelRunner(self._model_to_score(), self.metadata), self.metadata)
         result = evaluate(segmenter, self.dataset, limit=self.limit, batch_size=16)
         if logs is not None:
             logs["val_miou"] = result.miou

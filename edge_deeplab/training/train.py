@@ -52,8 +52,11 @@ def train(
     from ..data.pipeline import train_pipeline
     from .callbacks import CheckpointCallback, TimeBudget, ValidationCallback
     from .checkpoints import load_checkpoint
+    from .optimizers import make_schedule
+    from .setup import compile_model, resize_model, resolve_weights
 
     chief = is_chief()
+    model_cfg = resolve_weights(model_cfg, out, resume)
     last = _check_run_folder(out, model_cfg, resume)
     train_ds, val_ds = _load_data(model_cfg, data_cfg, train_cfg)
     meta = _metadata(train_ds.labels, model_cfg, data_cfg, out)
@@ -67,19 +70,22 @@ def train(
             # Re-plan the schedule for the epochs asked now: a run extended past its first
             # plan would otherwise go on at the final learning rate, 0. The optimizer step
             # (hence the position in the schedule) comes from the checkpoint.
-            model.optimizer.learning_rate = poly_schedule(train_cfg, steps)
+            model.optimizer.learning_rate = make_schedule(train_cfg, steps)
         else:
-            model, initial_epoch = _compile(model_cfg, train_cfg, steps, train_ds.ignore_label), 0
+            model = compile_model(model_cfg, train_cfg, steps, train_ds.ignore_label, verbose)
+            initial_epoch = 0
     if verbose and last is not None:
         step = int(model.optimizer.iterations.numpy())
         print(f"resuming {out} after epoch {initial_epoch} (optimizer step {step})", flush=True)
     data = train_pipeline(
-        train_ds, meta, train_cfg.batch_size, train_cfg.augment, seed=train_cfg.seed
+        train_ds, meta, train_cfg.batch_size, train_cfg.augment, seed=train_cfg.seed,
+        crop_size=train_cfg.crop_size,
     )
     callbacks = [
-        ValidationCallback(val_ds, meta, verbose=verbose if chief else 0),
+        TimeBudget(time_budget_s, verbose),  # first: the last epoch it allows is validated
+        ValidationCallback(val_ds, meta, verbose=verbose if chief else 0, every=train_cfg.val_every,
+                           epochs=train_cfg.epochs, eval_config=_eval_config(model_cfg, train_cfg)),
         CheckpointCallback(out / runs.CHECKPOINTS, write=chief),
-        TimeBudget(time_budget_s, verbose),
     ]
     if chief:
         callbacks += _loggers(out / runs.LOGS, resume=last is not None)
@@ -87,8 +93,19 @@ def train(
     if initial_epoch < train_cfg.epochs:
         _fit(model, strategy, data, train_cfg, initial_epoch, steps, callbacks, verbose)
     if chief:
-        _finish(out, model, meta, time.perf_counter() - start, steps)
+        final = model
+        if _eval_config(model_cfg, train_cfg) is not None:  # trained on crops: save at full size
+            final = resize_model(model, _eval_config(model_cfg, train_cfg))
+        _finish(out, final, meta, time.perf_counter() - start, steps, model)
     return out
+
+
+def _eval_config(model_cfg: ModelConfig, train_cfg: TrainConfig) -> Optional[ModelConfig]:
+    """The model at its input size, when training runs on crops of another size."""
+    crop = train_cfg.crop_size
+    if crop is None or tuple(crop) == tuple(model_cfg.input_size):
+        return None
+    return model_cfg.replace(weights=None)
 
 
 def _load_data(model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig):
@@ -186,41 +203,6 @@ def _check_run_folder(out: Path, model_cfg: ModelConfig, resume: bool):
     return last
 
 
-def poly_schedule(train_cfg: TrainConfig, steps: int):
-    """lr * (1 - step / total) ** power over the whole run (total = epochs * steps)."""
-    keras = deps.keras()
-    return keras.optimizers.schedules.PolynomialDecay(
-        train_cfg.learning_rate,
-        decay_steps=steps * train_cfg.epochs,
-        end_learning_rate=0.0,
-        power=train_cfg.poly_power,
-    )
-
-
-def _compile(model_cfg: ModelConfig, train_cfg: TrainConfig, steps: int, ignore_label: int):
-    keras = deps.keras()
-    from ..model import build_deeplab_v3
-    from .losses import MaskedSparseCrossEntropy
-
-    schedule = poly_schedule(train_cfg, steps)
-    decay = train_cfg.weight_decay or None
-    if train_cfg.optimizer == "adam":
-        optimizer = (
-            keras.optimizers.AdamW(schedule, weight_decay=decay)
-            if decay
-            else keras.optimizers.Adam(schedule)
-        )
-    else:
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=decay)
-    model = build_deeplab_v3(model_cfg)
-    model.compile(
-        optimizer=optimizer,
-        loss=MaskedSparseCrossEntropy(ignore_label),
-        jit_compile=train_cfg.jit_compile,
-    )
-    return model
-
-
 def _metadata(labels, model_cfg: ModelConfig, data_cfg: DataConfig, out: Path) -> ArtifactMetadata:
     palette = CAMVID_PALETTE if tuple(labels) == CAMVID_LABELS else ()
     source = {
@@ -229,6 +211,7 @@ def _metadata(labels, model_cfg: ModelConfig, data_cfg: DataConfig, out: Path) -
         if data_cfg.format == "synthetic"
         else f"{data_cfg.format}:{data_cfg.path}",
         "git_commit": _git_commit(),
+        "model": model_cfg.replace(weights=None).to_dict(),  # lets our artifacts be re-imported
     }
     return ArtifactMetadata(
         labels=tuple(labels),
@@ -239,6 +222,15 @@ def _metadata(labels, model_cfg: ModelConfig, data_cfg: DataConfig, out: Path) -
         precision="fp32",
         source=source,
     )
+
+
+def _number(text) -> Optional[float]:
+    """A CSV cell as a float; None for empty, "NA" and NaN (epochs that were not validated)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value == value else None
 
 
 def _git_commit() -> Optional[str]:
@@ -264,8 +256,13 @@ def _write_config(out: Path, model_cfg, data_cfg, train_cfg) -> None:
     atomic_write_text(out / runs.CONFIG, json.dumps(config, indent=2))
 
 
-def _finish(out: Path, model, meta: ArtifactMetadata, seconds: float, steps: int) -> None:
-    """Final model (atomically), metadata, labels and the whole run's history beside it."""
+def _finish(out: Path, model, meta: ArtifactMetadata, seconds: float, steps: int, trained=None) -> None:
+    """Final model (atomically), metadata, labels and the whole run's history beside it.
+
+    `trained` is the model that was fitted (the crop-size one) when `model` is its
+    full-size copy; the optimizer step is read from it.
+    """
+    trained = trained or model
     import csv
     import os
 
@@ -276,10 +273,8 @@ def _finish(out: Path, model, meta: ArtifactMetadata, seconds: float, steps: int
     log = out / runs.LOGS / "history.csv"
     if log.is_file():  # every epoch of the run, resumed sessions included
         with open(log, newline="") as handle:
-            history = [
-                {k: float(v) for k, v in row.items() if v not in ("", None)}
-                for row in csv.DictReader(handle)
-            ]
+            history = [{k: v for k, v in ((k, _number(v)) for k, v in row.items()) if v is not None}
+                       for row in csv.DictReader(handle)]
         for row in history:
             row["epoch"] = int(row["epoch"]) + 1
     if history and "val_miou" in history[-1]:
@@ -290,6 +285,6 @@ def _finish(out: Path, model, meta: ArtifactMetadata, seconds: float, steps: int
         "history": history,
         "train_seconds": seconds,
         "steps_per_epoch": steps,
-        "optimizer_step": int(model.optimizer.iterations.numpy()),
+        "optimizer_step": int(trained.optimizer.iterations.numpy()),
     }
     atomic_write_text(out / "history.json", json.dumps(summary, indent=2))
