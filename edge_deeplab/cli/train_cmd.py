@@ -6,15 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import ALPHAS, HEADS, OPTIMIZERS, STRATEGIES, DataConfig, ModelConfig, TrainConfig
+from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import InvalidInputError
 from ..metadata import read_labels_file
 from ..presets import PRESETS
-from .common import parse_size
+from .train_flags import add_data_flags, add_finetune_flags, add_model_flags, add_training_flags
 
 FORMATS = ("synthetic", "folder", "voc")
 DEFAULT_CLASSES = {"synthetic": 4, "voc": 21}
-_M, _T = ModelConfig(), TrainConfig()  # defaults shown in --help
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -33,69 +32,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
-    g = p.add_argument_group("model")
-    g.add_argument(
-        "--alpha", type=float, choices=ALPHAS, help=f"MobileNetV2 width (default {_M.alpha})"
-    )
-    g.add_argument("--output-stride", type=int, choices=(8, 16), help="default 16")
-    g.add_argument("--head", choices=HEADS, help="aspp (default) or lite")
-    g.add_argument("--no-decoder", action="store_true", help="DeepLab v3 without the v3+ decoder")
-    g.add_argument("--decoder", action="store_true",
-                   help="add the v3+ decoder (also on top of imported .tflite weights that have none)")
-    g.add_argument(
-        "--input-size",
-        type=parse_size,
-        help=f"HxW the model is trained at (default {_M.input_size[0]}x{_M.input_size[1]})",
-    )
-    g.add_argument(
-        "--bn-momentum", type=float, help=f"BatchNormalization momentum (default {_M.bn_momentum})"
-    )
-    g.add_argument(
-        "--weights",
-        help="local weights: a MobileNetV2 backbone .h5, a DeepLab .keras/.weights.h5, or a DeepLab "
-        ".tflite (published or ours, float or quantised): its architecture is read from the file",
-    )
-    g = p.add_argument_group("data")
-    g.add_argument("--num-classes", type=int, help="classes in the masks (ignore label excluded)")
-    g.add_argument(
-        "--ignore-label", type=int, help="mask value left out of loss and metrics (default 255)"
-    )
-    g.add_argument(
-        "--labels",
-        help=f"labels file (one name per line) or a preset: {', '.join(PRESETS.names())}",
-    )
-    g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, help=f"default {_T.epochs}")
-    g.add_argument("--batch-size", type=int, help=f"default {_T.batch_size}")
-    g.add_argument(
-        "--lr",
-        type=float,
-        help=f"initial learning rate of the poly schedule (default {_T.learning_rate:g})",
-    )
-    g.add_argument("--optimizer", choices=OPTIMIZERS, help="adam (default) or sgd (momentum 0.9)")
-    g.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training split")
-    g.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        help="tf.distribute strategy (multiworker reads TF_CONFIG)",
-    )
-    g.add_argument(
-        "--seed", type=int, help="seed of the synthetic data, shuffling and augmentation"
-    )
-    g.add_argument("--time-budget", type=float, help="stop between epochs after this many minutes")
-    g.add_argument("--crop-size", type=parse_size,
-                   help="train on random HxW crops; validate and save at --input-size (e.g. CamVid's 360x480)")
-    g.add_argument("--lr-mult", type=_lr_mults, metavar="GROUP=X[,GROUP=X]",
-                   help="learning-rate multipliers of backbone, head, classifier (e.g. backbone=0.2)")
-    g.add_argument("--freeze-bn", action="store_true",
-                   help="BatchNorm in inference mode with fixed parameters (small batches, imported weights)")
-    g.add_argument("--warmup-epochs", type=float, help="linear learning-rate warm-up before the poly decay")
-    g.add_argument("--val-every", type=int, help="validate every N epochs (default 1; always after the last)")
-    g.add_argument("--scale-range", type=_pair, metavar="LO,HI",
-                   help="random image scale of the augmentation (default 0.75,1.25)")
-    g.add_argument("--jitter", type=float,
-                   help="colour jitter strength: brightness, contrast, saturation (default 0.15)")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_flags(p.add_argument_group("model"))
+    add_data_flags(p.add_argument_group("data"))
+    add_training_flags(p.add_argument_group("training"))
+    add_finetune_flags(p.add_argument_group("fine-tuning"))
     return p
 
 
@@ -124,7 +64,29 @@ def build_configs(args):
         model, data, train = saved["model"], saved["data"], saved["train"]
     else:
         data.update(format=fmt, path=None if fmt == "synthetic" else str(args.data))
-    flags = {
+    flags = _flag_values(args)
+    for target, values in ((model, flags["model"]), (data, flags["data"]), (train, flags["train"])):
+        target.update({k: v for k, v in values.items() if v is not None})
+    _labels(args, data)
+    _augment(args, train)
+    if data["format"] == "synthetic":
+        data["synthetic_size"] = model["input_size"]
+    num = data.get("num_classes") or (len(data["labels"]) if data.get("labels") else None)
+    num = num or DEFAULT_CLASSES.get(data["format"])
+    if num is None:
+        raise InvalidInputError(
+            f"{args.data}: give --num-classes N or --labels FILE|PRESET for a folder dataset"
+        )
+    model["num_classes"] = num
+    model_cfg = ModelConfig.from_dict(model)
+    if _is_tflite(model_cfg.weights) and not (args.resume and (out / "config.json").is_file()):
+        model_cfg = _resolve_tflite(model_cfg, flags["model"], data, args)
+    return model_cfg, DataConfig.from_dict(data), TrainConfig.from_dict(train), out
+
+
+def _flag_values(args) -> dict:
+    """The flags given, by config ("model", "data", "train"); None where not given."""
+    return {
         "model": {
             "alpha": args.alpha,
             "output_stride": args.output_stride,
@@ -152,30 +114,9 @@ def build_configs(args):
             "freeze_bn": True if args.freeze_bn else None,
             "warmup_epochs": args.warmup_epochs,
             "val_every": args.val_every,
+            "class_balance": args.class_balance,
         },
     }
-    for target, values in ((model, flags["model"]), (data, flags["data"]), (train, flags["train"])):
-        target.update({k: v for k, v in values.items() if v is not None})
-    _labels(args, data)
-    _augment(args, train)
-    if data["format"] == "synthetic":
-        data["synthetic_size"] = model["input_size"]
-    num = data.get("num_classes") or (len(data["labels"]) if data.get("labels") else None)
-    num = num or DEFAULT_CLASSES.get(data["format"])
-    if num is None:
-        raise InvalidInputError(
-            f"{args.data}: give --num-classes N or --labels FILE|PRESET for a folder dataset"
-        )
-    model["num_classes"] = num
-    model_cfg = ModelConfig.from_dict(model)
-    if _is_tflite(model_cfg.weights) and not (args.resume and (out / "config.json").is_file()):
-        model_cfg = _resolve_tflite(model_cfg, flags["model"], data, args)
-    return (
-        model_cfg,
-        DataConfig.from_dict(data),
-        TrainConfig.from_dict(train),
-        out,
-    )
 
 
 def _augment(args, train: dict) -> None:
@@ -185,14 +126,6 @@ def _augment(args, train: dict) -> None:
     if args.jitter is not None:
         augment.update(brightness=args.jitter, contrast=args.jitter, saturation=args.jitter)
     train["augment"] = augment
-
-
-def _pair(text: str):
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LO,HI, got {text!r}") from None
-    return low, high
 
 
 def _is_tflite(path) -> bool:
@@ -214,20 +147,6 @@ def _resolve_tflite(model_cfg: ModelConfig, model_flags: dict, data: dict, args)
     return resolved
 
 
-def _lr_mults(text: str):
-    """"backbone=0.2,classifier=5" -> (("backbone", 0.2), ("classifier", 5.0))."""
-    pairs = []
-    for item in text.split(","):
-        group, sep, value = item.partition("=")
-        try:
-            pairs.append((group.strip(), float(value)))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected GROUP=NUMBER, got {item!r}") from None
-        if not sep:
-            raise argparse.ArgumentTypeError(f"expected GROUP=NUMBER, got {item!r}")
-    return tuple(pairs)
-
-
 def _guess_format(path: Path) -> str:
     if not path.exists():
         raise InvalidInputError(f"{path}: no such dataset folder")
@@ -247,6 +166,7 @@ def run(args) -> int:
         resume=args.resume,
         verbose=0 if args.quiet else 1,
         time_budget_s=budget,
+        memory_limit_gb=args.memory_limit,
     )
     if not (run_dir / "history.json").is_file():  # a non-chief worker writes no run folder
         print("worker done; the chief worker wrote the run folder")

@@ -1,14 +1,11 @@
 """`train()`: a DeepLab run from configs to a run folder (needs TensorFlow).
 
-Run folder (see `edge_deeplab.runs`): `config.json` (written first, so `--resume` knows
-what it continues), `checkpoints/epoch_NNNN.keras` every epoch, `logs/` (TensorBoard),
-and at the end `model.keras`, `metadata.json`, `labels.txt`, `history.json`.
+The run folder's files are described in `run_folder`; the model a run fits (crop size,
+imported weights, frozen BatchNorm, optimizer) is made in `setup`.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Optional
@@ -16,9 +13,6 @@ from typing import Optional
 from .. import deps, runs
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import InvalidInputError
-from ..imageio import atomic_write_text
-from ..metadata import ArtifactMetadata
-from ..presets import CAMVID_LABELS, CAMVID_PALETTE
 
 
 def train(
@@ -29,75 +23,101 @@ def train(
     resume: bool = False,
     verbose: int = 1,
     time_budget_s: Optional[float] = None,
+    memory_limit_gb: Optional[float] = None,
 ) -> Path:
     """Train a model and write its run folder.
 
     Args:
-        model_cfg, data_cfg, train_cfg: what to build, on what, and how.
+        model_cfg, data_cfg, train_cfg: what to build, on what, and how. A .tflite
+            `model_cfg.weights` fills in the architecture (see `model.weight_import`).
         out_dir: the run folder; it must not hold another run unless `resume`.
-        resume: continue from the newest checkpoint in `out_dir` (epoch count and
+        resume: continue from the newest readable checkpoint in `out_dir` (epoch count and
             optimizer step continue; the model config must be the one it was started with).
         verbose: 0 silent, 1 Keras progress bar and per-epoch validation lines.
         time_budget_s: stop between epochs once the next one would end past this many
             seconds (the final model is still written).
+        memory_limit_gb: refuse a run whose memory estimate exceeds this (default: 90% of
+            this machine's RAM), before anything is allocated.
 
     Returns:
         The run folder.
     """
+    from ..data.pipeline import train_pipeline
+    from .memory import check_training_memory
+    from .run_folder import check_run_folder, finish, run_metadata, write_config
+    from .setup import resolve_weights
     from .strategy import is_chief, make_strategy
 
     out = Path(out_dir)
     strategy = make_strategy(train_cfg.strategy)  # first: multiworker must precede other TF ops
-    keras = deps.keras()
-    from ..data.pipeline import train_pipeline
-    from .callbacks import CheckpointCallback, TimeBudget, ValidationCallback
-    from .checkpoints import load_checkpoint
-    from .optimizers import make_schedule
-    from .setup import compile_model, resize_model, resolve_weights
-
-    chief = is_chief()
+    check_training_memory(model_cfg, data_cfg, train_cfg, memory_limit_gb)
     model_cfg = resolve_weights(model_cfg, out, resume)
-    last = _check_run_folder(out, model_cfg, resume)
+    last = check_run_folder(out, model_cfg, resume)
     train_ds, val_ds = _load_data(model_cfg, data_cfg, train_cfg)
-    meta = _metadata(train_ds.labels, model_cfg, data_cfg, out)
+    meta, chief = run_metadata(train_ds.labels, model_cfg, data_cfg, out), is_chief()
     if chief:
-        _write_config(out, model_cfg, data_cfg, train_cfg)
-    keras.utils.set_random_seed(train_cfg.seed)
+        write_config(out, model_cfg, data_cfg, train_cfg)
+    deps.keras().utils.set_random_seed(train_cfg.seed)
     steps = train_cfg.steps_per_epoch or max(1, len(train_ds) // train_cfg.batch_size)
     with strategy.scope():
-        if last is not None:
-            model, initial_epoch = load_checkpoint(last[1]), last[0]
-            # Re-plan the schedule for the epochs asked now: a run extended past its first
-            # plan would otherwise go on at the final learning rate, 0. The optimizer step
-            # (hence the position in the schedule) comes from the checkpoint.
-            model.optimizer.learning_rate = make_schedule(train_cfg, steps)
-        else:
-            model = compile_model(model_cfg, train_cfg, steps, train_ds.ignore_label, verbose)
-            initial_epoch = 0
-    if verbose and last is not None:
+        model, initial_epoch = _start(out, last is not None, model_cfg, train_cfg, steps, train_ds, verbose)
+    data = train_pipeline(train_ds, meta, train_cfg.batch_size, train_cfg.augment, seed=train_cfg.seed,
+                          crop_size=train_cfg.crop_size)
+    callbacks = _callbacks(out, val_ds, meta, model_cfg, train_cfg, chief, verbose, time_budget_s, last is not None)
+    start = time.perf_counter()
+    if initial_epoch < train_cfg.epochs:
+        _fit(model, strategy, data, train_cfg, initial_epoch, steps, callbacks, verbose)
+    if chief:
+        finish(out, _final_model(model, model_cfg, train_cfg), meta, time.perf_counter() - start, steps, model)
+    return out
+
+
+def _start(out: Path, resuming: bool, model_cfg, train_cfg, steps: int, train_ds, verbose: int):
+    """(model, epochs done): the newest readable checkpoint's, or a freshly built one's."""
+    from .checkpoints import load_latest_checkpoint
+    from .optimizers import make_schedule
+    from .setup import compile_model
+
+    if not resuming:
+        weights = None
+        if train_cfg.class_balance:
+            from .losses import balanced_class_weights
+
+            weights = balanced_class_weights(train_ds.masks, model_cfg.num_classes, train_ds.ignore_label,
+                                             train_cfg.class_balance)
+            if verbose:
+                print("class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(train_ds.labels, weights)))
+        return compile_model(model_cfg, train_cfg, steps, train_ds.ignore_label, verbose, weights), 0
+    # The newest checkpoint that loads; a damaged one falls back to the one before.
+    epoch, model = load_latest_checkpoint(out / runs.CHECKPOINTS, report=lambda m: print(m, flush=True))
+    # Re-plan the schedule for the epochs asked now: a run extended past its first plan
+    # would otherwise go on at the final learning rate, 0. The optimizer step (hence the
+    # position in the schedule) comes from the checkpoint.
+    model.optimizer.learning_rate = make_schedule(train_cfg, steps)
+    if verbose:
         step = int(model.optimizer.iterations.numpy())
-        print(f"resuming {out} after epoch {initial_epoch} (optimizer step {step})", flush=True)
-    data = train_pipeline(
-        train_ds, meta, train_cfg.batch_size, train_cfg.augment, seed=train_cfg.seed,
-        crop_size=train_cfg.crop_size,
-    )
+        print(f"resuming {out} after epoch {epoch} (optimizer step {step})", flush=True)
+    return model, epoch
+
+
+def _callbacks(out, val_ds, meta, model_cfg, train_cfg, chief, verbose, time_budget_s, resumed) -> list:
+    from .callbacks import CheckpointCallback, TimeBudget, ValidationCallback
+
     callbacks = [
         TimeBudget(time_budget_s, verbose),  # first: the last epoch it allows is validated
         ValidationCallback(val_ds, meta, verbose=verbose if chief else 0, every=train_cfg.val_every,
                            epochs=train_cfg.epochs, eval_config=_eval_config(model_cfg, train_cfg)),
         CheckpointCallback(out / runs.CHECKPOINTS, write=chief),
     ]
-    if chief:
-        callbacks += _loggers(out / runs.LOGS, resume=last is not None)
-    start = time.perf_counter()
-    if initial_epoch < train_cfg.epochs:
-        _fit(model, strategy, data, train_cfg, initial_epoch, steps, callbacks, verbose)
-    if chief:
-        final = model
-        if _eval_config(model_cfg, train_cfg) is not None:  # trained on crops: save at full size
-            final = resize_model(model, _eval_config(model_cfg, train_cfg))
-        _finish(out, final, meta, time.perf_counter() - start, steps, model)
-    return out
+    return callbacks + (_loggers(out / runs.LOGS, resume=resumed) if chief else [])
+
+
+def _final_model(model, model_cfg: ModelConfig, train_cfg: TrainConfig):
+    """The fitted model, or its full-size copy when it was trained on crops."""
+    from .setup import resize_model
+
+    full = _eval_config(model_cfg, train_cfg)
+    return model if full is None else resize_model(model, full)
 
 
 def _eval_config(model_cfg: ModelConfig, train_cfg: TrainConfig) -> Optional[ModelConfig]:
@@ -177,114 +197,3 @@ def _loggers(folder: Path, resume: bool) -> list:
             flush=True,
         )
     return loggers
-
-
-def _check_run_folder(out: Path, model_cfg: ModelConfig, resume: bool):
-    """The checkpoint to resume from (or None); refuses to overwrite another run."""
-    from .checkpoints import latest_checkpoint
-
-    last = latest_checkpoint(out / runs.CHECKPOINTS)
-    has_run = last is not None or (out / runs.FINAL_MODEL).exists()
-    if has_run and not resume:
-        raise InvalidInputError(
-            f"{out} already holds a training run; pass --resume to continue it "
-            "or choose another --out"
-        )
-    if resume and (out / runs.CONFIG).is_file():
-        saved = json.loads((out / runs.CONFIG).read_text())["model"]
-        current = model_cfg.to_dict()
-        differ = [k for k in current if json.dumps(saved.get(k)) != json.dumps(current[k])]
-        if differ:
-            raise InvalidInputError(
-                f"{out}: cannot resume with a different model config ({', '.join(differ)})"
-            )
-    if resume and last is None:
-        print(f"{out}: no checkpoint to resume from; starting from scratch", flush=True)
-    return last
-
-
-def _metadata(labels, model_cfg: ModelConfig, data_cfg: DataConfig, out: Path) -> ArtifactMetadata:
-    palette = CAMVID_PALETTE if tuple(labels) == CAMVID_LABELS else ()
-    source = {
-        "run": str(out.resolve()),
-        "dataset": data_cfg.format
-        if data_cfg.format == "synthetic"
-        else f"{data_cfg.format}:{data_cfg.path}",
-        "git_commit": _git_commit(),
-        "model": model_cfg.replace(weights=None).to_dict(),  # lets our artifacts be re-imported
-    }
-    return ArtifactMetadata(
-        labels=tuple(labels),
-        input_size=model_cfg.input_size,
-        palette=palette,
-        ignore_label=data_cfg.ignore_label,
-        format="keras",
-        precision="fp32",
-        source=source,
-    )
-
-
-def _number(text) -> Optional[float]:
-    """A CSV cell as a float; None for empty, "NA" and NaN (epochs that were not validated)."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if value == value else None
-
-
-def _git_commit() -> Optional[str]:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
-
-
-def _write_config(out: Path, model_cfg, data_cfg, train_cfg) -> None:
-    config = {
-        "model": model_cfg.to_dict(),
-        "data": data_cfg.to_dict(),
-        "train": train_cfg.to_dict(),
-    }
-    atomic_write_text(out / runs.CONFIG, json.dumps(config, indent=2))
-
-
-def _finish(out: Path, model, meta: ArtifactMetadata, seconds: float, steps: int, trained=None) -> None:
-    """Final model (atomically), metadata, labels and the whole run's history beside it.
-
-    `trained` is the model that was fitted (the crop-size one) when `model` is its
-    full-size copy; the optimizer step is read from it.
-    """
-    trained = trained or model
-    import csv
-    import os
-
-    tmp = out / f".tmp-{os.getpid()}-model.keras"
-    model.save(tmp)
-    os.replace(tmp, out / runs.FINAL_MODEL)
-    history = []
-    log = out / runs.LOGS / "history.csv"
-    if log.is_file():  # every epoch of the run, resumed sessions included
-        with open(log, newline="") as handle:
-            history = [{k: v for k, v in ((k, _number(v)) for k, v in row.items()) if v is not None}
-                       for row in csv.DictReader(handle)]
-        for row in history:
-            row["epoch"] = int(row["epoch"]) + 1
-    if history and "val_miou" in history[-1]:
-        meta = meta.replace(source={**meta.source, "val_miou": history[-1]["val_miou"]})
-    atomic_write_text(out / runs.METADATA, json.dumps(meta.to_dict(), indent=2))
-    atomic_write_text(out / runs.LABELS, "\n".join(meta.labels) + "\n")
-    summary = {
-        "history": history,
-        "train_seconds": seconds,
-        "steps_per_epoch": steps,
-        "optimizer_step": int(trained.optimizer.iterations.numpy()),
-    }
-    atomic_write_text(out / "history.json", json.dumps(summary, indent=2))

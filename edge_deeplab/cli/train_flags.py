@@ -1,0 +1,110 @@
+"""The flags of `edge-deeplab train`, by group (the configs are built in `train_cmd`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import ALPHAS, HEADS, OPTIMIZERS, STRATEGIES, ModelConfig, TrainConfig
+from ..presets import PRESETS
+from .common import parse_size
+
+_M, _T = ModelConfig(), TrainConfig()  # defaults shown in --help
+
+
+def add_model_flags(g) -> None:
+    g.add_argument(
+        "--alpha", type=float, choices=ALPHAS, help=f"MobileNetV2 width (default {_M.alpha})"
+    )
+    g.add_argument("--output-stride", type=int, choices=(8, 16), help="default 16")
+    g.add_argument("--head", choices=HEADS, help="aspp (default) or lite")
+    g.add_argument("--no-decoder", action="store_true", help="DeepLab v3 without the v3+ decoder")
+    g.add_argument("--decoder", action="store_true",
+                   help="add the v3+ decoder (also on top of imported .tflite weights that have none)")
+    g.add_argument(
+        "--input-size",
+        type=parse_size,
+        help=f"HxW the model is trained at (default {_M.input_size[0]}x{_M.input_size[1]})",
+    )
+    g.add_argument(
+        "--bn-momentum", type=float, help=f"BatchNormalization momentum (default {_M.bn_momentum})"
+    )
+    g.add_argument(
+        "--weights",
+        help="local weights: a MobileNetV2 backbone .h5, a DeepLab .keras/.weights.h5, or a DeepLab "
+        ".tflite (published or ours, float or quantised): its architecture is read from the file",
+    )
+
+
+def add_data_flags(g) -> None:
+    g.add_argument("--num-classes", type=int, help="classes in the masks (ignore label excluded)")
+    g.add_argument(
+        "--ignore-label", type=int, help="mask value left out of loss and metrics (default 255)"
+    )
+    g.add_argument(
+        "--labels",
+        help=f"labels file (one name per line) or a preset: {', '.join(PRESETS.names())}",
+    )
+
+
+def add_training_flags(g) -> None:
+    g.add_argument("--epochs", type=int, help=f"default {_T.epochs}")
+    g.add_argument("--batch-size", type=int, help=f"default {_T.batch_size}")
+    g.add_argument(
+        "--lr",
+        type=float,
+        help=f"initial learning rate of the poly schedule (default {_T.learning_rate:g})",
+    )
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help="adam (default) or sgd (momentum 0.9)")
+    g.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training split")
+    g.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="tf.distribute strategy (multiworker reads TF_CONFIG)",
+    )
+    g.add_argument(
+        "--seed", type=int, help="seed of the synthetic data, shuffling and augmentation"
+    )
+    g.add_argument("--time-budget", type=float, help="stop between epochs after this many minutes")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--memory-limit", type=float, metavar="GB",
+                   help="refuse runs whose memory estimate exceeds this (default: 90%% of this machine's RAM)")
+
+
+def add_finetune_flags(g) -> None:
+    """Fine-tuning imported weights on a small CPU: crops, LR groups, frozen BN, warm-up."""
+    g.add_argument("--crop-size", type=parse_size,
+                   help="train on random HxW crops; validate and save at --input-size (e.g. CamVid's 360x480)")
+    g.add_argument("--lr-mult", type=lr_mults, metavar="GROUP=X[,GROUP=X]",
+                   help="learning-rate multipliers of backbone, head, classifier (e.g. backbone=0.2)")
+    g.add_argument("--freeze-bn", action="store_true",
+                   help="BatchNorm in inference mode with fixed parameters (small batches, imported weights)")
+    g.add_argument("--warmup-epochs", type=float, help="linear learning-rate warm-up before the poly decay")
+    g.add_argument("--val-every", type=int, help="validate every N epochs (default 1; always after the last)")
+    g.add_argument("--class-balance", type=float, metavar="P",
+                   help="weight classes by (median frequency / frequency) ** P (0 off, 1 SegNet's, 0.5 milder)")
+    g.add_argument("--scale-range", type=float_pair, metavar="LO,HI",
+                   help="random image scale of the augmentation (default 0.75,1.25)")
+    g.add_argument("--jitter", type=float,
+                   help="colour jitter strength: brightness, contrast, saturation (default 0.15)")
+
+
+def lr_mults(text: str):
+    """"backbone=0.2,classifier=5" -> (("backbone", 0.2), ("classifier", 5.0))."""
+    pairs = []
+    for item in text.split(","):
+        group, sep, value = item.partition("=")
+        try:
+            pairs.append((group.strip(), float(value)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected GROUP=NUMBER, got {item!r}") from None
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected GROUP=NUMBER, got {item!r}")
+    return tuple(pairs)
+
+
+def float_pair(text: str):
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI, got {text!r}") from None
+    return low, high
