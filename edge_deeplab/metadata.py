@@ -154,6 +154,12 @@ def read_labels_file(path: str) -> Tuple[str, ...]:
             labels = tuple(line.strip() for line in handle if line.strip())
     except OSError as exc:
         raise InvalidInputError(f"cannot read labels file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(
+            f"labels file {path} is not UTF-8 text (one class name per line); is it a binary file?"
+        ) from None
+    if any("\x00" in label for label in labels):
+        raise InvalidInputError(f"labels file {path} holds NUL bytes: not a text file of class names")
     if not labels:
         raise InvalidInputError(f"labels file {path} is empty")
     return labels

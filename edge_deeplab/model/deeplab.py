@@ -8,6 +8,7 @@ local ImageNet backbone file loads into it.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Dict, List
 
@@ -109,7 +110,11 @@ def _load(model, path: str, what: str) -> None:
 def load_full_weights(model, path: str) -> None:
     """Load a full DeepLab weights file (`.weights.h5` or a `.keras` model) into `model`."""
     if str(path).endswith(".keras"):
-        source = keras.saving.load_model(path, compile=False)
+        try:
+            source = keras.saving.load_model(path, compile=False)
+        except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidInputError(f"{path}: not a Keras model this toolkit can load ({reason})") from None
         try:
             model.set_weights(source.get_weights())
         except ValueError as exc:

@@ -12,11 +12,18 @@ import json
 import os
 import re
 import time
+import zipfile
 from pathlib import Path
 from typing import Optional, Tuple
 
 from .. import deps
+from ..errors import InvalidInputError
 from ..imageio import atomic_write_text
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 _PATTERN = re.compile(r"^epoch_(\d{4,})\.keras$")
 KEEP = 2  # checkpoints kept on disk
@@ -44,6 +51,8 @@ def save_checkpoint(model, folder: Path, epoch: int, logs: Optional[dict] = None
     try:
         model.save(tmp)
         os.replace(tmp, final)
+    except OSError as exc:  # a full disk: one line, and the previous checkpoints stay
+        raise InvalidInputError(f"{final}: cannot write the checkpoint ({exc.strerror or exc})") from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -65,9 +74,66 @@ def _all(folder: Path):
 
 
 def load_checkpoint(path: Path):
-    """The compiled model (optimizer state included) saved in `path`."""
+    """The compiled model (optimizer state included) saved in `path`.
+
+    Raises:
+        InvalidInputError: the file is truncated, garbled or not a model Keras accepts.
+    """
     keras = deps.keras()
     from ..model import layers  # noqa: F401
-    from . import losses  # noqa: F401  (registers the loss class for deserialisation)
+    from . import losses, optimizers  # noqa: F401  (register the classes for deserialisation)
 
-    return keras.saving.load_model(path, compile=True)
+    path = Path(path)
+    problem = _damage(path)
+    if problem:
+        raise InvalidInputError(f"{path}: {problem}")
+    try:
+        return keras.saving.load_model(path, compile=True)
+    except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        raise InvalidInputError(f"{path}: Keras cannot load it ({first_line(exc)})") from None
+
+
+def load_latest_checkpoint(folder: Path, report=print) -> Optional[Tuple[int, object]]:
+    """(epochs completed, model) from the newest checkpoint that loads, or None if none exist.
+
+    A damaged newest checkpoint (a killed disk write, a copy cut short) falls back to the
+    next one, saying which and why through `report`.
+
+    Raises:
+        InvalidInputError: every checkpoint in `folder` is damaged.
+    """
+    found = sorted(_all(Path(folder)), reverse=True) if Path(folder).is_dir() else []
+    problems = []
+    for epoch, path in found:
+        try:
+            model = load_checkpoint(path)
+        except InvalidInputError as exc:
+            problems.append(str(exc))
+            report(f"skipping damaged checkpoint {exc}")
+            continue
+        if problems:
+            report(f"resuming from {path.name} (epoch {epoch}) instead")
+        return epoch, model
+    if problems:
+        raise InvalidInputError(
+            f"{folder}: every checkpoint is damaged ({'; '.join(problems)}); start again without --resume "
+            "or with another --out"
+        )
+    return None
+
+
+def _damage(path: Path) -> Optional[str]:
+    """Why a .keras file cannot be a complete checkpoint, or None (CRC-checked zip)."""
+    if not path.is_file():
+        return "no such checkpoint file"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        return f"truncated or not a .keras archive ({first_line(exc)})"
+    if bad is not None:
+        return f"corrupt member {bad} (CRC mismatch)"
+    if "config.json" not in names:
+        return "not a Keras model archive (no config.json)"
+    return None
