@@ -192,6 +192,9 @@ class TrainConfig(_Config):
             batches are noisy, and imported models carry good ones.
         warmup_epochs: linear learning-rate warm-up from 0 before the poly decay.
         val_every: validate every N epochs (and after the last one).
+        class_balance: weight each class's loss by (median frequency / its frequency) **
+            class_balance, counted on the training masks: 0 off, 1 SegNet's median-frequency
+            balancing, 0.5 a milder lift for thin, rare classes.
     """
 
     epochs: int = 20
@@ -210,6 +213,7 @@ class TrainConfig(_Config):
     freeze_bn: bool = False
     warmup_epochs: float = 0.0
     val_every: int = 1
+    class_balance: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.augment, dict):
@@ -219,6 +223,7 @@ class TrainConfig(_Config):
         object.__setattr__(self, "lr_multipliers", _multipliers(self.lr_multipliers))
         _check(0 <= self.warmup_epochs < self.epochs, f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         _check(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
+        _check(0.0 <= self.class_balance <= 2.0, f"class_balance must be in [0, 2], got {self.class_balance}")
         _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")

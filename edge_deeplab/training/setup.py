@@ -22,7 +22,8 @@ def resolve_weights(model_cfg: ModelConfig, out: Path, resume: bool) -> ModelCon
     return resolve_model_config(model_cfg)
 
 
-def compile_model(model_cfg: ModelConfig, train_cfg: TrainConfig, steps: int, ignore_label: int, verbose: int = 0):
+def compile_model(model_cfg: ModelConfig, train_cfg: TrainConfig, steps: int, ignore_label: int, verbose: int = 0,
+                  class_weights=None):
     """The compiled model to fit: built at the crop size (if any), weights loaded."""
     from ..model import build_deeplab_v3
     from .losses import MaskedSparseCrossEntropy
@@ -34,7 +35,7 @@ def compile_model(model_cfg: ModelConfig, train_cfg: TrainConfig, steps: int, ig
         freeze_batch_norm(model)
     model.compile(
         optimizer=make_optimizer(train_cfg, steps),
-        loss=MaskedSparseCrossEntropy(ignore_label),
+        loss=MaskedSparseCrossEntropy(ignore_label, class_weights),
         jit_compile=train_cfg.jit_compile,
     )
     return model
