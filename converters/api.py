@@ -23,17 +23,9 @@ from edge_deeplab.errors import (
 from edge_deeplab.metadata import HEADS, RESOLUTIONS
 
 from .artifact import convert_one, summary_line
-from .base import (
-    CONVERTERS,
-    IO_DTYPES,
-    PRECISIONS,
-    ConversionJob,
-    ConversionResult,
-    Converter,
-    Progress,
-    Variant,
-)
+from .base import CONVERTERS, IO_DTYPES, PRECISIONS, ConversionResult, Converter, HeadPlacement
 from .calibration import calibration, calibration_source, parity_image_set
+from .job import ConversionJob, Progress
 from .parity import ParityChecker
 
 ALL = "all"
@@ -195,13 +187,13 @@ def unavailable_results(targets, precisions) -> List[ConversionResult]:
     return results
 
 
-def _variant(converter: Converter, head: Optional[str], resolution: Optional[str]) -> Variant:
+def _variant(converter: Converter, head: Optional[str], resolution: Optional[str]) -> HeadPlacement:
     """The requested head placement, else the target's fastest. Feature-resolution output
     defaults to logits: a class map at 1/16 of the input size would come back blocky."""
     resolution = resolution or converter.default_resolution
     if head is None:
         head = "logits" if resolution == "feature" else converter.default_head
-    return Variant(head, resolution)
+    return HeadPlacement(head, resolution)
 
 
 def _check_options(head, resolution, io_dtype, calib_size, parity_images) -> None:
@@ -240,7 +232,7 @@ def _reference_factory(job: ConversionJob):
     from .parity import KerasReference
 
     def reference(head: str, resolution: str):
-        model = job.keras_model(Variant(head, resolution))
+        model = job.keras_model(HeadPlacement(head, resolution))
         meta = job.source.metadata.replace(head=head, output_resolution=resolution)
         return Segmenter(KerasReference(model, job.source.path, head), meta)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_deeplab.errors import InvalidInputError
 
-from .base import Progress
+from .job import Progress
 
 
 def calibration_source(calib_data, source):

@@ -9,7 +9,6 @@ reads the power mode and clock state, which `--stats` records (None off a Jetson
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -76,25 +75,27 @@ def _clocks_pinned() -> Optional[bool]:
 
 
 def jetson_defaults(args: argparse.Namespace) -> None:
-    """Pick the GPU engine for MODEL unless --runtime/--device say otherwise."""
-    suffix = Path(args.model).suffix.lower()
+    """Pick the GPU engine for MODEL unless --runtime/--device say otherwise.
+
+    The engine is the first registered one that opens MODEL's suffix and has a Jetson GPU
+    path (`Runtime.jetson_options`).
+    """
+    from edge_deeplab.runtimes import RUNTIMES
+
     if args.runtime != "auto" or args.device is not None:
         return
-    if suffix in (".engine", ".plan"):
-        args.runtime = "tensorrt"
-    elif suffix == ".onnx":
-        args.runtime, args.device = "onnxruntime", "tensorrt"
-        # ONNX Runtime's TensorRT provider reads these; FP16 and a cached engine make start-up
-        # after the first run take seconds instead of minutes.
-        os.environ.setdefault("ORT_TENSORRT_FP16_ENABLE", "1")
-        os.environ.setdefault("ORT_TENSORRT_ENGINE_CACHE_ENABLE", "1")
-        os.environ.setdefault("ORT_TENSORRT_CACHE_PATH", str(Path(args.model).resolve().parent))
-    else:
-        raise InvalidInputError(
-            f"{args.model}: the Jetson demo runs a TensorRT engine or an .onnx model; "
-            "build one with `edge-deeplab convert MODEL --to tensorrt --precision fp16` "
-            "(or pass --runtime to run it anyway)"
-        )
+    model = Path(args.model)
+    for name, cls in RUNTIMES.items():
+        options = cls.jetson_options(model) if model.suffix.lower() in cls.suffixes else None
+        if options is not None:
+            args.runtime = name
+            args.device = options.get("device", args.device)
+            return
+    raise InvalidInputError(
+        f"{args.model}: the Jetson demo runs a TensorRT engine or an .onnx model; "
+        "build one with `edge-deeplab convert MODEL --to tensorrt --precision fp16` "
+        "(or pass --runtime to run it anyway)"
+    )
 
 
 def main(argv: Optional[List[str]] = None) -> int:

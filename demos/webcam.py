@@ -29,8 +29,10 @@ SOURCE_HELP = (
 
 def add_demo_arguments(parser: argparse.ArgumentParser, *, source: str = "0") -> None:
     """The demo's flags, shared by `edge-deeplab demo` and the demos' `python -m` entries."""
+    from edge_deeplab.runtimes import model_suffixes
+
     parser.add_argument(
-        "model", help="model file (.tflite, .onnx, .xml, .engine, ...) or a training run folder"
+        "model", help=f"model file ({', '.join(model_suffixes())}) or a training run folder"
     )
     parser.add_argument("--source", default=source, help=f"{SOURCE_HELP} (default: {source})")
     parser.add_argument(

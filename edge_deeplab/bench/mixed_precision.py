@@ -180,8 +180,6 @@ def run_mixed(runner, dataset, budget: float, reference, say: Say):
         budget: allowed mIoU drop in points.
         reference: the keras fp32 ReportRow (its mIoU is the target).
     """
-    from edge_deeplab.converters.artifact_metadata import embed_tflite_metadata
-
     from .report_row import ReportRow
     from .variants import Variant
 
@@ -210,7 +208,7 @@ def run_mixed(runner, dataset, budget: float, reference, say: Say):
             say,
             head=head,
         )
-        embed_tflite_metadata(out_path, meta)
+        CONVERTERS.get("tflite")().embed_metadata(out_path, meta)
     except Exception as exc:  # noqa: BLE001 - a failed search is this row's failure only
         return row.fail("conversion failed", f"{type(exc).__name__}: {exc}")
     row.mixed = {
