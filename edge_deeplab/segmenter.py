@@ -76,6 +76,17 @@ class Segmenter:
     def labels(self) -> tuple:
         return self.metadata.labels
 
+    def close(self) -> None:
+        """Release the runtime (idempotent)."""
+        self.runtime.close()
+
+    def __enter__(self) -> Segmenter:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
     def predict(self, image: ImageInput, *, order: str = "RGB", probabilities: bool = False) -> SegmentationResult:
         """Segment one image: an RGB/BGR uint8 array (say which with `order`) or a file path."""
         return self.predict_batch([image], order=order, probabilities=probabilities)[0]
