@@ -15,7 +15,6 @@ from typing import Dict, List, Sequence
 import numpy as np
 from edge_deeplab.runtimes.base import Runtime, TensorSpec
 
-from edge_deeplab.data.preprocessing import preprocess_batch
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.evaluation.metrics import confusion_matrix, miou_from_confusion
 from edge_deeplab.metadata import ArtifactMetadata
@@ -149,8 +148,8 @@ def _labels(segmenter: Segmenter, images: Sequence[np.ndarray]) -> np.ndarray:
 
 def raw_scores(segmenter: Segmenter, images: Sequence[np.ndarray]) -> np.ndarray:
     """The engine's dequantised output scores (N, H', W', C) before any resizing."""
-    batch, _ = preprocess_batch(images, segmenter.metadata)
-    return segmenter.dequantize_output(segmenter.infer(segmenter.quantize_input(batch)))
+    batch, _, _ = segmenter.preprocess(images)
+    return segmenter.dequantize_output(segmenter.infer(batch))
 
 
 def format_parity(figures: dict) -> str:
