@@ -226,13 +226,9 @@ def run_mixed(runner, dataset, budget: float, reference, say: Say):
 
 def _calibration(calib_data, meta) -> np.ndarray:
     from edge_deeplab.data.calibration import calibration_batches
-    from edge_deeplab.data.preprocessing import preprocess_batch
 
-    if isinstance(calib_data, np.ndarray):
-        if calib_data.dtype == np.uint8:
-            return preprocess_batch(list(calib_data[:CALIBRATION_IMAGES]), meta)[0]
-        return calib_data[:CALIBRATION_IMAGES].astype(np.float32)
-    return calibration_batches(calib_data or "synthetic", meta, CALIBRATION_IMAGES)
+    source = "synthetic" if calib_data is None else calib_data
+    return calibration_batches(source, meta, CALIBRATION_IMAGES)
 
 
 def _score(path: Path, meta, dataset, threads) -> float:
