@@ -13,6 +13,7 @@ Needs TensorFlow (the converter); the artifact runs on LiteRT with float input/o
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +169,18 @@ def search(
 
 
 MIXED = "mixed"
+MIXED_FORMAT = "tflite"  # the converter whose int8 path the search keeps layers of in float
 CALIBRATION_IMAGES = 64  # the debugger runs the model once per image per trial
+
+
+def mixed_variant():
+    """The report's mixed-precision row: the TFLite target's suffix and engine, "mixed"."""
+    from edge_deeplab.converters import CONVERTERS
+
+    from .variants import Variant
+
+    cls = CONVERTERS.get(MIXED_FORMAT)
+    return Variant(MIXED_FORMAT, MIXED, cls.runtime, cls.suffix)
 
 
 def run_mixed(runner, dataset, budget: float, reference, say: Say):
@@ -181,9 +193,8 @@ def run_mixed(runner, dataset, budget: float, reference, say: Say):
         reference: the keras fp32 ReportRow (its mIoU is the target).
     """
     from .report_row import ReportRow
-    from .variants import Variant
 
-    variant = Variant("tflite", MIXED, "tflite", ".tflite")
+    variant = mixed_variant()
     row = ReportRow(variant, threads=runner.threads)
     if reference is None or reference.miou is None:
         return row.fail("not available", "the mixed-precision search needs the keras fp32 mIoU")
@@ -191,25 +202,30 @@ def run_mixed(runner, dataset, budget: float, reference, say: Say):
         return row.fail("not available", "needs tensorflow and ai-edge-litert")
     from edge_deeplab.converters import CONVERTERS
 
-    head = CONVERTERS.get("tflite").default_head  # like the tflite int8 row
+    converter = CONVERTERS.get(MIXED_FORMAT)()
+    head = converter.default_head  # like the tflite int8 row
     meta = runner.reference_metadata().replace(
-        format="tflite", precision=MIXED, head=head, output_resolution="full"
+        format=MIXED_FORMAT, precision=MIXED, head=head, output_resolution="full"
     )
     out_path = runner.artifacts_dir / variant.artifact_name()
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    # Written and completed beside the artifact, then renamed into place, like `convert`.
+    staging = out_path.with_name(f".{out_path.name}.partial")
     try:
         calibration = _calibration(runner.calib_data, meta)
         result = search(
             runner.model_path,
             lambda path: (reference.miou - _score(path, meta, dataset, runner.threads)) * 100,
             budget,
-            out_path,
+            staging,
             calibration,
             say,
             head=head,
         )
-        CONVERTERS.get("tflite")().embed_metadata(out_path, meta)
+        converter.embed_metadata(staging, meta)
+        os.replace(staging, out_path)
     except Exception as exc:  # noqa: BLE001 - a failed search is this row's failure only
+        staging.unlink(missing_ok=True)
         return row.fail("conversion failed", f"{type(exc).__name__}: {exc}")
     row.mixed = {
         "budget_points": budget,

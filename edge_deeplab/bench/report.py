@@ -223,9 +223,9 @@ def _measure_all(runner, chosen: Sequence[Variant], dataset, show: _Progress) ->
 
 
 def _mixed_row(runner, dataset, budget: float, rows: List[ReportRow], show: _Progress):
-    from .mixed_precision import MIXED, run_mixed
+    from .mixed_precision import mixed_variant, run_mixed
 
-    variant = Variant("tflite", MIXED, "tflite", ".tflite")
+    variant = mixed_variant()
     reference = next((r for r in rows if r.variant.is_reference), None)
     start = time.perf_counter()
     say = functools.partial(show, show.total, variant)
