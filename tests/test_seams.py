@@ -149,3 +149,30 @@ def test_the_edge_path_loads_only_the_edge(shared_dir, tmp_path):
         [sys.executable, "-c", EDGE_ONLY, str(model)], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_broken_module_is_an_error_not_a_missing_engine(tmp_path):
+    from edge_deeplab import runtimes
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "typo_runtime.py").write_text("from edge_deeplab.runtimes.base import RUNTIMEZ\n")
+    runtimes.__path__.append(str(folder))
+    try:
+        with pytest.raises(ImportError, match="RUNTIMEZ"):
+            runtimes.RUNTIMES.discover(runtimes.__name__)
+    finally:
+        runtimes.__path__.remove(str(folder))
+        sys.modules.pop("edge_deeplab.runtimes.typo_runtime", None)
+
+
+def test_a_class_registers_under_its_own_name_once():
+    from edge_deeplab.registry import Registry
+
+    registry = Registry("runtime")
+    engine = registry.register(type("Engine", (), {"name": "engine", "order": 2}))
+    first = registry.register(type("First", (), {"name": "first", "order": 1}))
+    assert registry.get("engine") is engine and registry.names() == ["first", "engine"]
+    registry.register(first)  # found again by a second discovery: the same class, no error
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register(type("Other", (), {"name": "engine"}))
