@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from edge_deeplab.runtimes import load_runtime  # noqa: E402
+from edge_deeplab.runtimes import load_runtime, runtime_for_path  # noqa: E402
 
 from edge_deeplab.bench.harness import benchmark  # noqa: E402
 from edge_deeplab.imageio import atomic_write_text  # noqa: E402
@@ -40,12 +40,6 @@ PUBLISHED = [  # file, precision, input size
     ("deeplabv3_mnv2_pascal_quant.tflite", "int8", 513),
     ("deeplabv3_mnv2_dm05_pascal_quant.tflite", "int8", 513),
 ]
-RUNTIMES_OF = {
-    ".tflite": ["tflite"],
-    ".onnx": ["onnxruntime"],
-    ".xml": ["openvino"],
-    ".keras": ["keras"],
-}
 
 
 def count_macs(path, size) -> int:
@@ -180,7 +174,7 @@ def plan(args) -> list:
             for name, path in artifacts.items():
                 precision = name.split("_")[1].split(".")[0]
                 configs.append(
-                    (tag, path, RUNTIMES_OF[path.suffix][0], precision, size, macs, None)
+                    (tag, path, runtime_for_path(path), precision, size, macs, None)
                 )
             if args.keras and run.name.startswith("ours_"):
                 configs.append((tag, run, "keras", "fp32", size, macs, None))

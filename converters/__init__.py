@@ -1,21 +1,17 @@
 """Converters: one Converter base and registry, one file per target.
 
-Importing this package registers every target (tflite, onnx, openvino, tensorrt) without
-importing any framework; each converter imports what it needs when it runs.
+Every module of this package is imported when the package is (`CONVERTERS.discover`), and
+each target registers itself under its class's `name`: adding a format adds a file here
+(and its runtime a file in `runtimes/`), with no import line anywhere. No framework is
+imported until a converter runs.
 """
 
-# One module per target, each registering itself; this order is the CLI's and the
-# `formats` table's. Adding a format adds a file and a line here.
-# isort: off
-from . import tflite  # noqa: F401
-from . import onnx  # noqa: F401
-from . import openvino  # noqa: F401
-from . import tensorrt  # noqa: F401
+from .base import CONVERTERS, PRECISIONS, ConversionResult, Converter, HeadPlacement
 
-# isort: on
-from .api import ALL, DEFAULT_CALIB_SIZE, convert, plan_conversions, summary_line
-from .base import CONVERTERS, PRECISIONS, ConversionResult, Converter, Variant
-from .parity import TOLERANCES
+CONVERTERS.discover(__name__)
+
+from .api import ALL, DEFAULT_CALIB_SIZE, convert, plan_conversions, summary_line  # noqa: E402
+from .parity import TOLERANCES  # noqa: E402
 
 __all__ = [
     "ALL",
@@ -25,7 +21,7 @@ __all__ = [
     "TOLERANCES",
     "ConversionResult",
     "Converter",
-    "Variant",
+    "HeadPlacement",
     "convert",
     "plan_conversions",
     "summary_line",

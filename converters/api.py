@@ -9,8 +9,10 @@ interrupted conversion leaves nothing half-written.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -23,18 +25,11 @@ from edge_deeplab.errors import (
 from edge_deeplab.metadata import HEADS, RESOLUTIONS
 
 from .artifact import convert_one, summary_line
-from .base import (
-    CONVERTERS,
-    IO_DTYPES,
-    PRECISIONS,
-    ConversionJob,
-    ConversionResult,
-    Converter,
-    Progress,
-    Variant,
-)
+from .base import CONVERTERS, IO_DTYPES, PRECISIONS, ConversionResult, Converter, HeadPlacement
 from .calibration import calibration, calibration_source, parity_image_set
+from .job import ConversionJob, Progress
 from .parity import ParityChecker
+from .savedmodel import load_source
 
 ALL = "all"
 DEFAULT_CALIB_SIZE = 200
@@ -100,29 +95,11 @@ def _as_list(value, what: str) -> List[str]:
     return items
 
 
-def convert(
-    model,
-    targets,
-    precisions,
-    out_dir,
-    calib_data=None,
-    calib_size: int = DEFAULT_CALIB_SIZE,
-    size: Optional[Tuple[int, int]] = None,
-    head: Optional[str] = None,
-    resolution: Optional[str] = None,
-    io_dtype: str = "int8",
-    strict: bool = False,
-    parity_images: int = 32,
-    progress: bool = True,
-) -> List[ConversionResult]:
-    """Convert a trained model to every requested target and precision.
+@dataclass(frozen=True)
+class ConvertOptions:
+    """How `convert` makes its artifacts (checked when made, before any work).
 
-    Args:
-        model: a training run folder or a .keras file (with metadata.json beside it).
-        targets: names from CONVERTERS (a list or "tflite,onnx"), or "all".
-        precisions: "fp32", "fp16", "dynamic", "int8" (a list or comma-separated), or "all".
-        out_dir: folder for the artifacts `model_<precision><suffix>` and their
-            `<artifact>.parity.json` reports.
+    Attributes:
         calib_data: "synthetic", a folder of images, or RGB uint8 pixels (N, H, W, 3).
             None: "synthetic" when the model was trained on the synthetic dataset, else
             an error. Parity images come from the same source.
@@ -136,47 +113,85 @@ def convert(
             artifact is not written).
         parity_images: images of the parity check.
         progress: print progress on stderr.
+    """
+
+    calib_data: object = None
+    calib_size: int = DEFAULT_CALIB_SIZE
+    size: Optional[Tuple[int, int]] = None
+    head: Optional[str] = None
+    resolution: Optional[str] = None
+    io_dtype: str = "int8"
+    strict: bool = False
+    parity_images: int = 32
+    progress: bool = True
+
+    def __post_init__(self):
+        _check_options(self.head, self.resolution, self.io_dtype, self.calib_size, self.parity_images)
+
+
+def convert(
+    model, targets, precisions, out_dir, options: Optional[ConvertOptions] = None, **overrides
+) -> List[ConversionResult]:
+    """Convert a trained model to every requested target and precision.
+
+    Args:
+        model: a training run folder or a .keras file (with metadata.json beside it).
+        targets: names from CONVERTERS (a list or "tflite,onnx"), or "all".
+        precisions: "fp32", "fp16", "dynamic", "int8" (a list or comma-separated), or "all".
+        out_dir: folder for the artifacts `model_<precision><suffix>` and their
+            `<artifact>.parity.json` reports.
+        options: a ConvertOptions; keyword arguments named like its fields override it
+            (`convert(run, "tflite", "int8", "out", calib_data="synthetic")`).
 
     Returns:
         One ConversionResult per target x precision, in plan order, then (for "all") one
         "not available" result per combination this machine cannot make.
     """
-    _check_options(head, resolution, io_dtype, calib_size, parity_images)
+    if options is not None and not isinstance(options, ConvertOptions):
+        raise TypeError(f"options must be a ConvertOptions, got {type(options).__name__}")
+    options = dataclasses.replace(options or ConvertOptions(), **overrides)
     plan = plan_conversions(targets, precisions)
     out_dir = _prepare_out_dir(out_dir)
-    from .savedmodel import load_source
-
-    say = Progress(progress)
+    say = Progress(options.progress)
     say(f"loading {model}")
-    source = load_source(model, size)
-    calib_source = calibration_source(calib_data, source)
+    source = load_source(model, options.size)
+    calib_source = calibration_source(options.calib_data, source)
     with tempfile.TemporaryDirectory(prefix=".edge-deeplab-convert-", dir=out_dir) as work:
         job = ConversionJob(
             source,
             Path(work),
-            lambda: calibration(calib_source, source, calib_size, say),
+            lambda: calibration(calib_source, source, options.calib_size, say),
             say,
-            io_dtype,
+            options.io_dtype,
         )
-        checker = ParityChecker(
-            parity_image_set(calib_source, source, parity_images), _reference_factory(job)
-        )
-        results = []
-        for index, (converter, precision) in enumerate(plan, start=1):
-            variant = _variant(converter, head, resolution)
-            where = f"{variant.head}, {variant.resolution} resolution"
-            say(f"[{index}/{len(plan)}] {converter.name} {precision} ({where})")
-            result = convert_one(job, checker, converter, precision, variant, out_dir, strict)
-            say(f"  -> {summary_line(result)}")
-            results.append(result)
+        images = parity_image_set(calib_source, source, options.parity_images)
+        checker = ParityChecker(images, _reference_factory(job))
+        results = [
+            _convert_step(job, checker, step, plan, options, out_dir) for step in enumerate(plan, 1)
+        ]
     results += unavailable_results(targets, precisions)
+    _raise_if_strict(results, options.strict)
+    return results
+
+
+def _convert_step(job, checker, step, plan: Plan, options: ConvertOptions, out_dir: Path):
+    """One target x precision of the plan, with its progress lines."""
+    index, (converter, precision) = step
+    variant = _variant(converter, options.head, options.resolution)
+    where = f"{variant.head}, {variant.resolution} resolution"
+    job.progress(f"[{index}/{len(plan)}] {converter.name} {precision} ({where})")
+    result = convert_one(job, checker, converter, precision, variant, out_dir, options.strict)
+    job.progress(f"  -> {summary_line(result)}")
+    return result
+
+
+def _raise_if_strict(results: List[ConversionResult], strict: bool) -> None:
     failed = [r for r in results if r.status == "parity failed"]
     if strict and failed:
         names = ", ".join(
             f"{r.target} {r.precision} ({r.parity.get('agreement', 0):.2%})" for r in failed
         )
         raise ParityError(f"below the parity tolerance (not written): {names}")
-    return results
 
 
 def unavailable_results(targets, precisions) -> List[ConversionResult]:
@@ -195,13 +210,13 @@ def unavailable_results(targets, precisions) -> List[ConversionResult]:
     return results
 
 
-def _variant(converter: Converter, head: Optional[str], resolution: Optional[str]) -> Variant:
+def _variant(converter: Converter, head: Optional[str], resolution: Optional[str]) -> HeadPlacement:
     """The requested head placement, else the target's fastest. Feature-resolution output
     defaults to logits: a class map at 1/16 of the input size would come back blocky."""
     resolution = resolution or converter.default_resolution
     if head is None:
         head = "logits" if resolution == "feature" else converter.default_head
-    return Variant(head, resolution)
+    return HeadPlacement(head, resolution)
 
 
 def _check_options(head, resolution, io_dtype, calib_size, parity_images) -> None:
@@ -240,7 +255,7 @@ def _reference_factory(job: ConversionJob):
     from .parity import KerasReference
 
     def reference(head: str, resolution: str):
-        model = job.keras_model(Variant(head, resolution))
+        model = job.keras_model(HeadPlacement(head, resolution))
         meta = job.source.metadata.replace(head=head, output_resolution=resolution)
         return Segmenter(KerasReference(model, job.source.path, head), meta)
 

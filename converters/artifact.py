@@ -16,7 +16,8 @@ from pathlib import Path
 
 from edge_deeplab.errors import ConversionError, EdgeDeeplabError
 
-from .base import ConversionJob, ConversionResult, Converter, Variant
+from .base import ConversionResult, Converter, HeadPlacement
+from .job import ConversionJob
 from .parity import ParityChecker, format_parity
 
 
@@ -25,7 +26,7 @@ def convert_one(
     checker: ParityChecker,
     converter: Converter,
     precision: str,
-    variant: Variant,
+    variant: HeadPlacement,
     out_dir: Path,
     strict: bool,
 ) -> ConversionResult:
@@ -70,7 +71,7 @@ def _failed(result: ConversionResult, status: str, exc: Exception) -> Conversion
     return result
 
 
-def _artifact_metadata(job: ConversionJob, converter: Converter, precision: str, variant: Variant):
+def _artifact_metadata(job: ConversionJob, converter: Converter, precision: str, variant: HeadPlacement):
     meta = job.source.metadata
     source = {
         **meta.source,

@@ -1,32 +1,35 @@
-"""The Converter base class, its registry, and what a conversion shares across targets.
+"""The Converter base class and its registry.
 
 A target is declared as data (name, suffix, precisions, pip extra, default head
-placement): the CLI choices, `edge-deeplab formats`, the parametrised tests and the
-benchmark all read the registry. A converter only turns the shared intermediates (the
-SavedModel export, the ONNX export, the calibration batches) into its artifact.
+placement, the libraries it needs): the CLI choices, `edge-deeplab formats`, the
+parametrised tests, the report, the quickstart and the benchmarks all read the registry.
+A converter only turns the shared intermediates of a `ConversionJob` (the SavedModel
+export, the ONNX export, the calibration batches) into its artifact, and stores the
+metadata in it (or, by default, in a JSON file beside it).
 """
 
 from __future__ import annotations
 
-import sys
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Dict, List, Optional, Tuple
-
-import numpy as np
+from typing import TYPE_CHECKING, ClassVar, Dict, List, Optional, Tuple
 
 from edge_deeplab import deps
 from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.metadata_io import write_sidecar_metadata
 from edge_deeplab.registry import Registry
+from edge_deeplab.runs import sidecar_metadata_path
+
+if TYPE_CHECKING:  # annotations only: the job module builds on this one
+    from .job import ConversionJob
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")  # every precision any target knows
 IO_DTYPES = ("int8", "uint8", "float32")
 
 
 @dataclass(frozen=True)
-class Variant:
+class HeadPlacement:
     """Where the segmentation head sits: "logits"/"argmax", at "full"/"feature" resolution."""
 
     head: str = "logits"
@@ -58,99 +61,6 @@ class ConversionResult:
         return data
 
 
-class Progress:
-    """One-line progress messages on stderr (silent when disabled)."""
-
-    def __init__(self, enabled: bool = True, stream=None):
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-
-    def __call__(self, message: str) -> None:
-        if self.enabled:
-            print(message, file=self.stream, flush=True)
-
-    def count(self, what: str, total: int, every: Optional[int] = None) -> Callable[[int], None]:
-        """A callback `tick(done)` printing "what done/total" every `every` items."""
-        every = every or max(1, total // 4)
-
-        def tick(done: int) -> None:
-            if done == total or done % every == 0:
-                self(f"  {what}: {done}/{total}")
-
-        return tick
-
-
-class ConversionJob:
-    """What the converters of one `convert()` call share, built lazily and cached.
-
-    Args:
-        source: the SourceModel (Keras model + metadata).
-        workdir: a private temporary folder for intermediates (SavedModels, ONNX exports).
-        calibration: a callable returning float32 (N, H, W, 3) normalised batches.
-        progress: the Progress reporter.
-        io_dtype: TFLite int8 input/output dtype ("int8", "uint8", "float32").
-    """
-
-    def __init__(
-        self,
-        source,
-        workdir: Path,
-        calibration: Callable[[], np.ndarray],
-        progress: Progress,
-        io_dtype: str = "int8",
-    ):
-        self.source = source
-        self.workdir = Path(workdir)
-        self._calibration = calibration
-        self._calib_cache: Optional[np.ndarray] = None
-        self.progress = progress
-        self.io_dtype = io_dtype
-        self._cache: Dict[Tuple, object] = {}
-
-    def calibration(self) -> np.ndarray:
-        """float32 (N, H, W, 3) normalised calibration images (computed once)."""
-        if self._calib_cache is None:
-            self._calib_cache = self._calibration()
-        return self._calib_cache
-
-    def keras_model(self, variant: Variant):
-        """The Keras model at the variant's resolution (logits out)."""
-        from .savedmodel import variant_model
-
-        return self._cached(
-            ("keras", variant.resolution),
-            lambda: variant_model(self.source.model, variant.resolution),
-        )
-
-    def saved_model(self, variant: Variant) -> Path:
-        """The SavedModel export of `variant` (the common intermediate)."""
-        from .savedmodel import export_saved_model
-
-        def build():
-            self.progress(
-                f"  exporting SavedModel ({variant.head}, {variant.resolution} resolution)"
-            )
-            folder = self.workdir / f"saved_model_{variant.head}_{variant.resolution}"
-            return export_saved_model(self.keras_model(variant), variant.head, folder)
-
-        return self._cached(("saved_model", variant), build)
-
-    def onnx_model(self, variant: Variant) -> Path:
-        """The fp32 ONNX export of the SavedModel (for ONNX, OpenVINO and TensorRT)."""
-        from .onnx import export_onnx
-
-        def build():
-            path = self.workdir / f"onnx_{variant.head}_{variant.resolution}.onnx"
-            return export_onnx(self, variant, path)
-
-        return self._cached(("onnx", variant), build)
-
-    def _cached(self, key: Tuple, build: Callable[[], object]):
-        if key not in self._cache:
-            self._cache[key] = build()
-        return self._cache[key]
-
-
 class Converter(ABC):
     """Base class of every target.
 
@@ -163,6 +73,12 @@ class Converter(ABC):
             by `available()`.
         runtime: the runtime registry name that opens its artifacts.
         default_head, default_resolution: the head placement that runs fastest there.
+        libraries: pip distributions whose versions a report records.
+        quickstart: the precisions `edge-deeplab quickstart` makes and reports (none: skipped).
+        order: where it is listed (CLI choices, `formats`, report rows).
+
+    Register a subclass with `@CONVERTERS.register`; a module in this package is found
+    without an import line anywhere.
     """
 
     name: ClassVar[str]
@@ -171,6 +87,9 @@ class Converter(ABC):
     extra: ClassVar[str]
     requires: ClassVar[Tuple[Tuple[str, str], ...]] = ()
     runtime: ClassVar[str]
+    libraries: ClassVar[Tuple[str, ...]] = ()
+    quickstart: ClassVar[Tuple[str, ...]] = ()
+    order: ClassVar[int] = 100
     # The in-graph argmax was the fastest placement end to end on every CPU target
     # (benchmarks/head_placement.py, 128x128, 11 classes, 360x480 frames, 2 threads:
     # TFLite int8 2.7 ms vs 6.5 logits/full and 5.1 logits/feature; the host's upsample +
@@ -198,21 +117,22 @@ class Converter(ABC):
 
     def files(self, path: Path) -> List[Path]:
         """Every file of the artifact at `path`, in the order they are renamed into place."""
-        return [Path(path)]
+        sidecar = sidecar_metadata_path(Path(path))
+        return [Path(path), sidecar] if sidecar.is_file() else [Path(path)]
 
     @abstractmethod
-    def convert(self, job: ConversionJob, precision: str, variant: Variant, dest: Path) -> None:
+    def convert(
+        self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
+    ) -> None:
         """Write the artifact for `precision` at `dest` (a temporary path in the out dir)."""
 
-    @abstractmethod
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
-        """Store `meta` in (or beside) the artifact at `path`."""
+        """Store `meta` with the artifact at `path`.
+
+        Default: a JSON file beside it, which the base `Runtime.read_metadata` reads.
+        Formats with a place for metadata inside the file override this and the reader.
+        """
+        write_sidecar_metadata(path, meta)
 
 
 CONVERTERS: Registry[type] = Registry("converter")
-
-
-def timed(fn: Callable[[], object]) -> Tuple[object, float]:
-    start = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - start

@@ -1,9 +1,9 @@
 """Where calibration and parity images come from, checked before any conversion starts.
 
 The source is "synthetic", a folder of images (searched recursively, mask folders
-skipped) or an array of RGB uint8 pixels. Calibration input goes through THE shared
-preprocessing (`edge_deeplab.data.calibration.calibration_batches`), exactly as the
-runtimes' Segmenter will feed the model.
+skipped) or an array of RGB uint8 pixels; the images are drawn by THE one image source
+(`edge_deeplab.data.calibration`) and calibration input goes through THE shared
+preprocessing, exactly as the runtimes' Segmenter will feed the model.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_deeplab.errors import InvalidInputError
 
-from .base import Progress
+from .job import Progress
 
 
 def calibration_source(calib_data, source):
@@ -49,15 +49,10 @@ def calibration_source(calib_data, source):
 def calibration(calib_source, source, n: int, say: Progress) -> np.ndarray:
     """float32 (N, H, W, 3) normalised calibration input through THE preprocessing, validated."""
     from edge_deeplab.data.calibration import calibration_batches
-    from edge_deeplab.data.preprocessing import preprocess_batch
 
     meta = source.metadata
     say(f"  calibration: up to {n} images from {_describe(calib_source)}")
-    if isinstance(calib_source, np.ndarray):
-        batches = preprocess_batch(list(calib_source[:n]), meta)[0]
-    else:
-        batches = calibration_batches(str(calib_source), meta, n)
-    batches = np.asarray(batches)
+    batches = np.asarray(calibration_batches(calib_source, meta, n))
     expected = (*meta.input_size, 3)
     if batches.ndim != 4 or batches.shape[0] == 0 or tuple(batches.shape[1:]) != expected:
         raise InvalidInputError(
@@ -70,9 +65,10 @@ def calibration(calib_source, source, n: int, say: Progress) -> np.ndarray:
 
 
 def parity_image_set(calib_source, source, n: int):
-    from .parity import parity_images
+    """RGB uint8 parity images from the calibration source (not the calibration images)."""
+    from edge_deeplab.data.calibration import sample_images
 
-    return parity_images(calib_source, source.metadata, n)
+    return sample_images(calib_source, source.metadata, n, "parity")
 
 
 def _describe(calib_source) -> str:

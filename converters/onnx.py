@@ -1,9 +1,9 @@
 """ONNX: fp32 through tf2onnx, int8 (QDQ, per-channel) through onnxruntime static quantization.
 
-Opset 17: tf2onnx tests 14-18, and 17 is the newest that TensorRT 8.6 (JetPack 5) parses.
-The int8 model is quantised from the fp32 export with the same calibration images as
-every other target: U8 activations, S8 per-channel weights, QDQ format (onnxruntime's
-advice for CPUs; VNNI CPUs need no reduce_range).
+The fp32 model is the job's ONNX export (`onnx_export.py`); the int8 model is quantised
+from it with the same calibration images as every other target: U8 activations, S8
+per-channel weights, QDQ format (onnxruntime's advice for CPUs; VNNI CPUs need no
+reduce_range).
 """
 
 from __future__ import annotations
@@ -13,50 +13,15 @@ import platform
 from pathlib import Path
 
 from edge_deeplab import deps
-from edge_deeplab.errors import ConversionError
-from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.errors import ConversionError, first_line
+from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 
-from .artifact_metadata import embed_onnx_metadata
-from .base import CONVERTERS, ConversionJob, Converter, Variant
+from .base import CONVERTERS, Converter, HeadPlacement
+from .job import ConversionJob
 from .savedmodel import INPUT_NAME
 
-OPSET = 17
 
-
-def export_onnx(job: ConversionJob, variant: Variant, path: Path) -> Path:
-    """Export the SavedModel of `variant` to an fp32 ONNX file at `path`.
-
-    Contract: input "image" float32 (1, H, W, 3); output "scores" float32 (1, H', W', C) or
-    "labels" uint8 (1, H', W').
-    """
-    tf2onnx = deps._import("tf2onnx", "tf2onnx", "onnx", "ONNX export")
-    saved_model = str(job.saved_model(variant))
-    job.progress(f"  tf2onnx: opset {OPSET} ({variant.head}, {variant.resolution} resolution)")
-    try:
-        # The Python API of `python -m tf2onnx.convert --saved-model`.
-        graph_def, inputs, outputs, _tables, renames = tf2onnx.tf_loader.from_saved_model(
-            saved_model,
-            None,
-            None,
-            signatures=["serving_default"],
-            return_initialized_tables=True,
-            return_tensors_to_rename=True,
-        )
-        tf2onnx.convert.from_graph_def(
-            graph_def,
-            name="edge_deeplab",
-            input_names=inputs,
-            output_names=outputs,
-            opset=OPSET,
-            tensors_to_rename=renames,
-            output_path=str(path),
-        )
-    except Exception as exc:  # tf2onnx raises anything from ValueError to its own errors
-        raise ConversionError(f"tf2onnx failed: {_first_line(exc)}") from exc
-    return path
-
-
-@CONVERTERS.register("onnx")
+@CONVERTERS.register
 class ONNXConverter(Converter):
     """ONNX models for onnxruntime (and TensorRT's parser)."""
 
@@ -71,8 +36,13 @@ class ONNXConverter(Converter):
         ("onnxruntime", "onnx"),
     )
     runtime = "onnxruntime"
+    libraries = ("onnx", "tf2onnx")
+    quickstart = ("fp32",)
+    order = 30
 
-    def convert(self, job: ConversionJob, precision: str, variant: Variant, dest: Path) -> None:
+    def convert(
+        self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
+    ) -> None:
         fp32 = job.onnx_model(variant)
         if precision == "fp32":
             dest.write_bytes(Path(fp32).read_bytes())
@@ -80,7 +50,15 @@ class ONNXConverter(Converter):
         quantize_onnx_int8(job, fp32, dest)
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
-        embed_onnx_metadata(path, meta)
+        """Set `metadata_props["edge_deeplab"]` (rewrites the file in place)."""
+        onnx = deps._import("onnx", "onnx", "onnx", "writing ONNX metadata")
+        model = onnx.load(str(path))
+        props = [p for p in model.metadata_props if p.key != METADATA_KEY]
+        del model.metadata_props[:]
+        model.metadata_props.extend(props)
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, meta.to_json()
+        onnx.save(model, str(path))
 
 
 def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path) -> None:
@@ -127,7 +105,7 @@ def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path) -> None:
             weight_type=QuantType.QInt8,
         )
     except (ValueError, RuntimeError) as exc:
-        raise ConversionError(f"onnxruntime quantization failed: {_first_line(exc)}") from exc
+        raise ConversionError(f"onnxruntime quantization failed: {first_line(exc)}") from exc
     finally:
         if prepared.exists():
             os.unlink(prepared)
@@ -144,9 +122,4 @@ def _needs_reduce_range() -> bool:
     return "vnni" not in flags
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-__all__ = ["ONNXConverter", "export_onnx", "quantize_onnx_int8", "OPSET"]
+__all__ = ["ONNXConverter", "quantize_onnx_int8"]

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import List
 
 from edge_deeplab import deps
-from edge_deeplab.errors import ConversionError
+from edge_deeplab.errors import ConversionError, first_line
 from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 
-from .artifact_metadata import set_openvino_metadata
-from .base import CONVERTERS, ConversionJob, Converter, Variant
+from .base import CONVERTERS, Converter, HeadPlacement
+from .job import ConversionJob
 
 
-@CONVERTERS.register("openvino")
+@CONVERTERS.register
 class OpenVINOConverter(Converter):
     """OpenVINO IR (.xml + .bin) for the OpenVINO runtime."""
 
@@ -44,20 +44,26 @@ class OpenVINOConverter(Converter):
         ("nncf", "openvino"),
     )
     runtime = "openvino"
+    libraries = ("openvino", "nncf")
+    quickstart = ("fp32", "int8")
+    order = 40
 
     def files(self, path: Path) -> List[Path]:
         return [Path(path).with_suffix(".bin"), Path(path)]
 
-    def convert(self, job: ConversionJob, precision: str, variant: Variant, dest: Path) -> None:
+    def convert(
+        self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
+    ) -> None:
         ov = deps.openvino("OpenVINO conversion")
         job.progress(f"  openvino.convert_model: {precision}")
         try:
             model = ov.convert_model(str(job.onnx_model(variant)))
         except Exception as exc:  # OpenVINO raises OpConversionFailure, RuntimeError...
-            raise ConversionError(f"openvino.convert_model failed: {_first_line(exc)}") from exc
+            raise ConversionError(f"openvino.convert_model failed: {first_line(exc)}") from exc
         if precision == "int8":
             model = _quantize(job, model)
-        set_openvino_metadata(model, job.source.metadata)  # replaced with the final one later
+        # In rt_info (saved into the .xml); `embed_metadata` replaces it with the final one.
+        model.set_rt_info(job.source.metadata.to_json(), METADATA_KEY)
         ov.save_model(model, str(dest), compress_to_fp16=(precision == "fp16"))
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
@@ -100,9 +106,4 @@ def _quantize(job: ConversionJob, model):
             advanced_parameters=advanced,
         )
     except Exception as exc:  # nncf raises its own errors and RuntimeError
-        raise ConversionError(f"nncf.quantize failed: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+        raise ConversionError(f"nncf.quantize failed: {first_line(exc)}") from exc

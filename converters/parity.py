@@ -9,16 +9,13 @@ reference's labels, and max |logit difference| for float formats that output sco
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 from edge_deeplab.runtimes.base import Runtime, TensorSpec
 
-from edge_deeplab.data.preprocessing import preprocess_batch
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.evaluation.metrics import confusion_matrix, miou_from_confusion
-from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.segmenter import Segmenter
 
 # THE tolerance table: minimum argmax pixel agreement with the Keras reference.
@@ -64,29 +61,6 @@ class KerasReference(Runtime):
     def run(self, batch: np.ndarray) -> np.ndarray:
         scores = np.asarray(self.model(batch, training=False), np.float32)
         return np.argmax(scores, axis=-1).astype(np.uint8) if self.head == "argmax" else scores
-
-
-def parity_images(source, meta: ArtifactMetadata, n: int, seed: int = 0) -> List[np.ndarray]:
-    """Up to `n` RGB uint8 images from the calibration source ("synthetic", a folder or an array).
-
-    Synthetic parity images are drawn with another seed than the calibration images, so
-    parity is measured on images the quantizer did not see.
-    """
-    if isinstance(source, np.ndarray):
-        return list(source[:n])
-    if str(source) == "synthetic":
-        from edge_deeplab.data import synthetic
-
-        classes = min(max(meta.num_classes, 2), synthetic.MAX_CLASSES)
-        images, _ = synthetic.generate(n, meta.input_size, seed=20_000 + seed, num_classes=classes)
-        return list(images)
-    from edge_deeplab.data.calibration import image_files
-    from edge_deeplab.imageio import read_image
-
-    files = image_files(Path(source))
-    if len(files) > n:  # spread over the folder rather than its first files
-        files = [files[i] for i in np.linspace(0, len(files) - 1, n).round().astype(int)]
-    return [read_image(path) for path in files]
 
 
 class ParityChecker:
@@ -149,8 +123,8 @@ def _labels(segmenter: Segmenter, images: Sequence[np.ndarray]) -> np.ndarray:
 
 def raw_scores(segmenter: Segmenter, images: Sequence[np.ndarray]) -> np.ndarray:
     """The engine's dequantised output scores (N, H', W', C) before any resizing."""
-    batch, _ = preprocess_batch(images, segmenter.metadata)
-    return segmenter.dequantize_output(segmenter.infer(segmenter.quantize_input(batch)))
+    batch, _, _ = segmenter.preprocess(images)
+    return segmenter.dequantize_output(segmenter.infer(batch))
 
 
 def format_parity(figures: dict) -> str:

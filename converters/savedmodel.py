@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 
 from edge_deeplab import deps
 from edge_deeplab.config import ModelConfig
-from edge_deeplab.errors import InvalidInputError, ModelLoadError
+from edge_deeplab.errors import InvalidInputError, ModelLoadError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.runs import CONFIG, FINAL_MODEL, resolve_model_path, sidecar_metadata_path
 
@@ -81,9 +81,9 @@ def _load_keras(path: Path):
     try:
         model = keras.saving.load_model(str(path), compile=False)
     except (TypeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
-            f"{path}: Keras cannot load this model (unknown layer or corrupt file): {first}"
+            f"{path}: Keras cannot load this model (unknown layer or corrupt file): "
+            f"{first_line(exc)}"
         ) from None
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise ModelLoadError(f"{path}: not a readable .keras file: {exc}") from None

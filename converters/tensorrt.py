@@ -5,7 +5,7 @@ engines are cached under a key of (ONNX export hash, TensorRT version, GPU name,
 precision, input shape) in `$EDGE_DEEPLAB_CACHE/tensorrt` (default ~/.cache/edge_deeplab);
 a rebuild with the same key copies the cached engine. INT8 uses TensorRT's entropy
 calibrator on the shared calibration images, with its calibration cache kept beside the
-engine cache. The metadata is a JSON file beside the engine (`model_fp16.engine.json`).
+engine cache. The metadata is the default JSON file beside the engine (`model_fp16.engine.json`).
 """
 
 from __future__ import annotations
@@ -15,17 +15,14 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import List
 
 import numpy as np
 
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, MissingDependencyError
-from edge_deeplab.metadata import ArtifactMetadata
-from edge_deeplab.runs import sidecar_metadata_path
 
-from .artifact_metadata import write_sidecar_metadata
-from .base import CONVERTERS, ConversionJob, Converter, Variant
+from .base import CONVERTERS, Converter, HeadPlacement
+from .job import ConversionJob
 
 NEEDS = "needs TensorRT and an NVIDIA GPU (a Jetson, or a desktop GPU with the tensorrt package)"
 
@@ -56,7 +53,7 @@ def cache_dir() -> Path:
     return Path(root) / "tensorrt"
 
 
-@CONVERTERS.register("tensorrt")
+@CONVERTERS.register
 class TensorRTConverter(Converter):
     """Serialized TensorRT engines (.engine) for the TensorRT runtime."""
 
@@ -72,6 +69,8 @@ class TensorRTConverter(Converter):
         ("cuda", "tensorrt"),  # cuda-python: device memory for int8 calibration
     )
     runtime = "tensorrt"
+    libraries = ("tensorrt",)
+    order = 50
     # Not measured (no GPU here): logits out keep the engine free of TensorRT's uint8
     # casting limits; the host argmax is the Segmenter's.
     default_head = "logits"
@@ -82,10 +81,9 @@ class TensorRTConverter(Converter):
             return False, NEEDS
         return super().available()
 
-    def files(self, path: Path) -> List[Path]:
-        return [Path(path), sidecar_metadata_path(Path(path))]
-
-    def convert(self, job: ConversionJob, precision: str, variant: Variant, dest: Path) -> None:
+    def convert(
+        self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
+    ) -> None:
         ok, why = self.available()
         if not ok:
             raise ConversionError(f"tensorrt: {why}")
@@ -106,9 +104,6 @@ class TensorRTConverter(Converter):
             tmp.write_bytes(data)
             os.replace(tmp, cached)
         shutil.copyfile(cached, dest)
-
-    def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
-        write_sidecar_metadata(path, meta)
 
 
 def engine_key(onnx_bytes: bytes, trt_version: str, gpu: str, precision: str, shape) -> str:

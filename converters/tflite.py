@@ -11,17 +11,21 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
+from edge_deeplab.runtimes.tflite_runtime import ASSOCIATED_FILE, strip_appended_zip
+
 from edge_deeplab import deps
-from edge_deeplab.errors import ConversionError
+from edge_deeplab.errors import ConversionError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
 
-from .artifact_metadata import embed_tflite_metadata
-from .base import CONVERTERS, ConversionJob, Converter, Variant
+from .base import CONVERTERS, Converter, HeadPlacement
+from .job import ConversionJob
 
 
-@CONVERTERS.register("tflite")
+@CONVERTERS.register
 class TFLiteConverter(Converter):
     """.tflite flatbuffers for LiteRT (ai-edge-litert), with metadata as an associated file."""
 
@@ -31,8 +35,13 @@ class TFLiteConverter(Converter):
     extra = "train"  # the converter lives in TensorFlow
     requires = (("tensorflow", "train"),)
     runtime = "tflite"
+    libraries = ("tensorflow",)
+    quickstart = ("int8",)
+    order = 10
 
-    def convert(self, job: ConversionJob, precision: str, variant: Variant, dest: Path) -> None:
+    def convert(
+        self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
+    ) -> None:
         tf = deps.tensorflow()
         converter = tf.lite.TFLiteConverter.from_saved_model(str(job.saved_model(variant)))
         if precision == "fp16":
@@ -47,15 +56,21 @@ class TFLiteConverter(Converter):
             content = converter.convert()
         except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError
             raise ConversionError(
-                f"TFLite converter ({precision}) failed: {_first_line(exc)}"
+                f"TFLite converter ({precision}) failed: {first_line(exc, prefer='error')}"
             ) from exc
         dest.write_bytes(content)
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
-        embed_tflite_metadata(path, meta)
+        """Append (or replace) the `edge_deeplab.json` associated-file zip of the .tflite."""
+        path = Path(path)
+        content = strip_appended_zip(path.read_bytes())
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr(ASSOCIATED_FILE, meta.to_json())
+        path.write_bytes(content + buffer.getvalue())
 
 
-def _full_integer(converter, job: ConversionJob, variant: Variant) -> None:
+def _full_integer(converter, job: ConversionJob, variant: HeadPlacement) -> None:
     """Configure full-integer quantization with the job's calibration images."""
     tf = deps.tensorflow()
     batches = job.calibration()
@@ -73,11 +88,3 @@ def _full_integer(converter, job: ConversionJob, variant: Variant) -> None:
     converter.inference_input_type = io
     if variant.head == "logits":  # an argmax head already returns a uint8 class map
         converter.inference_output_type = io
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    for line in lines:  # the converter's useful line names the failing op
-        if "error" in line.lower():
-            return line.strip()
-    return lines[0] if lines else type(exc).__name__

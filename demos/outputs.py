@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from edge_deeplab import deps
-from edge_deeplab.errors import InvalidInputError
+from edge_deeplab.errors import InvalidInputError, first_line
 from edge_deeplab.imageio import write_image
 
 
@@ -36,7 +36,7 @@ class Window:
             self.cv2.namedWindow(title, self.cv2.WINDOW_NORMAL)
         except self.cv2.error as exc:  # headless OpenCV builds have no GUI backend
             raise InvalidInputError(
-                f"this OpenCV cannot open windows ({_first_line(exc)}): run with --no-show"
+                f"this OpenCV cannot open windows ({first_line(exc, last=True)}): run with --no-show"
             ) from None
 
     def show(self, picture: np.ndarray, wait_ms: int = 1) -> int:
@@ -109,8 +109,3 @@ def save_snapshot(folder, picture: np.ndarray, index: int) -> Path:
     path = Path(folder) / f"snapshot_{index:04d}.png"
     write_image(path, np.ascontiguousarray(picture[:, :, ::-1]))
     return path
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__

@@ -18,7 +18,6 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from edge_deeplab.data.preprocessing import resize
 from edge_deeplab.errors import EdgeDeeplabError, SourceError
 
 from .capture import END, CaptureThread, Frame, Mailbox
@@ -84,6 +83,11 @@ class InferenceThread(threading.Thread):
         self.results.discard()
 
     def run(self) -> None:
+        # Smoothing is one of the Segmenter's score filters, for this run only.
+        filters = self.segmenter.score_filters
+        smoothing = self.smoother.update if self.smoother is not None else None
+        if smoothing is not None:
+            filters.append(smoothing)  # resets itself on a size change or a scene cut
         try:
             while True:
                 frame = self.frames.get()
@@ -92,6 +96,8 @@ class InferenceThread(threading.Thread):
         except Exception as exc:  # noqa: BLE001 - handed to the main thread, which reports it
             self.error = exc
         finally:
+            if smoothing is not None:
+                filters.remove(smoothing)
             self.frames.discard()  # unblock the capture thread if we stopped early
             self.results.close()
 
@@ -101,20 +107,9 @@ class InferenceThread(threading.Thread):
             self.resolution_changes += 1
             self.log(f"resolution changed to {image.shape[1]}x{image.shape[0]}")
         self._shape = image.shape
-        result = self.segmenter.predict(image, order="BGR", probabilities=self.smoother is not None)
-        timings = dict(result.timings)
-        labels = result.labels
-        if self.smoother is not None and result.probabilities is not None:
-            t0 = time.perf_counter()
-            self.smoother.update(result.probabilities, image)  # resets itself on size change / cut
-            labels = self.smoother.labels()
-            if labels.shape != image.shape[:2]:  # probabilities live at the model's resolution
-                labels = resize(labels, image.shape[:2], nearest=True)
-            timings["postprocess"] = (
-                timings.get("postprocess", 0.0) + (time.perf_counter() - t0) * 1e3
-            )
-        self.flicker.update(labels)
-        return Result(frame, labels, timings)
+        result = self.segmenter.predict(image, order="BGR")  # smoothing is in its postprocess
+        self.flicker.update(result.labels)
+        return Result(frame, result.labels, dict(result.timings))
 
 
 def run_pipeline(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
@@ -29,6 +29,9 @@ import numpy as np
 from edge_deeplab import deps
 from edge_deeplab.errors import SourceError
 from edge_deeplab.imageio import IMAGE_SUFFIXES, list_images, read_image
+
+from .source_base import Source
+from .synthetic_source import SyntheticSource
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".gif")
 
@@ -58,42 +61,6 @@ def rtsp_pipeline(url: str, latency: int = 200) -> str:
         f"rtspsrc location={url} latency={latency} ! decodebin ! videoconvert ! "
         "video/x-raw,format=BGR ! appsink drop=true max-buffers=1"
     )
-
-
-class Source:
-    """A frame source. `read()` -> BGR uint8 (H, W, 3), or None when none came.
-
-    Attributes:
-        uri: what the user gave.
-        live: frames arrive on the source's own clock (drop stale ones) rather than on demand.
-        fps: nominal frame rate, or None when unknown.
-    """
-
-    live = False
-
-    def __init__(self, uri: str):
-        self.uri = uri
-        self.fps: Optional[float] = None
-
-    def open(self) -> Source:
-        """Open (or reopen) the device/file; raises SourceError if it cannot be opened."""
-        return self
-
-    def read(self) -> Optional[np.ndarray]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release the device (idempotent)."""
-
-    def __enter__(self):
-        return self.open()
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.uri!r})"
 
 
 @contextlib.contextmanager
@@ -226,53 +193,11 @@ def parse_source(uri) -> Source:
     if text.isdigit():
         return OpenCVSource(text, int(text), "CAP_V4L2" if _linux() else None, live=True)
     parts = urlsplit(text)
-    scheme = parts.scheme.lower()
-    options = _query(parts.query)
-    if scheme == "synthetic" or text.split("?")[0] == "synthetic":
-        from .synthetic_source import SyntheticSource
-
-        return SyntheticSource(
-            text,
-            size=_size(options.get("size", "240x320"), text),
-            fps=float(options.get("fps", 30)),
-            classes=_int(options, "classes", 4, text),
-            seed=_int(options, "seed", 0, text),
-            frames=_int(options, "frames", 0, text),
-        )
-    if scheme == "csi":
-        sensor = parts.netloc or parts.path.strip("/") or "0"
-        if not sensor.isdigit():
-            raise SourceError(f"{text}: expected csi://SENSOR_ID, e.g. csi://0")
-        pipeline = csi_pipeline(
-            int(sensor),
-            _int(options, "width", 1280, text),
-            _int(options, "height", 720, text),
-            _int(options, "fps", 30, text),
-            _int(options, "flip", 0, text),
-        )
-        return OpenCVSource(text, pipeline, "CAP_GSTREAMER", live=True)
-    if scheme in ("rtsp", "rtsps"):
-        rest = urlencode({k: v for k, v in options.items() if k != "latency"})
-        url = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
-        cv2 = deps.cv2("reading network streams")
-        if gstreamer_available(cv2):
-            return OpenCVSource(
-                text,
-                rtsp_pipeline(url, _int(options, "latency", 200, text)),
-                "CAP_GSTREAMER",
-                live=True,
-            )
-        return OpenCVSource(text, url, "CAP_FFMPEG", live=True)
-    if scheme == "v4l2":
-        device = parts.path or parts.netloc
-        if not Path(device).exists():
-            raise SourceError(f"{text}: no such camera device {device}")
-        return OpenCVSource(text, device, "CAP_V4L2", live=True)
-    if scheme in ("http", "https"):
-        return OpenCVSource(text, text, "CAP_FFMPEG", live=True)
-    if scheme == "file":
-        return _path_source(text, Path(parts.path), _int(options, "start", 0, text))
-    if scheme and len(scheme) > 1:
+    scheme = "synthetic" if text.split("?")[0] == "synthetic" else parts.scheme.lower()
+    builder = SCHEMES.get(scheme)
+    if builder is not None:
+        return builder(text, parts, _query(parts.query))
+    if scheme and len(scheme) > 1:  # one letter is a Windows drive, not a scheme
         raise SourceError(
             f"{text}: unknown source; expected a camera index, v4l2://, csi://, rtsp://, "
             "a video file, an image folder or synthetic"
@@ -282,6 +207,69 @@ def parse_source(uri) -> Source:
         base, query = text.split("?", 1)
         path, start = Path(base).expanduser(), _int(_query(query), "start", 0, text)
     return _path_source(text, path, start)
+
+
+def _synthetic(text: str, parts, options: Dict[str, str]) -> Source:
+    return SyntheticSource(
+        text,
+        size=_size(options.get("size", "240x320"), text),
+        fps=float(options.get("fps", 30)),
+        classes=_int(options, "classes", 4, text),
+        seed=_int(options, "seed", 0, text),
+        frames=_int(options, "frames", 0, text),
+    )
+
+
+def _csi(text: str, parts, options: Dict[str, str]) -> Source:
+    sensor = parts.netloc or parts.path.strip("/") or "0"
+    if not sensor.isdigit():
+        raise SourceError(f"{text}: expected csi://SENSOR_ID, e.g. csi://0")
+    pipeline = csi_pipeline(
+        int(sensor),
+        _int(options, "width", 1280, text),
+        _int(options, "height", 720, text),
+        _int(options, "fps", 30, text),
+        _int(options, "flip", 0, text),
+    )
+    return OpenCVSource(text, pipeline, "CAP_GSTREAMER", live=True)
+
+
+def _rtsp(text: str, parts, options: Dict[str, str]) -> Source:
+    rest = urlencode({k: v for k, v in options.items() if k != "latency"})
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
+    cv2 = deps.cv2("reading network streams")
+    if gstreamer_available(cv2):
+        pipeline = rtsp_pipeline(url, _int(options, "latency", 200, text))
+        return OpenCVSource(text, pipeline, "CAP_GSTREAMER", live=True)
+    return OpenCVSource(text, url, "CAP_FFMPEG", live=True)
+
+
+def _v4l2(text: str, parts, options: Dict[str, str]) -> Source:
+    device = parts.path or parts.netloc
+    if not Path(device).exists():
+        raise SourceError(f"{text}: no such camera device {device}")
+    return OpenCVSource(text, device, "CAP_V4L2", live=True)
+
+
+def _http(text: str, parts, options: Dict[str, str]) -> Source:
+    return OpenCVSource(text, text, "CAP_FFMPEG", live=True)
+
+
+def _file(text: str, parts, options: Dict[str, str]) -> Source:
+    return _path_source(text, Path(parts.path), _int(options, "start", 0, text))
+
+
+# URI scheme -> builder(text, urlsplit parts, query options) of its Source.
+SCHEMES: Dict[str, Callable[..., Source]] = {
+    "synthetic": _synthetic,
+    "csi": _csi,
+    "rtsp": _rtsp,
+    "rtsps": _rtsp,
+    "v4l2": _v4l2,
+    "http": _http,
+    "https": _http,
+    "file": _file,
+}
 
 
 def _path_source(uri: str, path: Path, start: int = 0) -> Source:

@@ -44,7 +44,7 @@ def record(tally: Tally, item, stages: Dict[str, float], now: float, fps):
 
 
 def build_stats(segmenter, source, options, capture, worker, tally, end, written) -> dict:
-    from .jetson import power_state  # Jetson power mode and clocks, None elsewhere
+    from .jetson_power import power_state  # Jetson power mode and clocks, None elsewhere
 
     frames = len(tally.shown)
     span = tally.shown[-1] - tally.shown[0] if frames > 1 else 0.0

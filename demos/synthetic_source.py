@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from .sources import Source
+from .source_base import Source
 
 
 class SyntheticSource(Source):

@@ -1,174 +1,23 @@
 """The camera demo: `python -m edge_deeplab.demos.webcam MODEL --source 0`.
 
-The same flags as `edge-deeplab demo` (this module holds their one definition). Keys in the
+The same flags as `edge-deeplab demo` (defined in `edge_deeplab.cli.demo_cmd`). Keys in the
 window: v switch view, +/- alpha, space pause, s snapshot, q or Esc quit.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from typing import Callable, List, Optional
-
-from edge_deeplab.cli import common
-from edge_deeplab.cli.main import guarded
-from edge_deeplab.errors import InvalidInputError
-from edge_deeplab.imageio import atomic_write_text, read_image
-
-from .outputs import display_available
-from .pipeline import DemoOptions, run_pipeline
-from .render import VIEWS
-from .sources import parse_source
-
-SOURCE_HELP = (
-    "camera index (0), v4l2:///dev/video0, a video file, an image folder, rtsp://..., "
-    "csi://0 (Jetson CSI camera) or synthetic"
-)
+from typing import List, Optional
 
 
-def add_demo_arguments(parser: argparse.ArgumentParser, *, source: str = "0") -> None:
-    """The demo's flags, shared by `edge-deeplab demo` and the demos' `python -m` entries."""
-    parser.add_argument(
-        "model", help="model file (.tflite, .onnx, .xml, .engine, ...) or a training run folder"
+def main(argv: Optional[List[str]] = None) -> int:
+    from edge_deeplab.cli.demo_cmd import standalone_main
+
+    return standalone_main(
+        argv,
+        prog="python -m edge_deeplab.demos.webcam",
+        description=__doc__.splitlines()[0],
     )
-    parser.add_argument("--source", default=source, help=f"{SOURCE_HELP} (default: {source})")
-    parser.add_argument(
-        "--view", choices=VIEWS, default="overlay", help="what to show (key v cycles)"
-    )
-    parser.add_argument(
-        "--alpha", type=float, default=0.5, help="overlay mask weight 0..1 (keys +/-)"
-    )
-    parser.add_argument(
-        "--class",
-        dest="target",
-        metavar="NAME",
-        help="class kept sharp by the blur/replace views, e.g. person (default: all but class 0)",
-    )
-    parser.add_argument(
-        "--background", metavar="IMG", help="image that replaces the background in the replace view"
-    )
-    parser.add_argument(
-        "--smooth",
-        type=float,
-        metavar="A",
-        help="temporal smoothing: EMA weight of the newest frame in (0, 1] (default: off)",
-    )
-    parser.add_argument(
-        "--no-show", dest="show", action="store_false", help="no window (headless, CI)"
-    )
-    parser.add_argument(
-        "--max-frames", type=int, default=0, help="stop after N displayed frames (0: no limit)"
-    )
-    parser.add_argument("--output", metavar="OUT.mp4", help="record the rendered frames to a video")
-    parser.add_argument("--stats", metavar="STATS.json", help="write the run's statistics as JSON")
-    parser.add_argument(
-        "--realtime", action="store_true", help="pace a video file or folder at its frame rate"
-    )
-    parser.add_argument(
-        "--reconnect-timeout",
-        type=float,
-        default=10.0,
-        metavar="S",
-        help="seconds to retry a camera that stops delivering frames (default: 10)",
-    )
-    parser.add_argument("--snapshot-dir", default=".", help="where key s writes snapshots")
-    parser.add_argument(
-        "--no-hud", dest="hud", action="store_false", help="hide the FPS / timings overlay"
-    )
-    common.add_model_source_args(parser)
-    common.add_runtime_args(parser)
-
-
-def options_from_args(args: argparse.Namespace) -> DemoOptions:
-    """Validate the flags into DemoOptions (InvalidInputError names the bad value)."""
-    if not 0.0 <= args.alpha <= 1.0:
-        raise InvalidInputError(f"--alpha must be in 0..1, got {args.alpha}")
-    if args.smooth is not None and not 0.0 < args.smooth <= 1.0:
-        raise InvalidInputError(f"--smooth must be in (0, 1], got {args.smooth}")
-    if args.max_frames < 0:
-        raise InvalidInputError(f"--max-frames must be >= 0, got {args.max_frames}")
-    if args.reconnect_timeout < 0:
-        raise InvalidInputError(f"--reconnect-timeout must be >= 0, got {args.reconnect_timeout}")
-    background = read_image(args.background)[:, :, ::-1].copy() if args.background else None
-    return DemoOptions(
-        view=args.view,
-        alpha=args.alpha,
-        target=args.target,
-        background=background,
-        smooth=args.smooth,
-        show=args.show,
-        max_frames=args.max_frames,
-        output=args.output,
-        realtime=args.realtime,
-        reconnect_timeout=args.reconnect_timeout,
-        hud=args.hud,
-        snapshot_dir=args.snapshot_dir,
-    )
-
-
-def run_demo(args: argparse.Namespace, log: Callable[[str], None] = None) -> int:
-    """Run the demo from parsed flags; returns the exit status (1 when the camera was lost)."""
-    log = log or (lambda message: print(message, file=sys.stderr))
-    options = options_from_args(args)
-    if options.show and not display_available():
-        raise InvalidInputError(
-            "no display to show the demo on (DISPLAY is not set): run with --no-show, "
-            "and --output out.mp4 to record it"
-        )
-    source = parse_source(args.source)  # a bad URI fails before the model loads
-    # Real time: argmax at the model's resolution, then a nearest upsample of the class map;
-    # upsampling 21 channels of logits to a 768x432 frame cost more than the model itself.
-    segmenter = common.open_segmenter(args, upsample="labels")
-    try:
-        if options.smooth and segmenter.metadata.head != "logits":
-            raise InvalidInputError(
-                f"--smooth needs a model that outputs class scores; "
-                f"{args.model} outputs a class map"
-            )
-        with source:
-            stats = run_pipeline(segmenter, source, options, log=log)
-    finally:
-        segmenter.runtime.close()
-    if args.stats:
-        atomic_write_text(args.stats, json.dumps(stats, indent=2) + "\n")
-    print(summary(stats))
-    return 1 if stats["end"] == "source lost" else 0
-
-
-def summary(stats: dict) -> str:
-    """One line: frames, FPS against the model's own, latency, drops, flicker."""
-
-    def num(value, fmt="{:.1f}"):
-        return "--" if value is None else fmt.format(value)
-
-    return (
-        f"{stats['frames']} frames ({stats['end']}): {num(stats['fps'])} FPS "
-        f"(model {num(stats['model_fps'])} FPS), "
-        f"capture-to-display {num(stats['latency_ms']['p50'])} ms p50, "
-        f"dropped {stats['dropped']}, flicker {num(stats['flicker'], '{:.4f}')}"
-        + (f", recorded {stats['output']}" if stats["output"] else "")
-    )
-
-
-def main(
-    argv: Optional[List[str]] = None,
-    *,
-    prog: str = "python -m edge_deeplab.demos.webcam",
-    source: str = "0",
-    configure: Callable[[argparse.Namespace], None] = None,
-) -> int:
-    """Entry point of the `python -m` demos; `configure` adjusts the parsed flags."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    add_demo_arguments(parser, source=source)
-    args = parser.parse_args(argv)
-
-    def configured_run():
-        if configure is not None:
-            configure(args)
-        return run_demo(args)
-
-    return guarded(prog, configured_run)
 
 
 if __name__ == "__main__":

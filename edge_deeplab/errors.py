@@ -40,3 +40,23 @@ class ParityError(EdgeDeeplabError):
 
 class SourceError(EdgeDeeplabError):
     """A camera, video or stream cannot be opened or was lost."""
+
+
+def first_line(
+    exc: BaseException, *, prefer: str = "", skip: tuple = (), last: bool = False
+) -> str:
+    """The informative line of a framework's multi-line error message.
+
+    Args:
+        exc: the exception.
+        prefer: return the first line containing this text (case-insensitive), if any
+            (the TFLite converter names the failing op on the line saying "error").
+        skip: line prefixes that carry no information (OpenVINO's source locations).
+        last: the last line instead (OpenCV puts its reason at the end).
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(tuple(skip))]
+    for line in useful if prefer else ():
+        if prefer.lower() in line.lower():
+            return line
+    return (useful or lines or [type(exc).__name__])[-1 if last else 0]

@@ -22,14 +22,19 @@ from typing import Dict, Tuple
 from .config import DataConfig, ModelConfig, TrainConfig
 from .runs import FINAL_MODEL
 
-# What quickstart converts, as (target, precisions); the report reuses these artifacts.
-CONVERSIONS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ("tflite", ("int8",)),
-    ("onnx", ("fp32",)),
-    ("openvino", ("fp32", "int8")),
-)
-REPORT_VARIANTS = "tflite:int8,onnx:fp32,openvino:fp32,openvino:int8"
 DEMO_ARTIFACT = "model_int8.tflite"
+
+
+def conversions() -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
+    """What quickstart converts, as (target, precisions): each converter's `quickstart`."""
+    from .converters import CONVERTERS
+
+    return tuple((name, cls.quickstart) for name, cls in CONVERTERS.items() if cls.quickstart)
+
+
+def report_variants() -> str:
+    """The report's --variants: exactly the artifacts quickstart made."""
+    return ",".join(f"{name}:{p}" for name, precisions in conversions() for p in precisions)
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def _convert(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
     from .converters import convert
 
     artifacts = out / "artifacts"
-    for target, precisions in CONVERSIONS:
+    for target, precisions in conversions():
         todo = [p for p in precisions if not _artifact(artifacts, target, p).exists()]
         if todo:
             convert(made["run"], targets=[target], precisions=todo, out_dir=artifacts,
@@ -121,7 +126,7 @@ def _artifact(folder: Path, target: str, precision: str) -> Path:
 def _report(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
     from .bench.report import BenchOptions, report
 
-    result = report(made["run"], plan.data, out, variants=REPORT_VARIANTS, threads=threads,
+    result = report(made["run"], plan.data, out, variants=report_variants(), threads=threads,
                     limit=plan.report_limit or None, calib_data="synthetic",
                     bench=BenchOptions(min_time_s=plan.bench_seconds))
     return {f"report_{kind}": path for kind, path in result.paths.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from .metadata import ArtifactMetadata, read_labels_file
 from .presets import PRESETS
 
 ImageInput = Union[np.ndarray, str]
+ScoreFilter = Callable[[np.ndarray, Optional[np.ndarray]], np.ndarray]
 UPSAMPLE_MODES = ("scores", "labels")
 
 
@@ -59,13 +60,19 @@ class Segmenter:
         upsample: "scores" (exact: logits upsampled bilinearly to the image size, then argmax)
             or "labels" (fast, for real time: argmax at the model's resolution, the class map
             upsampled nearest; probabilities then stay at the model's resolution).
+        score_filters: post-processors of the class probabilities, run in order before the
+            argmax, e.g. temporal smoothing: `filter(probabilities, image) -> probabilities`
+            with float32 (H, W, C) softmax scores (at the resolution `upsample` gives) and
+            the uint8 image they came from. Models with an in-graph ArgMax skip them.
     """
 
     def __init__(self, runtime, metadata: Optional[ArtifactMetadata] = None, *, preset: Optional[str] = None,
-                 labels=None, mean=None, std=None, size=None, upsample: str = "scores"):
+                 labels=None, mean=None, std=None, size=None, upsample: str = "scores",
+                 score_filters: Sequence[ScoreFilter] = ()):
         if upsample not in UPSAMPLE_MODES:
             raise InvalidInputError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}; got {upsample!r}")
         self.upsample = upsample
+        self.score_filters: List[ScoreFilter] = list(score_filters)
         self.runtime = runtime
         self.metadata = metadata or resolve_metadata(runtime, preset, labels, mean, std, size)
         self._input = runtime.input_spec
@@ -76,23 +83,33 @@ class Segmenter:
     def labels(self) -> tuple:
         return self.metadata.labels
 
+    def close(self) -> None:
+        """Release the runtime (idempotent)."""
+        self.runtime.close()
+
+    def __enter__(self) -> Segmenter:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
     def predict(self, image: ImageInput, *, order: str = "RGB", probabilities: bool = False) -> SegmentationResult:
         """Segment one image: an RGB/BGR uint8 array (say which with `order`) or a file path."""
         return self.predict_batch([image], order=order, probabilities=probabilities)[0]
 
     def predict_batch(self, images: Sequence[ImageInput], *, order: str = "RGB",
                       probabilities: bool = False) -> List[SegmentationResult]:
-        """Segment several images (of any sizes) in one engine call when the model allows."""
-        if len(images) == 0:
-            raise InvalidInputError("no images to segment")
-        rgb = [self._as_rgb(image, order) for image in images]
+        """Segment several images (of any sizes) in one engine call when the model allows.
+
+        The three public steps in order: `preprocess` -> `infer` -> `postprocess`, timed.
+        """
         t0 = time.perf_counter()
-        batch, placements = preprocess_batch(rgb, self.metadata)
-        batch = self.quantize_input(batch)
+        batch, placements, pixels = self.preprocess(images, order=order)
         t1 = time.perf_counter()
         raw = self.infer(batch)
         t2 = time.perf_counter()
-        results = [self._postprocess(raw[i], placements[i], probabilities) for i in range(len(rgb))]
+        results = self.postprocess(raw, placements, probabilities=probabilities, images=pixels)
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
         for result in results:
@@ -102,11 +119,40 @@ class Segmenter:
     def __call__(self, image: ImageInput, **kwargs) -> np.ndarray:
         return self.predict(image, **kwargs).labels
 
+    def preprocess(self, images: Sequence[ImageInput], *, order: str = "RGB"):
+        """Images -> the engine's input batch: resized, normalised, quantised if int8/uint8.
+
+        Args:
+            images: uint8 arrays (in channel `order`) or image files, of any sizes.
+            order: "RGB" or "BGR". An image is flipped to the model's order after it is
+                resized, so a camera's BGR frame is never flipped at full size.
+
+        Returns:
+            (batch of input_spec.dtype (N, h, w, 3), one Placement per image, the images
+            as validated uint8 arrays, in their own order).
+        """
+        if len(images) == 0:
+            raise InvalidInputError("no images to segment")
+        pixels = [self._as_array(image, order) for image in images]
+        orders = ["RGB" if _is_path(image) else order for image in images]
+        batch, placements = preprocess_batch(pixels, self.metadata, orders)
+        return self.quantize_input(batch), placements, pixels
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run the engine, one image at a time when its batch dimension is fixed to 1."""
         if self._input.shape and self._input.shape[0] == 1 and batch.shape[0] > 1:
             return np.concatenate([self.runtime.run(batch[i : i + 1]) for i in range(batch.shape[0])])
         return self.runtime.run(batch)
+
+    def postprocess(self, raw: np.ndarray, placements: Sequence[Placement], *, probabilities: bool = False,
+                    images: Optional[Sequence[np.ndarray]] = None) -> List[SegmentationResult]:
+        """The engine's raw output batch -> one SegmentationResult per image.
+
+        Dequantises, restores the image size (as `upsample` says), runs the score filters
+        and argmaxes. `images` (as `preprocess` returned them) are what the filters see.
+        """
+        images = images if images is not None else [None] * len(placements)
+        return [self._postprocess(raw[i], placements[i], probabilities, images[i]) for i in range(len(placements))]
 
     def quantize_input(self, batch: np.ndarray) -> np.ndarray:
         """Normalised float32 -> the dtype the model takes (quantised if int8/uint8)."""
@@ -127,24 +173,31 @@ class Segmenter:
             return (raw.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)
         return raw.astype(np.float32, copy=False)
 
-    def _postprocess(self, raw: np.ndarray, placement: Placement, probabilities: bool) -> SegmentationResult:
+    def _postprocess(self, raw: np.ndarray, placement: Placement, probabilities: bool, image) -> SegmentationResult:
         out = self.dequantize_output(raw)
-        if self.metadata.head == "argmax":
+        if self.metadata.head == "argmax":  # a class map: nothing to filter
             labels = restore_labels(out.astype(np.uint8), placement)
             return SegmentationResult(labels=labels)
-        if self.upsample == "labels":
-            scores = region_scores(out, placement)
-            labels = upsample_labels(np.argmax(scores, axis=-1).astype(np.uint8), placement)
-        else:
-            scores = restore_scores(out, placement)
-            labels = np.argmax(scores, axis=-1).astype(np.uint8)
-        probs = softmax(scores) if probabilities else None
-        return SegmentationResult(labels=labels, probabilities=probs)
+        fast = self.upsample == "labels"
+        scores = region_scores(out, placement) if fast else restore_scores(out, placement)
+        probs = softmax(scores) if probabilities or self.score_filters else None
+        for score_filter in self.score_filters:
+            probs = score_filter(probs, image)
+        # The filtered probabilities decide; else the scores (argmax of the softmax could tie
+        # where the logits do not).
+        labels = np.argmax(probs if self.score_filters else scores, axis=-1).astype(np.uint8)
+        if fast:
+            labels = upsample_labels(labels, placement)
+        return SegmentationResult(labels=labels, probabilities=probs if probabilities else None)
 
-    def _as_rgb(self, image: ImageInput, order: str) -> np.ndarray:
-        if isinstance(image, (str,)) or hasattr(image, "__fspath__"):
+    def _as_array(self, image: ImageInput, order: str) -> np.ndarray:
+        if _is_path(image):
             return read_image(image)
-        return to_rgb(image, order=order)
+        return to_rgb(image, order="RGB")  # validates; the flip to `order` waits for the resize
+
+
+def _is_path(image) -> bool:
+    return isinstance(image, str) or hasattr(image, "__fspath__")
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

@@ -1,34 +1,29 @@
 """One Runtime interface over every engine; `load_runtime` picks one by file suffix.
 
-Engines register themselves when their module is imported; the modules are small and
-import their framework lazily, so importing them all costs nothing on an edge device.
+Every module of this package is imported when the package is (`RUNTIMES.discover`), and
+each engine registers itself under its class's `name`. The modules are small and import
+their framework lazily, so finding them all costs nothing on an edge device; a module that
+fails to import is an error, not a silently missing engine.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
+from typing import Optional, Tuple
 
 from edge_deeplab.errors import ModelLoadError
+from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.runs import resolve_model_path
 
 from .base import RUNTIMES, Runtime, TensorSpec
 
-# One module per engine; adding an engine adds a line here.
-_ENGINE_MODULES = (
-    "keras_runtime",
-    "tflite_runtime",
-    "onnx_runtime",
-    "openvino_runtime",
-    "tensorrt_runtime",
-)
+RUNTIMES.discover(__name__)
 
-for _module in _ENGINE_MODULES:
-    try:
-        importlib.import_module(f"{__name__}.{_module}")
-    except ModuleNotFoundError as exc:  # an engine file not written yet is not fatal
-        if exc.name != f"{__name__}.{_module}":
-            raise
+
+def model_suffixes() -> Tuple[str, ...]:
+    """Every model file suffix some engine opens (".tflite", ".onnx", ...), in registry order."""
+    suffixes = [s for cls in RUNTIMES.values() for s in cls.suffixes if s.startswith(".")]
+    return tuple(dict.fromkeys(suffixes))
 
 
 def runtime_for_path(path: Path) -> str:
@@ -39,10 +34,15 @@ def runtime_for_path(path: Path) -> str:
     for name, cls in RUNTIMES.items():
         if suffix and suffix in cls.suffixes:
             return name
-    known = sorted({s for _, cls in RUNTIMES.items() for s in cls.suffixes})
+    known = sorted({s for cls in RUNTIMES.values() for s in cls.suffixes})
     raise ModelLoadError(
         f"{path}: cannot tell which engine opens this file; known model files: {', '.join(known)}"
     )
+
+
+def read_metadata(path) -> Optional[ArtifactMetadata]:
+    """The metadata of any artifact, read by the engine that opens its suffix (no session)."""
+    return RUNTIMES.get(runtime_for_path(Path(path))).read_metadata(path)
 
 
 def load_runtime(path, backend: str = "auto", **options) -> Runtime:
@@ -62,8 +62,12 @@ def load_runtime(path, backend: str = "auto", **options) -> Runtime:
     return cls(path, **options)
 
 
-def available_runtimes() -> list:
-    return [name for name, cls in RUNTIMES.items() if cls.available()]
-
-
-__all__ = ["RUNTIMES", "Runtime", "TensorSpec", "load_runtime", "available_runtimes"]
+__all__ = [
+    "RUNTIMES",
+    "Runtime",
+    "TensorSpec",
+    "load_runtime",
+    "model_suffixes",
+    "read_metadata",
+    "runtime_for_path",
+]

@@ -15,6 +15,7 @@ import numpy as np
 
 from edge_deeplab.errors import ModelLoadError
 from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.metadata_io import read_sidecar_metadata
 from edge_deeplab.registry import Registry
 
 
@@ -41,9 +42,12 @@ class TensorSpec:
 class Runtime(ABC):
     """Base class of every engine.
 
-    Subclasses declare `name` (the registry key and CLI value), `suffixes` (files it
-    opens; `load_runtime(backend="auto")` picks by them) and `extra` (the pip extra that
-    installs the engine), and implement `run`.
+    Subclasses declare, as class attributes, `name` (the registry key and CLI value),
+    `suffixes` (files it opens; `load_runtime(backend="auto")` picks by them), `extra` (the
+    pip extra that installs the engine), `libraries` (the pip distributions whose versions
+    a report records) and `order` (where it is listed), register with
+    `@RUNTIMES.register`, and implement `run`. A format whose converter embeds metadata in
+    the artifact overrides `read_metadata`; the default reads the JSON beside the file.
 
     Args:
         path: model file (or folder, for formats stored as folders).
@@ -54,6 +58,8 @@ class Runtime(ABC):
     name: ClassVar[str]
     suffixes: ClassVar[Tuple[str, ...]] = ()
     extra: ClassVar[str]
+    libraries: ClassVar[Tuple[str, ...]] = ()
+    order: ClassVar[int] = 100
 
     def __init__(self, path, *, threads: Optional[int] = None, device: Optional[str] = None):
         self.path = Path(path)
@@ -72,12 +78,24 @@ class Runtime(ABC):
     def output_spec(self) -> TensorSpec:
         """The segmentation output tensor (logits or class map)."""
 
-    _metadata: Optional[ArtifactMetadata] = None  # engines set it when they open the file
+    # Engines that read the metadata from their open session set it; else it is read once
+    # through `read_metadata` on first use.
+    _metadata = _UNREAD = object()
 
     @property
     def metadata(self) -> Optional[ArtifactMetadata]:
         """The metadata embedded in the artifact, or None for a foreign model."""
+        if self._metadata is Runtime._UNREAD:
+            self._metadata = type(self).read_metadata(self.path)
         return self._metadata
+
+    @classmethod
+    def read_metadata(cls, path) -> Optional[ArtifactMetadata]:
+        """The metadata of the artifact at `path` without opening an engine session, or None.
+
+        Default: the JSON file beside the artifact (what `Converter.embed_metadata` writes).
+        """
+        return read_sidecar_metadata(path)
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -92,6 +110,12 @@ class Runtime(ABC):
     def available(cls) -> bool:
         """Whether the engine can be imported on this machine."""
         return True
+
+    @classmethod
+    def jetson_options(cls, model: Path) -> Optional[dict]:
+        """How the Jetson demo runs `model` on the GPU with this engine ({"device": ...},
+        {} for the engine's default device), or None when this engine has no GPU path."""
+        return None
 
     def close(self) -> None:  # noqa: B027 (optional hook: most engines free on GC)
         """Release the engine (idempotent)."""

@@ -15,14 +15,14 @@ from typing import Optional
 import numpy as np
 
 from edge_deeplab import deps
-from edge_deeplab.errors import InvalidInputError, ModelLoadError
+from edge_deeplab.errors import InvalidInputError, ModelLoadError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.runs import sidecar_metadata_path
 
 from .base import RUNTIMES, Runtime, TensorSpec
 
 
-@RUNTIMES.register("keras")
+@RUNTIMES.register
 class KerasRuntime(Runtime):
     """A Keras model or SavedModel run by TensorFlow.
 
@@ -37,6 +37,8 @@ class KerasRuntime(Runtime):
     name = "keras"
     suffixes = (".keras", "saved_model")
     extra = "train"
+    libraries = ("tensorflow", "keras")
+    order = 10
 
     def __init__(
         self,
@@ -62,7 +64,7 @@ class KerasRuntime(Runtime):
                 self._model = model
         self._in = _spec(in_sig, "input")
         self._out = _spec(out_sig, "output", force_float32=True)
-        self._metadata = _read_metadata(self.path)
+        self._metadata = self.read_metadata(self.path)
 
     @property
     def input_spec(self) -> TensorSpec:
@@ -84,6 +86,18 @@ class KerasRuntime(Runtime):
             out = self._fn(tf.convert_to_tensor(np.asarray(batch, np.float32)))
         out = out.numpy()
         return out.astype(np.float32) if out.dtype == np.float16 else out
+
+    @classmethod
+    def read_metadata(cls, path) -> Optional[ArtifactMetadata]:
+        """metadata.json of the run (model.keras), `<model>.json` beside it, or in a SavedModel."""
+        path = Path(path)
+        candidates = [sidecar_metadata_path(path)]
+        if path.is_dir():
+            candidates += [path / "metadata.json", path / "assets" / "metadata.json"]
+        for candidate in candidates:
+            if candidate.is_file():
+                return ArtifactMetadata.from_json(candidate.read_text(encoding="utf-8"))
+        return None
 
     @classmethod
     def available(cls) -> bool:
@@ -130,9 +144,8 @@ def _load_keras(path: Path, mixed_precision: bool):
     try:
         model = keras.saving.load_model(str(path), compile=False)
     except (TypeError, ValueError, OSError, KeyError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelLoadError(
-            f"{path}: Keras cannot load it (corrupt or not a .keras file): {first}"
+            f"{path}: Keras cannot load it (corrupt or not a .keras file): {first_line(exc)}"
         ) from None
     if mixed_precision:
         model = _as_mixed_precision(keras, model)
@@ -157,8 +170,7 @@ def _load_saved_model(tf, path: Path):
     try:
         loaded = tf.saved_model.load(str(path))
     except (OSError, ValueError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelLoadError(f"{path}: not a loadable SavedModel: {first}") from None
+        raise ModelLoadError(f"{path}: not a loadable SavedModel: {first_line(exc)}") from None
     signatures = dict(loaded.signatures)
     if not signatures:
         raise ModelLoadError(f"{path}: the SavedModel has no serving signature")
@@ -180,14 +192,3 @@ def _spec(tensor, what: str, force_float32: bool = False) -> TensorSpec:
         dtype = np.dtype(np.float32)
     name = getattr(tensor, "name", None) or what
     return TensorSpec(str(name), shape, dtype)
-
-
-def _read_metadata(path: Path) -> Optional[ArtifactMetadata]:
-    """metadata.json of the run (model.keras), `<model>.json` beside it, or in a SavedModel."""
-    candidates = [sidecar_metadata_path(path)]
-    if path.is_dir():
-        candidates += [path / "metadata.json", path / "assets" / "metadata.json"]
-    for candidate in candidates:
-        if candidate.is_file():
-            return ArtifactMetadata.from_json(candidate.read_text(encoding="utf-8"))
-    return None

@@ -2,8 +2,9 @@
 
 The input is reshaped to a static shape (batch 1, the metadata's input size) before
 compiling: on this CPU a static shape ran about 2x faster than a dynamic batch (PITFALLS).
-Several infer requests are kept for asynchronous use (`run_async`, `start_async`), which
-is how a camera pipeline overlaps capture with inference.
+Several infer requests can be kept for asynchronous use (`run_async`, `start_async`), for
+callers that overlap several inferences; the demo pipeline overlaps capture and rendering
+with the synchronous `run` instead.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from edge_deeplab import deps
-from edge_deeplab.errors import InvalidInputError, ModelLoadError
-from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.errors import InvalidInputError, ModelLoadError, first_line
+from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
+from edge_deeplab.metadata_io import parse_metadata
 
 from .base import RUNTIMES, Runtime, TensorSpec
 
@@ -23,7 +25,7 @@ HINTS = ("latency", "throughput", "cumulative_throughput", "none")
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")  # OpenVINO's meta-devices
 
 
-@RUNTIMES.register("openvino")
+@RUNTIMES.register
 class OpenVINORuntime(Runtime):
     """An OpenVINO model compiled for one device.
 
@@ -42,6 +44,8 @@ class OpenVINORuntime(Runtime):
     name = "openvino"
     suffixes = (".xml",)
     extra = "openvino"
+    libraries = ("openvino",)
+    order = 40
 
     def __init__(
         self,
@@ -163,6 +167,18 @@ class OpenVINORuntime(Runtime):
         return len(self._pool()) if self._compiled is not None else 0
 
     @classmethod
+    def read_metadata(cls, path) -> Optional[ArtifactMetadata]:
+        """rt_info["edge_deeplab"] of an OpenVINO IR .xml, or None."""
+        ov = deps.openvino("reading OpenVINO metadata")
+        try:
+            model = ov.Core().read_model(str(path))
+        except RuntimeError as exc:
+            raise ModelLoadError(
+                f"{path}: not a readable OpenVINO IR: {first_line(exc)}"
+            ) from None
+        return model_metadata(model, path)
+
+    @classmethod
     def available(cls) -> bool:
         return deps.available("openvino")
 
@@ -263,15 +279,22 @@ def _spec(port) -> TensorSpec:
 
 def _read_metadata(model, path: Path) -> Optional[ArtifactMetadata]:
     """`rt_info["edge_deeplab"]` of the model already read (no second parse)."""
-    from edge_deeplab.converters import artifact_metadata
-
     if path.suffix.lower() != ".xml":  # an .onnx / .tflite read by OpenVINO keeps its own kind
-        return artifact_metadata.read_metadata(path)
-    return artifact_metadata.openvino_model_metadata(model, path)
+        from . import read_metadata
+
+        return read_metadata(path)
+    return model_metadata(model, path)
+
+
+def model_metadata(model, path="model") -> Optional[ArtifactMetadata]:
+    """The metadata in an `openvino.Model`'s rt_info, or None."""
+    if not model.has_rt_info(METADATA_KEY):
+        return None
+    value = model.get_rt_info(METADATA_KEY)
+    text = value.astype(str) if hasattr(value, "astype") else str(value)
+    return parse_metadata(text, path)
 
 
 def _first_line(exc: BaseException) -> str:
     """The informative line of an OpenVINO error (its first lines are source locations)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Exception from ", "Check '"))]
-    return (useful or lines or [type(exc).__name__])[0]
+    return first_line(exc, skip=("Exception from ", "Check '"))

@@ -15,7 +15,6 @@ import numpy as np
 
 from edge_deeplab import deps
 from edge_deeplab.errors import InvalidInputError, MissingDependencyError, ModelLoadError
-from edge_deeplab.metadata import ArtifactMetadata
 
 from .base import RUNTIMES, Runtime, TensorSpec
 
@@ -38,7 +37,7 @@ def _check(result, what: str):
     return values[0] if len(values) == 1 else values
 
 
-@RUNTIMES.register("tensorrt")
+@RUNTIMES.register
 class TensorRTRuntime(Runtime):
     """A TensorRT engine with one image input and one segmentation output.
 
@@ -51,6 +50,8 @@ class TensorRTRuntime(Runtime):
     name = "tensorrt"
     suffixes = (".engine", ".plan")
     extra = "tensorrt"
+    libraries = ("tensorrt",)
+    order = 50
 
     def __init__(self, path, *, threads: Optional[int] = None, device: Optional[str] = None):
         super().__init__(path, threads=threads, device=device)
@@ -80,7 +81,7 @@ class TensorRTRuntime(Runtime):
         self._trt = trt
         self._stream = _check(self._cuda.cudaStreamCreate(), "cudaStreamCreate")
         self._buffers = {}
-        self._metadata = _read_metadata(self.path)
+        self._metadata = self.read_metadata(self.path)
 
     def _tensor_spec(self, name: str) -> TensorSpec:
         shape = tuple(None if d < 0 else int(d) for d in self._engine.get_tensor_shape(name))
@@ -150,6 +151,10 @@ class TensorRTRuntime(Runtime):
             return False
         return int(count) > 0
 
+    @classmethod
+    def jetson_options(cls, model) -> Optional[dict]:
+        return {}  # an engine runs on the GPU it was built for
+
     def close(self) -> None:
         for pointer, _ in getattr(self, "_buffers", {}).values():
             self._cuda.cudaFree(pointer)
@@ -171,9 +176,3 @@ def _gpu_index(cuda, device: Optional[str]) -> int:
             f"valid devices: {', '.join(valid) or 'none (no GPU)'}"
         )
     return int(index_text)
-
-
-def _read_metadata(path) -> Optional[ArtifactMetadata]:
-    from edge_deeplab.converters.artifact_metadata import read_sidecar_metadata
-
-    return read_sidecar_metadata(path)

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import io
 import os
+import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from edge_deeplab.errors import InvalidInputError, MissingDependencyError, ModelLoadError
-from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.errors import (
+    InvalidInputError,
+    MissingDependencyError,
+    ModelLoadError,
+    first_line,
+)
+from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
+from edge_deeplab.metadata_io import parse_metadata
 
 from .base import RUNTIMES, Runtime, TensorSpec
 
@@ -59,7 +67,13 @@ class _TFLiteShim:
         self.OpResolverType = lite.experimental.OpResolverType
 
 
-@RUNTIMES.register("tflite")
+# The metadata is an associated file in a zip archive appended to the flatbuffer, the way
+# TFLite metadata stores associated files (MediaPipe models do the same). The interpreter
+# ignores the trailing bytes; `zipfile` finds the archive from the end.
+ASSOCIATED_FILE = f"{METADATA_KEY}.json"
+
+
+@RUNTIMES.register
 class TFLiteRuntime(Runtime):
     """A .tflite model on the LiteRT interpreter.
 
@@ -76,6 +90,8 @@ class TFLiteRuntime(Runtime):
     name = "tflite"
     suffixes = (".tflite",)
     extra = "tflite"
+    libraries = ("ai-edge-litert", "tflite-runtime")
+    order = 20
 
     def __init__(
         self,
@@ -104,12 +120,12 @@ class TFLiteRuntime(Runtime):
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(
-                f"{self.path}: the TFLite interpreter cannot load it: {_first_line(exc)}"
+                f"{self.path}: the TFLite interpreter cannot load it: {first_line(exc)}"
             ) from None
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
         self._delegates = loaded
-        self._metadata = _read_metadata(self.path)
+        self._metadata = self.read_metadata(self.path)
 
     @property
     def input_spec(self) -> TensorSpec:
@@ -143,6 +159,21 @@ class TFLiteRuntime(Runtime):
         self._interp.allocate_tensors()
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
+
+    @classmethod
+    def read_metadata(cls, path) -> Optional[ArtifactMetadata]:
+        """The `edge_deeplab.json` appended to the flatbuffer (pure Python), or None."""
+        path = Path(path)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if ASSOCIATED_FILE not in archive.namelist():
+                    return None
+                text = archive.read(ASSOCIATED_FILE).decode("utf-8")
+        except zipfile.BadZipFile:
+            return None
+        except OSError as exc:
+            raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
+        return parse_metadata(text, path)
 
     @classmethod
     def available(cls) -> bool:
@@ -191,7 +222,7 @@ def _load_delegate(lite, delegate):
         return lite.load_delegate(str(delegate))
     except (ValueError, OSError, RuntimeError) as exc:
         raise ModelLoadError(
-            f"cannot load TFLite delegate {delegate}: {_first_line(exc)} "
+            f"cannot load TFLite delegate {delegate}: {first_line(exc)} "
             "(valid devices: CPU, unless that delegate library is installed)"
         ) from None
 
@@ -207,13 +238,13 @@ def _spec(detail: dict) -> TensorSpec:
     return TensorSpec(detail["name"], shape, np.dtype(detail["dtype"]), scale, zero_point)
 
 
-def _read_metadata(path: Path) -> Optional[ArtifactMetadata]:
-    """The `edge_deeplab.json` associated file appended to the flatbuffer, or None."""
-    from edge_deeplab.converters.artifact_metadata import read_tflite_metadata
-
-    return read_tflite_metadata(path)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+def strip_appended_zip(content: bytes) -> bytes:
+    """The flatbuffer without the metadata archive an earlier embed appended."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            # zipfile shifts offsets by the bytes in front of the archive: the first local
+            # header is where the model ends.
+            starts = [info.header_offset for info in archive.infolist()]
+    except zipfile.BadZipFile:
+        return content
+    return content[: min(starts)] if starts else content

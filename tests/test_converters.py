@@ -85,14 +85,11 @@ def test_output_folder_holds_only_finished_artifacts(converted):
 
 @pytest.mark.slow
 def test_metadata_readers_need_no_engine_session(converted):
-    from edge_deeplab.converters import artifact_metadata as am
+    from edge_deeplab.runtimes import RUNTIMES
 
     results, _ = converted
-    readers = {
-        "tflite": am.read_tflite_metadata,
-        "onnx": am.read_onnx_metadata,
-        "openvino": am.read_openvino_metadata,
-    }
+    # Each target's reader is its runtime's class method: no engine session is opened.
+    readers = {name: RUNTIMES.get(cls.runtime).read_metadata for name, cls in CONVERTERS.items()}
     for (name, precision), result in results.items():
         if result.path is None:
             continue
@@ -102,12 +99,12 @@ def test_metadata_readers_need_no_engine_session(converted):
 
 
 def test_tflite_metadata_roundtrip_replaces_previous(tmp_path):
-    from edge_deeplab.converters.artifact_metadata import (
-        embed_tflite_metadata,
-        read_tflite_metadata,
-    )
+    from edge_deeplab.runtimes import RUNTIMES
 
     from edge_deeplab.metadata import ArtifactMetadata
+
+    embed_tflite_metadata = CONVERTERS.get("tflite")().embed_metadata
+    read_tflite_metadata = RUNTIMES.get("tflite").read_metadata
 
     path = tmp_path / "m.tflite"
     body = b"\x18\x00\x00\x00TFL3" + bytes(range(256)) * 4

@@ -13,8 +13,8 @@ import pytest
 from edge_deeplab.demos import jetson
 from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline
 from edge_deeplab.demos.sources import Source
-from edge_deeplab.demos.webcam import add_demo_arguments
 
+from edge_deeplab.cli.demo_cmd import add_demo_arguments
 from edge_deeplab.cli.main import build_parser, main
 from edge_deeplab.errors import InvalidInputError, SourceError
 

@@ -2,8 +2,9 @@
 
 Parametrised over the RUNTIMES registry: each engine opens the artifacts the converters
 make for it, configures itself from the embedded metadata, and must match the Keras
-reference's class maps by the tolerance table (`converters.parity.TOLERANCES`). A new
-engine must add a line to ENGINE_ARTIFACTS, or its test fails.
+reference's class maps by the tolerance table (`converters.parity.TOLERANCES`). Which
+artifacts each engine is tested on is derived from the registries (ENGINE_ARTIFACTS), so a
+new engine and its converter are tested with no edit here.
 """
 
 from __future__ import annotations
@@ -18,14 +19,28 @@ from edge_deeplab.runtimes import RUNTIMES, load_runtime
 from edge_deeplab.errors import InvalidInputError, MissingDependencyError, ModelLoadError
 from edge_deeplab.segmenter import Segmenter
 
-# runtime name -> (converter target, precisions it is tested on); None: the run itself.
-ENGINE_ARTIFACTS = {
-    "keras": None,
-    "tflite": ("tflite", ("fp32", "int8")),
-    "onnxruntime": ("onnx", ("fp32", "int8")),
-    "openvino": ("openvino", ("fp32", "int8")),
-    "tensorrt": ("tensorrt", ("fp16",)),
-}
+
+def engine_artifacts() -> dict:
+    """runtime name -> (converter target, precisions it is tested on); None: the run itself.
+
+    The target is the converter whose `runtime` is the engine; it is tested on its float
+    and int8 artifacts when it makes fp32, else on its first precision (TensorRT: fp16).
+    """
+    from edge_deeplab.converters import CONVERTERS
+
+    table = {}
+    for name in RUNTIMES.names():
+        target = next((t for t, cls in CONVERTERS.items() if cls.runtime == name), None)
+        if target is None:
+            table[name] = None
+            continue
+        made = CONVERTERS.get(target).precisions
+        tested = tuple(p for p in ("fp32", "int8") if p in made) if "fp32" in made else made[:1]
+        table[name] = (target, tested)
+    return table
+
+
+ENGINE_ARTIFACTS = engine_artifacts()
 CASES = [
     (name, precision)
     for name in RUNTIMES.names()

@@ -151,14 +151,24 @@ def benchmark(
             stage_times[stage].append(result.timings.get(stage, float("nan")))
 
     latencies = timed_repeats(timed, warmup=0, min_time_s=min_time_s, max_runs=max_runs)
-    stats = summarize(latencies)
+    row = {"model": name or str(runtime.path), **_engine_fields(segmenter, image)}
+    return {**row, **_latency_fields(latencies, stage_times), "warmup": warmup}
+
+
+def _engine_fields(segmenter, image: np.ndarray) -> dict:
+    runtime = segmenter.runtime
     return {
-        "model": name or str(runtime.path),
         "runtime": runtime.name,
         "threads": runtime.threads,
         "device": runtime.device_name,
         "input_size": list(segmenter.metadata.input_size),
         "image_size": [int(image.shape[0]), int(image.shape[1])],
+    }
+
+
+def _latency_fields(latencies: List[float], stage_times: Dict[str, List[float]]) -> dict:
+    stats = summarize(latencies)
+    return {
         "latency_p50_ms": stats["p50"],
         "latency_p90_ms": stats["p90"],
         "latency_mean_ms": stats["mean"],
@@ -169,7 +179,6 @@ def benchmark(
         "stages": {stage: float(np.median(values)) for stage, values in stage_times.items()},
         "peak_mem_mb": peak_memory_mb(),
         "runs": len(latencies),
-        "warmup": warmup,
     }
 
 

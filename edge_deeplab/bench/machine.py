@@ -12,23 +12,20 @@ import platform
 from importlib import metadata as _metadata
 from typing import Dict, Optional
 
-# Distributions whose versions decide the numbers in a report (pip names).
-LIBRARIES = (
-    "edge-deeplab",
-    "numpy",
-    "tensorflow",
-    "keras",
-    "ai-edge-litert",
-    "tflite-runtime",
-    "onnx",
-    "onnxruntime",
-    "tf2onnx",
-    "openvino",
-    "nncf",
-    "tensorrt",
-    "opencv-python",
-    "opencv-python-headless",
-)
+# Distributions whose versions decide the numbers in a report (pip names), besides the
+# ones each runtime and converter declares in its `libraries`.
+CORE_LIBRARIES = ("edge-deeplab", "numpy")
+IMAGE_LIBRARIES = ("opencv-python", "opencv-python-headless")
+
+
+def libraries() -> tuple:
+    """The core libraries, every engine's and converter's (registry order), then OpenCV."""
+    from edge_deeplab.converters import CONVERTERS
+    from edge_deeplab.runtimes import RUNTIMES
+
+    declared = [name for registry in (RUNTIMES, CONVERTERS) for cls in registry.values()
+                for name in cls.libraries]
+    return tuple(dict.fromkeys([*CORE_LIBRARIES, *declared, *IMAGE_LIBRARIES]))
 
 
 def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
@@ -48,10 +45,14 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def library_versions(names=LIBRARIES) -> Dict[str, Optional[str]]:
-    """pip name -> installed version, or None when the distribution is not installed."""
+def library_versions(names=None) -> Dict[str, Optional[str]]:
+    """pip name -> installed version, or None when the distribution is not installed.
+
+    Args:
+        names: pip distribution names (default: `libraries()`).
+    """
     versions: Dict[str, Optional[str]] = {}
-    for name in names:
+    for name in libraries() if names is None else names:
         try:
             versions[name] = _metadata.version(name)
         except _metadata.PackageNotFoundError:

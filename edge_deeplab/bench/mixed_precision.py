@@ -13,6 +13,7 @@ Needs TensorFlow (the converter); the artifact runs on LiteRT with float input/o
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +169,18 @@ def search(
 
 
 MIXED = "mixed"
+MIXED_FORMAT = "tflite"  # the converter whose int8 path the search keeps layers of in float
 CALIBRATION_IMAGES = 64  # the debugger runs the model once per image per trial
+
+
+def mixed_variant():
+    """The report's mixed-precision row: the TFLite target's suffix and engine, "mixed"."""
+    from edge_deeplab.converters import CONVERTERS
+
+    from .variants import Variant
+
+    cls = CONVERTERS.get(MIXED_FORMAT)
+    return Variant(MIXED_FORMAT, MIXED, cls.runtime, cls.suffix)
 
 
 def run_mixed(runner, dataset, budget: float, reference, say: Say):
@@ -180,12 +192,9 @@ def run_mixed(runner, dataset, budget: float, reference, say: Say):
         budget: allowed mIoU drop in points.
         reference: the keras fp32 ReportRow (its mIoU is the target).
     """
-    from edge_deeplab.converters.artifact_metadata import embed_tflite_metadata
-
     from .report_row import ReportRow
-    from .variants import Variant
 
-    variant = Variant("tflite", MIXED, "tflite", ".tflite")
+    variant = mixed_variant()
     row = ReportRow(variant, threads=runner.threads)
     if reference is None or reference.miou is None:
         return row.fail("not available", "the mixed-precision search needs the keras fp32 mIoU")
@@ -193,25 +202,30 @@ def run_mixed(runner, dataset, budget: float, reference, say: Say):
         return row.fail("not available", "needs tensorflow and ai-edge-litert")
     from edge_deeplab.converters import CONVERTERS
 
-    head = CONVERTERS.get("tflite").default_head  # like the tflite int8 row
+    converter = CONVERTERS.get(MIXED_FORMAT)()
+    head = converter.default_head  # like the tflite int8 row
     meta = runner.reference_metadata().replace(
-        format="tflite", precision=MIXED, head=head, output_resolution="full"
+        format=MIXED_FORMAT, precision=MIXED, head=head, output_resolution="full"
     )
     out_path = runner.artifacts_dir / variant.artifact_name()
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    # Written and completed beside the artifact, then renamed into place, like `convert`.
+    staging = out_path.with_name(f".{out_path.name}.partial")
     try:
         calibration = _calibration(runner.calib_data, meta)
         result = search(
             runner.model_path,
             lambda path: (reference.miou - _score(path, meta, dataset, runner.threads)) * 100,
             budget,
-            out_path,
+            staging,
             calibration,
             say,
             head=head,
         )
-        embed_tflite_metadata(out_path, meta)
+        converter.embed_metadata(staging, meta)
+        os.replace(staging, out_path)
     except Exception as exc:  # noqa: BLE001 - a failed search is this row's failure only
+        staging.unlink(missing_ok=True)
         return row.fail("conversion failed", f"{type(exc).__name__}: {exc}")
     row.mixed = {
         "budget_points": budget,
@@ -228,13 +242,9 @@ def run_mixed(runner, dataset, budget: float, reference, say: Say):
 
 def _calibration(calib_data, meta) -> np.ndarray:
     from edge_deeplab.data.calibration import calibration_batches
-    from edge_deeplab.data.preprocessing import preprocess_batch
 
-    if isinstance(calib_data, np.ndarray):
-        if calib_data.dtype == np.uint8:
-            return preprocess_batch(list(calib_data[:CALIBRATION_IMAGES]), meta)[0]
-        return calib_data[:CALIBRATION_IMAGES].astype(np.float32)
-    return calibration_batches(calib_data or "synthetic", meta, CALIBRATION_IMAGES)
+    source = "synthetic" if calib_data is None else calib_data
+    return calibration_batches(source, meta, CALIBRATION_IMAGES)
 
 
 def _score(path: Path, meta, dataset, threads) -> float:

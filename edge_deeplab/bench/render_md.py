@@ -134,13 +134,16 @@ def per_class_table(rows: Sequence[dict]) -> str:
 
 
 def mixed_lines(rows: Sequence[dict]) -> List[str]:
-    """What the mixed-precision search kept in float, and what it cost against full int8."""
-    int8 = next((r for r in rows if r["format"] == "tflite" and r["precision"] == "int8"), None)
+    """What the mixed-precision search kept in float, and what it cost against full int8
+    of the same format."""
     lines = []
     for row in rows:
         mixed = row.get("mixed") or {}
         if not mixed:
             continue
+        int8 = next(
+            (r for r in rows if r["format"] == row["format"] and r["precision"] == "int8"), None
+        )
         layers = mixed.get("float_layers", [])
         met = "met" if mixed.get("budget_met") else "NOT met"
         text = (

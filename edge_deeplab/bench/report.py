@@ -9,18 +9,17 @@ becomes a row with its status and reason; the others are still measured and writ
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..config import DataConfig
-from ..errors import InvalidInputError
 from ..imageio import atomic_write_text
 from ..runs import resolve_model_path
 from . import pareto
@@ -28,6 +27,7 @@ from .machine import describe_machine, utc_now
 from .pareto import gate
 from .render_html import Examples, render_html
 from .render_md import render_markdown
+from .report_data import default_calibration, load_data, protocol_of
 from .report_row import ReportRow
 from .runner import VariantRunner
 from .variants import Variant, all_variants, parse_variant_specs, select_variants
@@ -86,88 +86,6 @@ class _Progress:
             print(message, file=self.stream, flush=True)
 
 
-def _load_data(data: Union[DataConfig, object], meta, split: str, limit: Optional[int]):
-    """The evaluation images: a SegDataset from `data`, checked against the model, cut to
-    `limit`."""
-    from ..data.datasets import SegDataset, load_dataset
-
-    if isinstance(data, DataConfig):
-        if data.labels is None and data.num_classes is None:
-            data = data.replace(labels=meta.labels)  # the model says what its classes are
-        dataset = load_dataset(data, split)
-    else:
-        dataset = data
-    if dataset.num_classes != meta.num_classes:
-        raise InvalidInputError(
-            f"the dataset has {dataset.num_classes} classes "
-            f"but the model predicts {meta.num_classes}"
-        )
-    if limit is not None:
-        if limit < 1:
-            raise InvalidInputError(f"--limit must be >= 1, got {limit}")
-        keep = min(limit, len(dataset))
-        dataset = SegDataset(
-            dataset.images[:keep],
-            dataset.masks[:keep],
-            dataset.labels,
-            dataset.ignore_label,
-            dataset.names[:keep],
-            dataset.split,
-        )
-    if len(dataset) == 0:
-        raise InvalidInputError("the dataset has no images to evaluate")
-    return dataset
-
-
-def default_calibration(data) -> Optional[str]:
-    """Calibration images for int8 when none are given: the dataset's training images.
-
-    Never the evaluated split, so int8 is not calibrated on the images it is scored on.
-    None (the converter's own default) for the synthetic dataset and in-memory data.
-    """
-    if not isinstance(data, DataConfig) or data.format == "synthetic" or not data.path:
-        return None
-    if data.format == "folder":
-        from ..data.folder import split_folders
-
-        try:
-            return str(split_folders(Path(data.path), data.train_split)[0])
-        except InvalidInputError:
-            pass
-    raise InvalidInputError(
-        f"{data.path}: cannot tell which images to calibrate int8 on; give --calib-data FOLDER "
-        "(a few hundred training images, not the evaluated split)"
-    )
-
-
-def protocol_of(meta, dataset, data, split: str, scales, flip: bool, calib_data=None) -> dict:
-    """The evaluation protocol: everything that must match for two reports to compare."""
-    source = (
-        {"format": data.format, "path": data.path}
-        if isinstance(data, DataConfig)
-        else {"format": "in-memory"}
-    )
-    return {
-        "dataset": {**source, "split": split},
-        "num_images": len(dataset),
-        "input_size": list(meta.input_size),
-        "resize": meta.resize,
-        "channel_order": meta.channel_order,
-        "mean": list(meta.mean),
-        "std": list(meta.std),
-        "scales": list(scales),
-        "flip": bool(flip),
-        "ignore_label": dataset.ignore_label,
-        "metadata_ignore_label": meta.ignore_label,
-        "num_classes": meta.num_classes,
-        "labels": list(meta.labels),
-        "batch": 1,
-        "int8_calibration": "the converter's default"
-        if calib_data is None
-        else ("an in-memory array" if isinstance(calib_data, np.ndarray) else str(calib_data)),
-    }
-
-
 def _fill_deltas(rows: List[ReportRow]) -> None:
     """Δ mIoU and per-class Δ IoU, in points, against the reference row."""
     ref = next((r for r in rows if r.variant.is_reference and r.miou is not None), None)
@@ -187,89 +105,111 @@ def _fill_deltas(rows: List[ReportRow]) -> None:
         }
 
 
-def report(
-    model,
-    data,
-    out_dir,
-    variants: Optional[Union[str, Sequence[Variant]]] = None,
-    runtimes: Optional[Sequence[str]] = None,
-    max_miou_drop: Optional[float] = None,
-    threads: Optional[int] = None,
-    limit: Optional[int] = None,
-    progress: bool = True,
-    *,
-    split: str = "val",
-    calib_data=None,
-    bench: BenchOptions = BenchOptions(),
-    scales=(1.0,),
-    flip: bool = False,
-    examples: int = 3,
-    reconvert: bool = False,
-    device: Optional[str] = None,
-    mixed_precision: bool = False,
-) -> ReportResult:
+@dataclass(frozen=True)
+class ReportOptions:
+    """How a report is made (every field has the CLI's default).
+
+    Attributes:
+        variants: "tflite:int8,openvino" style text, a list of Variant, or None for all.
+        runtimes: engines to run artifacts on (None: each format's own engine).
+        max_miou_drop: the gate, in mIoU points; rows beyond it are listed in `breached`.
+        threads: CPU threads for every engine. device: engine device for every variant.
+        limit: evaluate only the first N images.
+        progress: print a line per step and per variant on stderr.
+        split: the dataset split to evaluate.
+        calib_data: calibration images for the int8 conversions (passed to `convert`);
+            None: the dataset's training images (`default_calibration`).
+        bench: timing options. scales, flip: the evaluation protocol (single scale by default).
+        examples: how many images the HTML shows with each variant's masks.
+        reconvert: convert again even where an artifact exists.
+        mixed_precision: add a "tflite mixed" row: int8 with the fewest layers kept in float
+            that hold the mIoU drop within max_miou_drop (1 point when None).
+    """
+
+    variants: Optional[Union[str, Sequence[Variant]]] = None
+    runtimes: Optional[Sequence[str]] = None
+    max_miou_drop: Optional[float] = None
+    threads: Optional[int] = None
+    limit: Optional[int] = None
+    progress: bool = True
+    split: str = "val"
+    calib_data: object = None
+    bench: BenchOptions = BenchOptions()
+    scales: Tuple[float, ...] = (1.0,)
+    flip: bool = False
+    examples: int = 3
+    reconvert: bool = False
+    device: Optional[str] = None
+    mixed_precision: bool = False
+
+
+def report(model, data, out_dir, options: Optional[ReportOptions] = None, **overrides) -> ReportResult:
     """Measure every variant of `model` and write report.json / report.md / report.html.
 
     Args:
         model: a training run folder or a .keras file (the float reference).
         data: a DataConfig (its `split` is loaded) or an already loaded SegDataset.
         out_dir: where the reports go; artifacts are made in (or reused from) out_dir/artifacts.
-        variants: "tflite:int8,openvino" style text, a list of Variant, or None for all.
-        runtimes: engines to run artifacts on (None: each format's own engine).
-        max_miou_drop: the gate, in mIoU points; rows beyond it are listed in `breached`.
-        threads: CPU threads for every engine.
-        limit: evaluate only the first N images.
-        progress: print a line per step and per variant on stderr.
-        calib_data: calibration images for the int8 conversions (passed to `convert`).
-        bench: timing options. scales, flip: the evaluation protocol (single scale by default).
-        examples: how many images the HTML shows with each variant's masks.
-        reconvert: convert again even where an artifact exists.
-        device: engine device for every variant.
-        mixed_precision: add a "tflite mixed" row: int8 with the fewest layers kept in float
-            that hold the mIoU drop within max_miou_drop (1 point when None).
+        options: a ReportOptions; keyword arguments named like its fields override it
+            (`report(run, data, "out", variants="tflite:int8", limit=16)`).
     """
+    if options is not None and not isinstance(options, ReportOptions):
+        raise TypeError(f"options must be a ReportOptions, got {type(options).__name__}")
+    options = dataclasses.replace(options or ReportOptions(), **overrides)
     model_path = resolve_model_path(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(variants, str) or variants is None:
-        chosen = select_variants(parse_variant_specs(variants), all_variants(runtimes))
-    else:
-        chosen = list(variants)
-    runner = VariantRunner(
-        model_path,
-        out_dir / "artifacts",
-        threads=threads,
-        device=device,
-        calib_data=calib_data,
-        bench=bench,
-        scales=scales,
-        flip=flip,
-        reconvert=reconvert,
-        keep_examples=examples,
-        progress=progress,
-    )
-    if calib_data is None:
-        runner.calib_data = default_calibration(data)
+    chosen = _chosen_variants(options)
+    runner = _runner(model_path, out_dir, options, data)
     meta = runner.reference_metadata()
-    dataset = _load_data(data, meta, split, limit)
-    protocol = protocol_of(meta, dataset, data, split, scales, flip, runner.calib_data)
-    show = _Progress(progress, len(chosen) + bool(mixed_precision))
+    dataset = load_data(data, meta, options.split, options.limit)
+    protocol = protocol_of(
+        meta, dataset, data, options.split, options.scales, options.flip, runner.calib_data
+    )
+    show = _Progress(options.progress, len(chosen) + bool(options.mixed_precision))
     show.note(
         f"report: {show.total} variants of {model_path}; {len(dataset)} images, "
         f"{meta.input_size[0]}x{meta.input_size[1]} {meta.resize}, "
         f"ignore label {dataset.ignore_label}"
     )
     rows = _measure_all(runner, chosen, dataset, show)
-    if mixed_precision:
-        budget = pareto.DEFAULT_BUDGET if max_miou_drop is None else float(max_miou_drop)
+    if options.mixed_precision:
+        drop = options.max_miou_drop
+        budget = pareto.DEFAULT_BUDGET if drop is None else float(drop)
         rows.append(_mixed_row(runner, dataset, budget, rows, show))
     _fill_deltas(rows)
-    data_dict = _report_dict(model_path, rows, protocol, max_miou_drop)
+    data_dict = _report_dict(model_path, rows, protocol, options.max_miou_drop)
     result = ReportResult(rows, data_dict, out_dir)
     if data_dict.get("gate"):
         result.breached = data_dict["gate"]["breached"]
     result.paths = write_report(data_dict, out_dir, runner.examples(dataset, rows, meta))
     return result
+
+
+def _chosen_variants(options: ReportOptions) -> List[Variant]:
+    if isinstance(options.variants, str) or options.variants is None:
+        specs = parse_variant_specs(options.variants)
+        return select_variants(specs, all_variants(options.runtimes))
+    return list(options.variants)
+
+
+def _runner(model_path: Path, out_dir: Path, options: ReportOptions, data) -> VariantRunner:
+    runner = VariantRunner(
+        model_path,
+        out_dir / "artifacts",
+        threads=options.threads,
+        device=options.device,
+        calib_data=options.calib_data,
+        bench=options.bench,
+        scales=options.scales,
+        flip=options.flip,
+        reconvert=options.reconvert,
+        keep_examples=options.examples,
+        progress=options.progress,
+    )
+    if options.calib_data is None:
+        runner.calib_data = default_calibration(data)
+    return runner
 
 
 def _measure_all(runner, chosen: Sequence[Variant], dataset, show: _Progress) -> List[ReportRow]:
@@ -283,9 +223,9 @@ def _measure_all(runner, chosen: Sequence[Variant], dataset, show: _Progress) ->
 
 
 def _mixed_row(runner, dataset, budget: float, rows: List[ReportRow], show: _Progress):
-    from .mixed_precision import MIXED, run_mixed
+    from .mixed_precision import mixed_variant, run_mixed
 
-    variant = Variant("tflite", MIXED, "tflite", ".tflite")
+    variant = mixed_variant()
     reference = next((r for r in rows if r.variant.is_reference), None)
     start = time.perf_counter()
     say = functools.partial(show, show.total, variant)
@@ -329,8 +269,3 @@ def _json_default(value):
     if isinstance(value, (Path, tuple)):
         return str(value) if isinstance(value, Path) else list(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def load_report(path) -> dict:
-    """Read a report.json back (e.g. to re-render it)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))

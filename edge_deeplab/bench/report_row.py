@@ -90,3 +90,16 @@ def artifact_size_mb(variant: Variant, path: Path) -> float:
 
 def round_or_none(value, digits: int = 3):
     return None if value is None else round(float(value), digits)
+
+
+@dataclass
+class FailedConversion:
+    """A stand-in ConversionResult for a converter call that raised."""
+
+    target: str
+    precision: str
+    reason: str
+    status: str = "conversion failed"
+    path: Optional[Path] = None
+    parity: dict = field(default_factory=dict)
+    seconds: float = 0.0

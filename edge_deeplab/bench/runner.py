@@ -7,35 +7,23 @@ row's `status` and `reason`, so the report is still written for the other varian
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .report_row import ReportRow, artifact_size_mb, clean_number, round_or_none
+from .recording import Recorder, current_rss_mb
+from .report_row import (
+    FailedConversion,
+    ReportRow,
+    artifact_size_mb,
+    clean_number,
+    round_or_none,
+)
 from .variants import Variant
 
 Say = Callable[[str], None]
-
-
-class _Recorder:
-    """Passes calls to a Segmenter and keeps the class maps of `predict_batch`, so the
-    evaluation pass also gives the predictions that agreement and examples need."""
-
-    def __init__(self, segmenter):
-        self._segmenter = segmenter
-        self.labels_seen: List[np.ndarray] = []
-
-    def __getattr__(self, name):
-        return getattr(self._segmenter, name)
-
-    def predict_batch(self, images, **kwargs):
-        results = self._segmenter.predict_batch(images, **kwargs)
-        self.labels_seen.extend(r.labels for r in results)
-        return results
 
 
 class VariantRunner:
@@ -173,12 +161,12 @@ class VariantRunner:
             )
         except Exception as exc:  # noqa: BLE001 - any converter crash is this format's row, not the report's
             reason = f"{type(exc).__name__}: {exc}"
-            results = [_Failed(fmt, p, reason) for p in precisions]
+            results = [FailedConversion(fmt, p, reason) for p in precisions]
         for result in results:
             self._conversions[(result.target, result.precision)] = result
         for precision in precisions:  # a precision the converter silently skipped
             self._conversions.setdefault(
-                (fmt, precision), _Failed(fmt, precision, "the converter returned no result")
+                (fmt, precision), FailedConversion(fmt, precision, "the converter returned no result")
             )
 
     def _measure(self, variant: Variant, path: Path, dataset, say: Say, row: ReportRow) -> None:
@@ -205,7 +193,7 @@ class VariantRunner:
                     )
             say(f"evaluating {len(dataset)} images ...")
             start = time.perf_counter()
-            recorder = _Recorder(segmenter)
+            recorder = Recorder(segmenter)
             result = evaluate(recorder, dataset, scales=self.scales, flip=self.flip)
             row.eval_s = round(time.perf_counter() - start, 2)
             row.miou = clean_number(result.miou)
@@ -290,31 +278,3 @@ class VariantRunner:
             titles=titles,
             palette=meta.palette,
         )
-
-
-def current_rss_mb() -> Optional[float]:
-    """This process's resident memory now, in MiB (Linux /proc; None elsewhere).
-
-    The harness's peak_mem_mb is a process-wide high-water mark that never goes down, so in
-    one report process it grows row after row; the RSS growth over one variant (load,
-    evaluate, time) is a rough per-variant figure beside it.
-    """
-    try:
-        with open("/proc/self/statm", encoding="ascii") as handle:
-            pages = int(handle.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
-@dataclass
-class _Failed:
-    """A stand-in ConversionResult for a converter call that raised."""
-
-    target: str
-    precision: str
-    reason: str
-    status: str = "conversion failed"
-    path: Optional[Path] = None
-    parity: dict = field(default_factory=dict)
-    seconds: float = 0.0

@@ -37,39 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=f"precisions, comma-separated ({', '.join(PRECISIONS)}) or '{ALL}' (default fp32)",
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--calib-data",
-        help="'synthetic' or a folder of images for calibration and parity "
-        "(default: synthetic when the model was trained on it)",
-    )
-    parser.add_argument(
-        "--calib-size",
-        type=int,
-        default=DEFAULT_CALIB_SIZE,
-        help=f"calibration images (default {DEFAULT_CALIB_SIZE}; LiteRT advises 100-500)",
-    )
-    parser.add_argument(
-        "--parity-images", type=int, default=32, help="images of the parity check (default 32)"
-    )
-    parser.add_argument(
-        "--size", type=parse_size, help="export the fully convolutional model at HxW"
-    )
-    parser.add_argument(
-        "--head",
-        choices=HEADS,
-        help="logits out, or an in-graph argmax class map (default: the fastest for each target)",
-    )
-    parser.add_argument(
-        "--resolution",
-        choices=RESOLUTIONS,
-        help="output at the input size, or at the feature resolution (upsampled on the host)",
-    )
-    parser.add_argument(
-        "--io-dtype",
-        choices=IO_DTYPES,
-        default="int8",
-        help="TFLite int8 model input/output type (default int8)",
-    )
+    _add_quantization_args(parser, DEFAULT_CALIB_SIZE)
+    _add_placement_args(parser, HEADS, RESOLUTIONS, IO_DTYPES)
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -78,6 +47,47 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
     return parser
+
+
+def _add_quantization_args(parser: argparse.ArgumentParser, default_calib_size: int) -> None:
+    """Where calibration and parity images come from, and how many."""
+    parser.add_argument(
+        "--calib-data",
+        help="'synthetic' or a folder of images for calibration and parity "
+        "(default: synthetic when the model was trained on it)",
+    )
+    parser.add_argument(
+        "--calib-size",
+        type=int,
+        default=default_calib_size,
+        help=f"calibration images (default {default_calib_size}; LiteRT advises 100-500)",
+    )
+    parser.add_argument(
+        "--parity-images", type=int, default=32, help="images of the parity check (default 32)"
+    )
+
+
+def _add_placement_args(parser: argparse.ArgumentParser, heads, resolutions, io_dtypes) -> None:
+    """The exported model's size, head placement and int8 I/O type."""
+    parser.add_argument(
+        "--size", type=parse_size, help="export the fully convolutional model at HxW"
+    )
+    parser.add_argument(
+        "--head",
+        choices=heads,
+        help="logits out, or an in-graph argmax class map (default: the fastest for each target)",
+    )
+    parser.add_argument(
+        "--resolution",
+        choices=resolutions,
+        help="output at the input size, or at the feature resolution (upsampled on the host)",
+    )
+    parser.add_argument(
+        "--io-dtype",
+        choices=io_dtypes,
+        default="int8",
+        help="TFLite int8 model input/output type (default int8)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

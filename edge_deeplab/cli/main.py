@@ -1,7 +1,8 @@
 """The `edge-deeplab` command: an argparse root with one module per subcommand.
 
 Each subcommand module has `add_parser(subparsers)` and `run(args) -> int`. Errors a user
-can cause (EdgeDeeplabError) are printed as one line and exit with status 2.
+can cause (EdgeDeeplabError) are printed as one line and exit with status 2
+(`edge_deeplab.guard`).
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from .. import __version__
-from ..errors import EdgeDeeplabError
+from ..guard import guarded
 
 # One module per subcommand, in the order `--help` lists them.
 SUBCOMMANDS = ("quickstart", "train", "eval", "convert", "formats", "predict", "bench", "report", "demo")
@@ -44,18 +45,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 1
     return guarded(f"edge-deeplab {args.command}", lambda: args.handler(args))
-
-
-def guarded(prog: str, call: Callable[[], Optional[int]]) -> int:
-    """Run a command: a user's error is one line and status 2, Ctrl-C is status 130."""
-    try:
-        return int(call() or 0)
-    except EdgeDeeplabError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from .common import add_model_source_args, add_runtime_args, open_segmenter
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..runtimes import model_suffixes
+
     parser = subparsers.add_parser(
         "predict",
         help="segment images; write class-index masks, colour masks and overlays",
@@ -27,7 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "NAME_mask.png (class indices), NAME_color.png and NAME_overlay.png for each.",
     )
     parser.add_argument(
-        "model", help="training run folder or model file (.keras, .tflite, .onnx, .xml, .engine)"
+        "model", help=f"training run folder or model file ({', '.join(model_suffixes())})"
     )
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="image files or folders of images"

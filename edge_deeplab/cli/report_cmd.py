@@ -58,6 +58,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="exit with status 3 if any variant loses more mIoU points than this",
     )
+    _add_measurement_args(parser)
+    parser.add_argument(
+        "--reconvert", action="store_true", help="convert again even where artifacts exist"
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="add a TFLite int8 row with the fewest layers kept in float that hold "
+        "--max-miou-drop (default 1 point)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+def _add_measurement_args(parser: argparse.ArgumentParser) -> None:
+    """Engines, evaluation protocol and timing of every variant."""
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for every engine")
     parser.add_argument("--device", default=None, help="engine device (CPU, GPU, ...)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
@@ -81,17 +97,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--examples", type=int, default=3, help="example images in the HTML (default: 3)"
     )
-    parser.add_argument(
-        "--reconvert", action="store_true", help="convert again even where artifacts exist"
-    )
-    parser.add_argument(
-        "--mixed-precision",
-        action="store_true",
-        help="add a TFLite int8 row with the fewest layers kept in float that hold "
-        "--max-miou-drop (default 1 point)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    return parser
 
 
 def _dataset_formats():

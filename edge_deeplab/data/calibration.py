@@ -1,7 +1,14 @@
-"""Representative inputs for post-training quantization, through THE preprocessing.
+"""THE source of representative images: calibration, parity and mixed-precision input.
 
-`calibration_batches` returns model-ready float32 input (N, h, w, 3), normalised as the
-metadata says, drawn from the synthetic dataset or from the images of a folder.
+A source is "synthetic", a folder of images (or a dataset root), or an in-memory array.
+`sample_images` draws up to N RGB uint8 images from it; how depends on the purpose:
+
+- "calibration": synthetic images from seed 10000, a folder sampled at random (seeded);
+- "parity": synthetic images from seed 20000 (so parity is measured on images the
+  quantizer did not see), a folder spread evenly rather than its first files.
+
+`calibration_batches` is the same images through THE preprocessing: model-ready float32
+input (N, h, w, 3), normalised as the metadata says.
 """
 
 from __future__ import annotations
@@ -18,38 +25,53 @@ from .preprocessing import preprocess
 
 # Folders under a dataset root that hold label maps, not photos.
 _MASK_FOLDERS = ("masks", "segmentationclass", "segmentationobject")
+# Synthetic images per purpose come from distinct seeds, so no purpose reuses another's.
+SYNTHETIC_SEEDS = {"calibration": 10_000, "parity": 20_000}
 
 
-def calibration_batches(source, meta: ArtifactMetadata, n: int = 100, seed: int = 0) -> np.ndarray:
-    """Up to `n` preprocessed images.
+def sample_images(
+    source, meta: ArtifactMetadata, n: int, purpose: str = "calibration", seed: int = 0
+) -> List[np.ndarray]:
+    """Up to `n` RGB uint8 (H, W, 3) images from `source` (see the module docstring).
 
     Args:
-        source: "synthetic", a folder of images, or a dataset root (images are searched
-            recursively; mask folders such as `masks/`, `*annot/`, `SegmentationClass/`
-            are skipped).
-        meta: the model's metadata (input size, mean/std, channel order, resize mode).
-        n: how many images at most; a folder with more is sampled (seeded).
-        seed: seed of the synthetic images or of the sampling.
-
-    Returns:
-        float32 (N, h, w, 3), N = min(n, images available).
+        source: "synthetic", a folder (searched recursively, mask folders such as
+            `masks/`, `*annot/`, `SegmentationClass/` skipped) or one image, or an array
+            of images (its first `n` are taken).
+        meta: the model's metadata (input size and classes of synthetic images).
+        n: how many images at most.
+        purpose: "calibration" or "parity": which seed and which folder sampling.
+        seed: added to the synthetic seed; seeds the folder's random sampling.
     """
     if int(n) < 1:
-        raise InvalidInputError(f"calibration size must be >= 1, got {n}")
+        raise InvalidInputError(f"{purpose} size must be >= 1, got {n}")
+    if isinstance(source, np.ndarray):
+        return list(source[:n])
     if str(source) == "synthetic":
         from . import synthetic
 
-        num_classes = min(max(meta.num_classes, 2), synthetic.MAX_CLASSES)
-        images, _ = synthetic.generate(
-            int(n), meta.input_size, seed=10_000 + seed, num_classes=num_classes
-        )
-        rgb: List[np.ndarray] = list(images)
-    else:
-        files = image_files(Path(source))
-        if len(files) > n:
-            picks = np.random.default_rng(seed).choice(len(files), size=int(n), replace=False)
-            files = [files[i] for i in sorted(picks)]
-        rgb = [read_image(path) for path in files]
+        classes = min(max(meta.num_classes, 2), synthetic.MAX_CLASSES)
+        first = SYNTHETIC_SEEDS[purpose] + seed
+        images, _ = synthetic.generate(int(n), meta.input_size, seed=first, num_classes=classes)
+        return list(images)
+    files = image_files(Path(source))
+    if len(files) > n and purpose == "parity":  # spread over the folder
+        files = [files[i] for i in np.linspace(0, len(files) - 1, n).round().astype(int)]
+    elif len(files) > n:
+        picks = np.random.default_rng(seed).choice(len(files), size=int(n), replace=False)
+        files = [files[i] for i in sorted(picks)]
+    return [read_image(path) for path in files]
+
+
+def calibration_batches(source, meta: ArtifactMetadata, n: int = 100, seed: int = 0) -> np.ndarray:
+    """Up to `n` calibration images through THE preprocessing: float32 (N, h, w, 3).
+
+    `source` is what `sample_images` takes; a float array is taken as input that is
+    already preprocessed (its first `n`).
+    """
+    if isinstance(source, np.ndarray) and source.dtype != np.uint8:
+        return np.asarray(source[:n], np.float32)
+    rgb = sample_images(source, meta, n, "calibration", seed)
     return np.stack([preprocess(image, meta)[0] for image in rgb]).astype(np.float32)
 
 

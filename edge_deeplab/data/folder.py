@@ -19,7 +19,7 @@ from typing import Dict, List, Tuple
 from ..config import DataConfig
 from ..errors import InvalidInputError
 from ..imageio import list_images
-from .datasets import DATASETS, SegDataset, load_pairs, require_folder, resolve_labels
+from .dataset_base import DATASETS, SegDataset, load_pairs, require_folder, resolve_labels
 
 
 def split_folders(root: Path, split: str) -> Tuple[Path, Path]:
@@ -66,6 +66,8 @@ def match_pairs(images_dir: Path, masks_dir: Path) -> List[Tuple[Path, Path]]:
 @DATASETS.register("folder")
 class FolderFormat:
     """Loads a `folder` dataset split into memory (see the module docstring)."""
+
+    order = 20  # where `--format` lists it
 
     @staticmethod
     def load(config: DataConfig, split: str) -> SegDataset:

@@ -150,14 +150,6 @@ def val_arrays(dataset: SegDataset, meta: ArtifactMetadata) -> Tuple[np.ndarray,
     return images, masks
 
 
-def val_pipeline(dataset: SegDataset, meta: ArtifactMetadata, batch_size: int):
-    """Batched, prefetched validation data (stretch resize to the input size)."""
-    tf = deps.tensorflow()
-    images, masks = val_arrays(dataset, meta)
-    batches = tf.data.Dataset.from_tensor_slices((images, masks)).batch(batch_size)
-    return batches.prefetch(tf.data.AUTOTUNE).with_options(_options(tf))
-
-
 def _options(tf):
     options = tf.data.Options()
     # In-memory tensors cannot be sharded by file: each worker takes every N-th element.

@@ -7,7 +7,7 @@ Training (through `normalize`, on tf tensors), calibration, evaluation and every
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -71,12 +71,18 @@ def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False) -> n
     return out
 
 
-def preprocess(rgb: np.ndarray, meta: ArtifactMetadata) -> Tuple[np.ndarray, Placement]:
-    """RGB uint8 (H, W, 3) -> float32 (h, w, 3) model input, normalised, and its Placement."""
-    placement = place(rgb.shape[:2], meta.input_size, meta.resize)
+def preprocess(
+    image: np.ndarray, meta: ArtifactMetadata, order: str = "RGB"
+) -> Tuple[np.ndarray, Placement]:
+    """uint8 (H, W, 3) -> float32 (h, w, 3) model input, normalised, and its Placement.
+
+    `order` is the image's channel order; it is flipped to the model's after the resize,
+    where the image is smallest.
+    """
+    placement = place(image.shape[:2], meta.input_size, meta.resize)
     top, left, rh, rw = placement.region
-    resized = resize(rgb, (rh, rw))
-    if meta.channel_order == "BGR":
+    resized = resize(image, (rh, rw))
+    if order != meta.channel_order:
         resized = resized[:, :, ::-1]
     x = normalize(resized.astype(np.float32), meta.mean, meta.std)
     if (rh, rw) != tuple(meta.input_size):
@@ -88,9 +94,12 @@ def preprocess(rgb: np.ndarray, meta: ArtifactMetadata) -> Tuple[np.ndarray, Pla
     return x.astype(np.float32, copy=False), placement
 
 
-def preprocess_batch(images: Sequence[np.ndarray], meta: ArtifactMetadata):
-    """Several RGB images -> float32 (N, h, w, 3) and their Placements."""
-    pairs = [preprocess(image, meta) for image in images]
+def preprocess_batch(
+    images: Sequence[np.ndarray], meta: ArtifactMetadata, orders: Optional[Sequence[str]] = None
+):
+    """Several images (RGB, or each in its `orders` entry) -> float32 (N, h, w, 3), Placements."""
+    orders = orders or ["RGB"] * len(images)
+    pairs = [preprocess(image, meta, order) for image, order in zip(images, orders)]
     return np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
 
 

@@ -19,7 +19,7 @@ from ..errors import InvalidInputError
 from ..imageio import _decode, _read_bytes
 from ..metadata import voc_palette
 from ..presets import PASCAL_VOC_LABELS
-from .datasets import DATASETS, SegDataset, load_pairs, require_folder, resolve_labels
+from .dataset_base import DATASETS, SegDataset, load_pairs, require_folder, resolve_labels
 
 _COLOURS = {(r << 16) | (g << 8) | b: index for index, (r, g, b) in enumerate(voc_palette(256))}
 
@@ -49,6 +49,8 @@ def read_voc_mask(path) -> np.ndarray:
 @DATASETS.register("voc")
 class VOCFormat:
     """Loads a PASCAL VOC-layout split into memory (see the module docstring)."""
+
+    order = 30  # where `--format` lists it
 
     @staticmethod
     def load(config: DataConfig, split: str) -> SegDataset:

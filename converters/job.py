@@ -1,0 +1,104 @@
+"""What the converters of one `convert()` call share: intermediates built once, and progress.
+
+A target asks the job for the SavedModel export, the ONNX export or the calibration
+batches of a head placement; each is built on first use and cached for the next target.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from .base import HeadPlacement
+from .onnx_export import export_onnx
+from .savedmodel import export_saved_model, variant_model
+
+
+class Progress:
+    """One-line progress messages on stderr (silent when disabled)."""
+
+    def __init__(self, enabled: bool = True, stream=None):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            print(message, file=self.stream, flush=True)
+
+    def count(self, what: str, total: int, every: Optional[int] = None) -> Callable[[int], None]:
+        """A callback `tick(done)` printing "what done/total" every `every` items."""
+        every = every or max(1, total // 4)
+
+        def tick(done: int) -> None:
+            if done == total or done % every == 0:
+                self(f"  {what}: {done}/{total}")
+
+        return tick
+
+
+class ConversionJob:
+    """What the converters of one `convert()` call share, built lazily and cached.
+
+    Args:
+        source: the SourceModel (Keras model + metadata).
+        workdir: a private temporary folder for intermediates (SavedModels, ONNX exports).
+        calibration: a callable returning float32 (N, H, W, 3) normalised batches.
+        progress: the Progress reporter.
+        io_dtype: TFLite int8 input/output dtype ("int8", "uint8", "float32").
+    """
+
+    def __init__(
+        self,
+        source,
+        workdir: Path,
+        calibration: Callable[[], np.ndarray],
+        progress: Progress,
+        io_dtype: str = "int8",
+    ):
+        self.source = source
+        self.workdir = Path(workdir)
+        self._calibration = calibration
+        self._calib_cache: Optional[np.ndarray] = None
+        self.progress = progress
+        self.io_dtype = io_dtype
+        self._cache: Dict[Tuple, object] = {}
+
+    def calibration(self) -> np.ndarray:
+        """float32 (N, H, W, 3) normalised calibration images (computed once)."""
+        if self._calib_cache is None:
+            self._calib_cache = self._calibration()
+        return self._calib_cache
+
+    def keras_model(self, variant: HeadPlacement):
+        """The Keras model at the variant's resolution (logits out)."""
+        return self._cached(
+            ("keras", variant.resolution),
+            lambda: variant_model(self.source.model, variant.resolution),
+        )
+
+    def saved_model(self, variant: HeadPlacement) -> Path:
+        """The SavedModel export of `variant` (the common intermediate)."""
+        def build():
+            self.progress(
+                f"  exporting SavedModel ({variant.head}, {variant.resolution} resolution)"
+            )
+            folder = self.workdir / f"saved_model_{variant.head}_{variant.resolution}"
+            return export_saved_model(self.keras_model(variant), variant.head, folder)
+
+        return self._cached(("saved_model", variant), build)
+
+    def onnx_model(self, variant: HeadPlacement) -> Path:
+        """The fp32 ONNX export of the SavedModel (for ONNX, OpenVINO and TensorRT)."""
+        def build():
+            path = self.workdir / f"onnx_{variant.head}_{variant.resolution}.onnx"
+            return export_onnx(self, variant, path)
+
+        return self._cached(("onnx", variant), build)
+
+    def _cached(self, key: Tuple, build: Callable[[], object]):
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]

@@ -1,0 +1,93 @@
+"""What a report evaluates on: the dataset, the int8 calibration images, the protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from ..config import DataConfig
+from ..errors import InvalidInputError
+
+
+def load_data(data: Union[DataConfig, object], meta, split: str, limit: Optional[int]):
+    """The evaluation images: a SegDataset from `data`, checked against the model, cut to
+    `limit`."""
+    from ..data.datasets import SegDataset, load_dataset
+
+    if isinstance(data, DataConfig):
+        if data.labels is None and data.num_classes is None:
+            data = data.replace(labels=meta.labels)  # the model says what its classes are
+        dataset = load_dataset(data, split)
+    else:
+        dataset = data
+    if dataset.num_classes != meta.num_classes:
+        raise InvalidInputError(
+            f"the dataset has {dataset.num_classes} classes "
+            f"but the model predicts {meta.num_classes}"
+        )
+    if limit is not None:
+        if limit < 1:
+            raise InvalidInputError(f"--limit must be >= 1, got {limit}")
+        keep = min(limit, len(dataset))
+        dataset = SegDataset(
+            dataset.images[:keep],
+            dataset.masks[:keep],
+            dataset.labels,
+            dataset.ignore_label,
+            dataset.names[:keep],
+            dataset.split,
+        )
+    if len(dataset) == 0:
+        raise InvalidInputError("the dataset has no images to evaluate")
+    return dataset
+
+
+def default_calibration(data) -> Optional[str]:
+    """Calibration images for int8 when none are given: the dataset's training images.
+
+    Never the evaluated split, so int8 is not calibrated on the images it is scored on.
+    None (the converter's own default) for the synthetic dataset and in-memory data.
+    """
+    if not isinstance(data, DataConfig) or data.format == "synthetic" or not data.path:
+        return None
+    if data.format == "folder":
+        from ..data.folder import split_folders
+
+        try:
+            return str(split_folders(Path(data.path), data.train_split)[0])
+        except InvalidInputError:
+            pass
+    raise InvalidInputError(
+        f"{data.path}: cannot tell which images to calibrate int8 on; give --calib-data FOLDER "
+        "(a few hundred training images, not the evaluated split)"
+    )
+
+
+def protocol_of(meta, dataset, data, split: str, scales, flip: bool, calib_data=None) -> dict:
+    """The evaluation protocol: everything that must match for two reports to compare."""
+    source = (
+        {"format": data.format, "path": data.path}
+        if isinstance(data, DataConfig)
+        else {"format": "in-memory"}
+    )
+    return {
+        "dataset": {**source, "split": split},
+        "num_images": len(dataset),
+        "input_size": list(meta.input_size),
+        "resize": meta.resize,
+        "channel_order": meta.channel_order,
+        "mean": list(meta.mean),
+        "std": list(meta.std),
+        "scales": list(scales),
+        "flip": bool(flip),
+        "ignore_label": dataset.ignore_label,
+        "metadata_ignore_label": meta.ignore_label,
+        "num_classes": meta.num_classes,
+        "labels": list(meta.labels),
+        "batch": 1,
+        "int8_calibration": "the converter's default"
+        if calib_data is None
+        else ("an in-memory array" if isinstance(calib_data, np.ndarray) else str(calib_data)),
+    }
