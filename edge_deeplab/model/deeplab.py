@@ -14,7 +14,7 @@ from typing import Dict, List
 
 from .. import deps
 from ..config import ModelConfig
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, first_line
 from .layers import ResizeBilinear
 
 keras = deps.keras()
@@ -113,8 +113,7 @@ def load_full_weights(model, path: str) -> None:
         try:
             source = keras.saving.load_model(path, compile=False)
         except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InvalidInputError(f"{path}: not a Keras model this toolkit can load ({reason})") from None
+            raise InvalidInputError(f"{path}: not a Keras model this toolkit can load ({first_line(exc)})") from None
         try:
             model.set_weights(source.get_weights())
         except ValueError as exc:

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import InvalidInputError, ModelLoadError
+from ..errors import InvalidInputError, ModelLoadError, first_line
 
 CONV_OPS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise"}
 
@@ -140,13 +140,8 @@ def _open(path: Path):
         interpreter = module.Interpreter(model_path=str(path), experimental_op_resolver_type=resolver)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise ModelLoadError(f"{path}: not a TFLite model the interpreter can open ({_first_line(exc)})") from None
+        raise ModelLoadError(f"{path}: not a TFLite model the interpreter can open ({first_line(exc)})") from None
     return interpreter
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _layer_name(weight_name: str, bias_name: str) -> Tuple[Optional[str], str]:

@@ -17,13 +17,8 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from .. import deps
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, first_line
 from ..imageio import atomic_write_text
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 _PATTERN = re.compile(r"^epoch_(\d{4,})\.keras$")
 KEEP = 2  # checkpoints kept on disk
