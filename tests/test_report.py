@@ -450,3 +450,24 @@ def test_end_to_end_every_field_for_every_row(tiny_run, tmp_path):
         examples=0,
     )
     assert again.rows[1].reused and again.rows[1].status == "ok"
+
+
+@pytest.mark.parametrize("flags", [["--data", "synthetic"], []])
+def test_cli_data_synthetic_means_the_synthetic_dataset(tmp_path, monkeypatch, flags):
+    """`report RUN --data synthetic` reads the words as train and eval do (issue 13)."""
+    import edge_deeplab.bench.report as report_module
+    from edge_deeplab.cli.main import main
+
+    seen = {}
+
+    def fake_report(model, data, out_dir, **kwargs):
+        seen.update(data=data)
+        data_dict = hand_report(max_drop=None)
+        paths = write_report(data_dict, Path(out_dir))
+        return ReportResult([], data_dict, Path(out_dir), paths, False)
+
+    monkeypatch.setattr(report_module, "report", fake_report)
+    code = main(["report", str(_fake_run(tmp_path)), *flags, "--out", str(tmp_path / "out")])
+    assert code == 0
+    assert seen["data"].format == "synthetic" and seen["data"].path is None
+    assert seen["data"].synthetic_size == (32, 32)

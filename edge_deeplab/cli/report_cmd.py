@@ -120,7 +120,9 @@ def data_config(args, meta):
     """The DataConfig of --data/--format/--split, with the model's classes and ignore label."""
     from ..config import DataConfig
 
-    fmt = args.format or ("folder" if args.data else "synthetic")
+    # "--data synthetic" names the synthetic dataset here as in train and eval, not a folder.
+    synthetic = args.data in (None, "synthetic")
+    fmt = args.format or ("synthetic" if synthetic else "folder")
     ignore = meta.ignore_label if args.ignore_label is None else args.ignore_label
     if ignore != meta.ignore_label:
         print(
@@ -129,7 +131,8 @@ def data_config(args, meta):
             file=sys.stderr,
         )
     fields = dict(
-        format=fmt, path=args.data, ignore_label=ignore, labels=meta.labels, val_split=args.split
+        format=fmt, path=None if fmt == "synthetic" else args.data, ignore_label=ignore,
+        labels=meta.labels, val_split=args.split,
     )
     if fmt == "synthetic":
         fields.update(synthetic_val=args.limit or 16, synthetic_size=meta.input_size)
