@@ -153,3 +153,12 @@ def test_eval_cli_on_a_run_folder(tiny_run, tmp_path, capsys):
     ]
     assert main(args) == 0
     assert json.loads(multi.read_text())["scales"] == [0.75, 1.0]
+
+
+@pytest.mark.parametrize("scales", [(float("nan"),), (float("inf"),), (1e6,), (0.0,), (1.0, -0.5), ()])
+def test_absurd_scales_are_refused_before_any_work(scales):
+    from edge_deeplab.errors import InvalidInputError
+    from edge_deeplab.evaluation import evaluate
+
+    with pytest.raises(InvalidInputError, match="scales must be numbers from 0.1 to 4"):
+        evaluate(None, [], scales=scales)

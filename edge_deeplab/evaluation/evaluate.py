@@ -19,6 +19,9 @@ from ..data.preprocessing import resize
 from ..errors import InvalidInputError
 from .metrics import confusion_matrix, miou_from_confusion, named_ious, pixel_accuracy
 
+# Image scales multi-scale inference accepts: 1e6 would ask for petabytes of pixels.
+SCALE_RANGE = (0.1, 4.0)
+
 
 @dataclass
 class EvalResult:
@@ -79,8 +82,11 @@ def evaluate(
         batch_size: images per engine call for plain (scale 1, no flip) inference.
     """
     scales = tuple(float(s) for s in scales)
-    if not scales or any(s <= 0 for s in scales):
-        raise InvalidInputError(f"scales must be positive numbers, got {scales}")
+    if not scales or not all(SCALE_RANGE[0] <= s <= SCALE_RANGE[1] for s in scales):  # NaN fails too
+        raise InvalidInputError(
+            f"scales must be numbers from {SCALE_RANGE[0]:g} to {SCALE_RANGE[1]:g}, got "
+            f"{', '.join(f'{s:g}' for s in scales) or 'none'}"
+        )
     plain = scales == (1.0,) and not flip
     if not plain and segmenter.metadata.head == "argmax":
         raise InvalidInputError(
