@@ -17,6 +17,7 @@ from edge_deeplab.bench import pareto
 from edge_deeplab.bench.machine import cpu_model, describe_machine
 from edge_deeplab.bench.render_html import Examples
 from edge_deeplab.bench.report import UNITS, ReportResult, gate, write_report
+from edge_deeplab.bench.report_row import ReportRow
 from edge_deeplab.bench.variants import Variant, all_variants, parse_variant_specs, select_variants
 from edge_deeplab.errors import InvalidInputError
 
@@ -471,3 +472,23 @@ def test_cli_data_synthetic_means_the_synthetic_dataset(tmp_path, monkeypatch, f
     assert code == 0
     assert seen["data"].format == "synthetic" and seen["data"].path is None
     assert seen["data"].synthetic_size == (32, 32)
+
+
+def test_cli_exits_4_when_a_requested_variant_is_not_produced(tmp_path, monkeypatch, capsys):
+    import edge_deeplab.bench.report as report_module
+    from edge_deeplab.cli.main import main
+
+    def fake_report(model, data, out_dir, **kwargs):
+        data_dict = hand_report(max_drop=None)
+        paths = write_report(data_dict, Path(out_dir))
+        rows = [ReportRow(Variant("tflite", "int8", "tflite", ".tflite")),
+                ReportRow(Variant("openvino", "int8", "openvino", ".xml")).fail("conversion failed", "boom")]
+        return ReportResult(rows, data_dict, Path(out_dir), paths, True)
+
+    monkeypatch.setattr(report_module, "report", fake_report)
+    args = ["report", str(_fake_run(tmp_path)), "--out", str(tmp_path / "out")]
+    assert main([*args, "--variants", "tflite:int8,openvino:int8"]) == 4
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "requested variants not produced" in err and "openvino" in err and "conversion failed" in err
+    assert (tmp_path / "out" / "report.md").is_file()
+    assert main(args) == 0  # the default "all" may list formats this machine lacks

@@ -14,6 +14,7 @@ from ..errors import InvalidInputError
 from .common import parse_floats
 
 GATE_FAILED = 3
+VARIANT_FAILED = 4  # a variant named in --variants could not be converted, run or scored
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -186,6 +187,15 @@ def run(args) -> int:
     gate = result.data.get("gate")
     if gate:
         print(f"gate: {gate['message']}", file=sys.stderr if not gate["passed"] else sys.stdout)
-        if not gate["passed"]:
-            return GATE_FAILED
-    return 0
+    failed = _requested_failures(args, result.rows)
+    if failed:  # scripts must tell a report with missing rows from a complete one
+        print(f"edge-deeplab report: requested variants not produced: {'; '.join(failed)}", file=sys.stderr)
+        return VARIANT_FAILED
+    return GATE_FAILED if gate and not gate["passed"] else 0
+
+
+def _requested_failures(args, rows) -> list:
+    """"id (status)" of each variant named in --variants that has no measurements."""
+    if not args.variants:  # the default "all" lists formats this machine may lack
+        return []
+    return [f"{row.variant.ident} ({row.status})" for row in rows if row.status != "ok"]
