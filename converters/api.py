@@ -156,7 +156,8 @@ def convert(
     say(f"loading {model}")
     source = load_source(model, options.size)
     calib_source = calibration_source(options.calib_data, source)
-    with tempfile.TemporaryDirectory(prefix=".edge-deeplab-convert-", dir=out_dir) as work:
+    remove_stale_staging(out_dir, say)
+    with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir) as work:
         job = ConversionJob(
             source,
             Path(work),
@@ -246,6 +247,38 @@ def _prepare_out_dir(out_dir) -> Path:
     except OSError as exc:
         raise InvalidInputError(f"--out {out_dir}: cannot write there ({exc.strerror})") from None
     return out_dir
+
+
+STAGING_PREFIX = ".edge-deeplab-convert-"  # + the pid of the run that owns the folder
+
+
+def remove_stale_staging(out_dir: Path, say=print) -> int:
+    """Delete staging folders that killed runs left in `out_dir`; returns how many.
+
+    A folder belongs to a dead run when the pid in its name is not running. Folders of live
+    runs (concurrent converts into one folder) are left alone.
+    """
+    import shutil
+
+    removed = 0
+    for folder in out_dir.glob(f"{STAGING_PREFIX}*"):
+        pid = folder.name[len(STAGING_PREFIX):].split("-")[0]
+        if not folder.is_dir() or (pid.isdigit() and _alive(int(pid))):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+        say(f"removed {folder.name}, left by a conversion that was killed")
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _reference_factory(job: ConversionJob):

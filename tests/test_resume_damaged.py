@@ -102,3 +102,20 @@ def test_binary_labels_file_is_a_one_line_error(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(InvalidInputError, match="labels file .*labels.bin"):
         read_labels_file(str(path))
+
+
+def test_stale_convert_staging_is_removed_and_live_staging_kept(tmp_path):
+    import os
+
+    from edge_deeplab.converters.api import STAGING_PREFIX, remove_stale_staging
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{STAGING_PREFIX}{int(dead.stdout)}-abc"
+    legacy = tmp_path / f"{STAGING_PREFIX}x1y2z3"  # before staging folders carried a pid
+    live = tmp_path / f"{STAGING_PREFIX}{os.getpid()}-def"
+    for folder in (stale, legacy, live):
+        (folder / "saved_model").mkdir(parents=True)
+    said = []
+    assert remove_stale_staging(tmp_path, said.append) == 2
+    assert live.is_dir() and not stale.exists() and not legacy.exists()
+    assert len(said) == 2 and "killed" in said[0]
