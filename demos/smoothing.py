@@ -54,10 +54,12 @@ class ProbabilitySmoother:
         self.resets = 0
         self._state: Optional[np.ndarray] = None
         self._thumb: Optional[np.ndarray] = None
+        self._frame_size = None
 
     def reset(self) -> None:
         self._state = None
         self._thumb = None
+        self._frame_size = None
 
     def update(self, probabilities: np.ndarray, frame: Optional[np.ndarray] = None) -> np.ndarray:
         """Fold in one frame's float (H, W, C) probabilities; returns the smoothed ones.
@@ -66,7 +68,11 @@ class ProbabilitySmoother:
         """
         probabilities = np.asarray(probabilities, np.float32)
         thumb = thumbnail(frame) if frame is not None and self.cut_threshold is not None else None
+        # The probabilities may stay at the model's resolution when the input size changes
+        # (upsample="labels"): the frame's own size must restart the average too.
+        frame_size = None if frame is None else tuple(np.shape(frame)[:2])
         restart = self._state is None or self._state.shape != probabilities.shape
+        restart = restart or (frame_size is not None and frame_size != self._frame_size)
         if (
             not restart
             and thumb is not None
@@ -81,7 +87,7 @@ class ProbabilitySmoother:
             # In place: at 768x432x21 this array is 28 MB; avoid allocating two more per frame.
             self._state *= 1.0 - self.alpha
             self._state += self.alpha * probabilities
-        self._thumb = thumb
+        self._thumb, self._frame_size = thumb, frame_size
         return self._state
 
     def labels(self) -> np.ndarray:

@@ -351,6 +351,16 @@ def test_smoothing_resets_on_size_change_and_scene_cut():
     assert not is_scene_cut(None, np.zeros((32, 32), np.float32))
 
 
+def test_smoothing_resets_when_only_the_frame_size_changes():
+    """upsample="labels" keeps probabilities at the model's size: the frame's size decides."""
+    smoother = ProbabilitySmoother(0.5, cut_threshold=None)
+    probs = np.full((8, 8, 2), 0.5, np.float32)
+    smoother.update(probs, np.zeros((432, 768, 3), np.uint8))
+    np.testing.assert_allclose(smoother.update(np.zeros_like(probs), np.zeros((432, 768, 3), np.uint8)), 0.25)
+    np.testing.assert_allclose(smoother.update(np.ones_like(probs), np.zeros((360, 480, 3), np.uint8)), 1.0)
+    assert smoother.resets == 1
+
+
 # ---------------------------------------------------------------- rendering
 
 
