@@ -168,7 +168,7 @@ def run_pipeline(
     written = recorder.finish() if recorder is not None else None
     end = "quit" if quit_key else _end_reason(capture, tally, options)
     if end == "source lost":
-        log(f"{source.uri}: camera lost; stopped after {len(tally.shown)} frames")
+        log(f"{source.uri}: camera lost; stopped after {tally.frames} frames")
     return build_stats(segmenter, source, options, capture, worker, tally, end, written)
 
 
@@ -203,7 +203,7 @@ def _main_loop(worker, renderer, window, recorder, options, tally, log) -> bool:
         if key in (ord("q"), 27):
             return True
         paused = _handle_key(key, picture, renderer, options, tally, log)
-        if options.max_frames and len(tally.shown) >= options.max_frames:
+        if options.max_frames and tally.frames >= options.max_frames:
             return False
 
 
@@ -235,6 +235,6 @@ def _raise_thread_errors(capture: CaptureThread, worker: InferenceThread) -> Non
 
 
 def _end_reason(capture: CaptureThread, tally: Tally, options: DemoOptions) -> str:
-    if options.max_frames and len(tally.shown) >= options.max_frames:
+    if options.max_frames and tally.frames >= options.max_frames:
         return "max frames"
     return capture.end_reason or "stopped"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Deque, Dict, Optional
 
 import numpy as np
 
@@ -11,21 +12,36 @@ from edge_deeplab.bench.harness import percentile
 
 from .render import STAGES
 
+# Per-frame timings kept for the percentiles: the most recent frames only, so a demo that
+# runs for days holds a fixed amount of memory (every frame's timings grew it ~0.4 KB/frame).
+WINDOW = 3000
 
-def percentiles(values: List[float]) -> Dict[str, Optional[float]]:
+
+def percentiles(values) -> Dict[str, Optional[float]]:
     """{"p50", "p90"} in the values' unit (None for none), as the bench harness computes them."""
+    values = list(values)
     if not values:
         return {"p50": None, "p90": None}
     return {"p50": round(percentile(values, 50), 3), "p90": round(percentile(values, 90), 3)}
 
 
+def _window() -> Deque[float]:
+    return deque(maxlen=WINDOW)
+
+
 @dataclass
 class Tally:
-    """What the main thread records per displayed frame."""
+    """What the main thread records per displayed frame, in bounded memory.
 
-    stages: Dict[str, List[float]] = field(default_factory=lambda: {name: [] for name in STAGES})
-    latency: List[float] = field(default_factory=list)
-    shown: List[float] = field(default_factory=list)
+    Timings keep the last WINDOW frames; the frame count, first and last display times
+    cover the whole run.
+    """
+
+    stages: Dict[str, Deque[float]] = field(default_factory=lambda: {name: _window() for name in STAGES})
+    latency: Deque[float] = field(default_factory=_window)
+    frames: int = 0
+    first_shown: Optional[float] = None
+    last_shown: Optional[float] = None
     class_counts: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64))
     snapshots: int = 0
 
@@ -35,10 +51,12 @@ def record(tally: Tally, item, stages: Dict[str, float], now: float, fps):
         if name in stages:
             tally.stages[name].append(stages[name])
     tally.latency.append((now - item.frame.captured) * 1e3)
-    if tally.shown:
-        instant = 1.0 / max(1e-6, now - tally.shown[-1])
+    if tally.last_shown is not None:
+        instant = 1.0 / max(1e-6, now - tally.last_shown)
         fps = instant if fps is None else 0.9 * fps + 0.1 * instant  # steady HUD number
-    tally.shown.append(now)
+    tally.frames += 1
+    tally.first_shown = now if tally.first_shown is None else tally.first_shown
+    tally.last_shown = now
     tally.class_counts += np.bincount(item.labels.ravel(), minlength=256)[:256]
     return fps
 
@@ -46,8 +64,8 @@ def record(tally: Tally, item, stages: Dict[str, float], now: float, fps):
 def build_stats(segmenter, source, options, capture, worker, tally, end, written) -> dict:
     from .jetson_power import power_state  # Jetson power mode and clocks, None elsewhere
 
-    frames = len(tally.shown)
-    span = tally.shown[-1] - tally.shown[0] if frames > 1 else 0.0
+    frames = tally.frames
+    span = tally.last_shown - tally.first_shown if frames > 1 else 0.0
     model_ms = [
         a + b + c
         for a, b, c in zip(

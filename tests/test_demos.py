@@ -460,3 +460,18 @@ def test_keys_switch_view_alpha_pause_and_snapshot(tmp_path):
     _handle_key(ord("s"), picture, renderer, options, tally, log.append)
     assert (tmp_path / "snapshot_0001.png").is_file()
     assert _handle_key(ord(" "), picture, renderer, options, tally, log.append) is picture
+
+
+def test_demo_tally_holds_a_fixed_window_of_timings():
+    from types import SimpleNamespace
+
+    from edge_deeplab.demos.stats import WINDOW, Tally, record
+
+    tally = Tally()
+    labels = np.zeros((4, 4), np.uint8)
+    for i in range(WINDOW + 500):
+        item = SimpleNamespace(frame=SimpleNamespace(captured=i * 0.1), labels=labels)
+        record(tally, item, {"infer": 1.0, "preprocess": 0.5}, now=i * 0.1 + 0.02, fps=None)
+    assert tally.frames == WINDOW + 500 and len(tally.latency) == WINDOW
+    assert len(tally.stages["infer"]) == WINDOW
+    assert tally.last_shown - tally.first_shown == pytest.approx((WINDOW + 499) * 0.1)
