@@ -21,6 +21,7 @@ import numpy as np
 from edge_deeplab.errors import EdgeDeeplabError, SourceError
 
 from .capture import END, CaptureThread, Frame, Mailbox
+from .interrupts import Terminated, signals_as_interrupts
 from .outputs import VideoRecorder, Window, save_snapshot
 from .render import Renderer, draw_hud
 from .smoothing import FlickerMeter, ProbabilitySmoother
@@ -148,11 +149,14 @@ def run_pipeline(
         segmenter, capture.frames, drop=capture.drop, smooth=options.smooth, log=log
     )
     tally = Tally()
-    quit_key = False
+    quit_key, interrupted = False, None
     try:
         capture.start()
         worker.start()
-        quit_key = _main_loop(worker, renderer, window, recorder, options, tally, log)
+        with signals_as_interrupts():
+            quit_key = _main_loop(worker, renderer, window, recorder, options, tally, log)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what was recorded so far
+        interrupted = "terminated" if isinstance(exc, Terminated) else "interrupted"
     except BaseException:
         if recorder is not None:
             recorder.abort()
@@ -166,9 +170,7 @@ def run_pipeline(
             window.close()
     _raise_thread_errors(capture, worker)
     written = recorder.finish() if recorder is not None else None
-    end = "quit" if quit_key else _end_reason(capture, tally, options)
-    if end == "source lost":
-        log(f"{source.uri}: camera lost; stopped after {tally.frames} frames")
+    end = interrupted or ("quit" if quit_key else _end_reason(capture, tally, options, log))
     return build_stats(segmenter, source, options, capture, worker, tally, end, written)
 
 
@@ -234,7 +236,9 @@ def _raise_thread_errors(capture: CaptureThread, worker: InferenceThread) -> Non
         ) from capture.error
 
 
-def _end_reason(capture: CaptureThread, tally: Tally, options: DemoOptions) -> str:
+def _end_reason(capture: CaptureThread, tally: Tally, options: DemoOptions, log) -> str:
     if options.max_frames and tally.frames >= options.max_frames:
         return "max frames"
+    if capture.end_reason == "source lost":
+        log(f"{capture.source.uri}: camera lost; stopped after {tally.frames} frames")
     return capture.end_reason or "stopped"

@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Callable, List, Optional
 
+from edge_deeplab.demos.interrupts import EXIT_STATUS
 from edge_deeplab.demos.outputs import display_available
 from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline
 from edge_deeplab.demos.render import VIEWS
@@ -154,6 +155,10 @@ def run_demo(args: argparse.Namespace, log: Callable[[str], None] = None) -> int
     if args.stats:
         atomic_write_text(args.stats, json.dumps(stats, indent=2) + "\n")
     print(summary(stats))
+    if stats["end"] in EXIT_STATUS:
+        kept = f"; recording kept: {stats['output']}" if stats.get("output") else ""
+        log(f"edge-deeplab demo: {stats['end']} after {stats['frames']} frames{kept}")
+        return EXIT_STATUS[stats["end"]]
     return 1 if stats["end"] == "source lost" else 0
 
 
