@@ -88,13 +88,46 @@ class VideoRecorder:
         self.frames += 1
 
     def finish(self) -> Optional[Path]:
-        """Close and move the file into place; None if nothing was written."""
+        """Close, check and move the file into place; None if nothing was written.
+
+        OpenCV's writer reports a failed write (a full disk) only as a console warning, so
+        the closed file is read back: a video that does not decode to the frames written
+        is removed and reported, never renamed into place.
+
+        Raises:
+            InvalidInputError: the video could not be written (naming the path and why).
+        """
         if self._writer is None:
             return None
         self._writer.release()
         self._writer = None
-        os.replace(self.tmp, self.path)
+        problem = self._check_written()
+        if problem:
+            self.tmp.unlink(missing_ok=True)
+            raise InvalidInputError(f"{self.path}: the recording could not be written ({problem})")
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise InvalidInputError(f"{self.path}: cannot write the recording ({exc.strerror})") from None
         return self.path
+
+    def _check_written(self) -> Optional[str]:
+        """Why the closed staging file is not the video written, or None."""
+        cv2 = deps.cv2("recording video")
+        if not self.tmp.is_file() or self.tmp.stat().st_size == 0:
+            return "nothing reached the disk; is it full?"
+        capture = cv2.VideoCapture(str(self.tmp))
+        try:
+            readable = capture.isOpened() and capture.read()[0]
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if readable else 0
+        finally:
+            capture.release()
+        if not readable:
+            return "the file does not decode; is the disk full?"
+        if 0 < count < self.frames:
+            return f"{count} of {self.frames} frames reached the disk; is it full?"
+        return None
 
     def abort(self) -> None:
         if self._writer is not None:

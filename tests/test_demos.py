@@ -475,3 +475,45 @@ def test_demo_tally_holds_a_fixed_window_of_timings():
     assert tally.frames == WINDOW + 500 and len(tally.latency) == WINDOW
     assert len(tally.stages["infer"]) == WINDOW
     assert tally.last_shown - tally.first_shown == pytest.approx((WINDOW + 499) * 0.1)
+
+
+def test_recorder_refuses_a_video_whose_frames_never_reached_the_disk(tmp_path, monkeypatch):
+    """OpenCV only warns when a write fails (a full disk): finish() reads the file back."""
+    cv2 = pytest.importorskip("cv2")
+    from edge_deeplab.demos.outputs import VideoRecorder
+
+    from edge_deeplab.errors import InvalidInputError
+
+    real = cv2.VideoWriter
+
+    class FullDiskWriter:
+        def __init__(self, *args):
+            self._real = real(*args)
+
+        def isOpened(self):  # noqa: N802 - OpenCV's name
+            return self._real.isOpened()
+
+        def write(self, picture):  # what ENOSPC looks like from Python: nothing happens
+            pass
+
+        def release(self):
+            self._real.release()
+
+    monkeypatch.setattr(cv2, "VideoWriter", FullDiskWriter)
+    recorder = VideoRecorder(tmp_path / "out.mp4", fps=10)
+    for _ in range(5):
+        recorder.write(np.zeros((32, 48, 3), np.uint8))
+    with pytest.raises(InvalidInputError, match="out.mp4: the recording could not be written"):
+        recorder.finish()
+    assert list(tmp_path.iterdir()) == []  # neither the final name nor the staging file
+
+
+def test_recorder_keeps_a_good_video(tmp_path):
+    pytest.importorskip("cv2")
+    from edge_deeplab.demos.outputs import VideoRecorder
+
+    recorder = VideoRecorder(tmp_path / "out.mp4", fps=10)
+    for i in range(5):
+        recorder.write(np.full((32, 48, 3), i * 40, np.uint8))
+    assert recorder.finish() == tmp_path / "out.mp4"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
