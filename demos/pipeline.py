@@ -168,8 +168,7 @@ def run_pipeline(
         worker.join(timeout=30.0)
         if window is not None:
             window.close()
-    _raise_thread_errors(capture, worker)
-    written = recorder.finish() if recorder is not None else None
+    written = _finish_recording(recorder, capture, worker, log)
     end = interrupted or ("quit" if quit_key else _end_reason(capture, tally, options, log))
     return build_stats(segmenter, source, options, capture, worker, tally, end, written)
 
@@ -223,6 +222,17 @@ def _handle_key(key: int, picture, renderer: Renderer, options: DemoOptions, tal
     elif key == ord(" "):
         return picture
     return None
+
+
+def _finish_recording(recorder, capture: CaptureThread, worker: InferenceThread, log):
+    """The finished recording's path (or None); a capture or inference failure still
+    finalises what was recorded before it (no hidden partial file), then is raised."""
+    failed = worker.error is not None or capture.error is not None
+    written = recorder.finish() if recorder is not None else None
+    if failed and written is not None:
+        log(f"recording up to the failure kept: {written}")
+    _raise_thread_errors(capture, worker)
+    return written
 
 
 def _raise_thread_errors(capture: CaptureThread, worker: InferenceThread) -> None:

@@ -319,3 +319,21 @@ def test_signal_keeps_the_recording_and_writes_the_stats(anchor, tmp_path, signu
     assert stats["end"] == end and stats["frames"] > 0
     assert out.is_file() and decoded_frames(out) >= 1
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_corrupt_frame_mid_folder_keeps_the_recording_so_far(tiny_run, tmp_path, capsys):
+    from edge_deeplab.imageio import write_image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(8):
+        write_image(folder / f"f{i:02d}.png", np.full((64, 80, 3), i * 30, np.uint8))
+    (folder / "f05.png").write_bytes(b"\x89PNG but not really" * 20)
+    out = tmp_path / "out" / "demo.mp4"
+    status = main(["demo", str(tiny_run), "--source", str(folder), "--no-show", "--output", str(out)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "f05.png" in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert "recording up to the failure kept" in err
+    assert out.is_file() and decoded_frames(out) >= 1
+    assert [p.name for p in out.parent.iterdir()] == ["demo.mp4"]  # no hidden .partial file
