@@ -180,13 +180,23 @@ class CaptureThread(threading.Thread):
             t1 = time.perf_counter()
             if image is None:
                 if not self.source.live:
-                    return "end of stream"
+                    return self._end_of_file()
                 if not self._reconnect():
                     return "stopped" if self._stop_event.is_set() else "source lost"
                 continue
             if not self._put(image, t1, (t1 - t0) * 1e3):
                 break
         return "stopped"
+
+    def _end_of_file(self) -> str:
+        """ "end of stream", or "truncated stream" (said aloud) when the file ends well
+        before the frame count its header announces."""
+        announced = self.source.announced
+        if announced and self._index < announced - max(2, announced // 100):
+            self.log(f"{self.source.uri}: the file ends after {self._index} of the {announced} frames "
+                     "it announces (truncated or damaged?)")
+            return "truncated stream"
+        return "end of stream"
 
     def _put(self, image: np.ndarray, captured: float, capture_ms: float) -> bool:
         ok = self.frames.put(Frame(image, self._index, captured, capture_ms))

@@ -14,6 +14,7 @@ class Source:
         uri: what the user gave.
         live: frames arrive on the source's own clock (drop stale ones) rather than on demand.
         fps: nominal frame rate, or None when unknown.
+        announced: frames a file says it holds (from `start` on), or None when unknown.
     """
 
     live = False
@@ -21,6 +22,7 @@ class Source:
     def __init__(self, uri: str):
         self.uri = uri
         self.fps: Optional[float] = None
+        self.announced: Optional[int] = None
 
     def open(self) -> Source:
         """Open (or reopen) the device/file; raises SourceError if it cannot be opened."""

@@ -121,6 +121,8 @@ class OpenCVSource(Source):
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # keep the driver from queueing stale frames
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0 < fps < 1000 else None
+        if not self.live:  # what the file says it holds, to tell a truncated one
+            self.announced = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) - self.start) or None
         if self.start and not self.live:
             cap.set(cv2.CAP_PROP_POS_FRAMES, self.start)
         self._cap = cap

@@ -337,3 +337,23 @@ def test_corrupt_frame_mid_folder_keeps_the_recording_so_far(tiny_run, tmp_path,
     assert "recording up to the failure kept" in err
     assert out.is_file() and decoded_frames(out) >= 1
     assert [p.name for p in out.parent.iterdir()] == ["demo.mp4"]  # no hidden .partial file
+
+
+def test_truncated_video_says_how_many_frames_it_played(tiny_run, tmp_path, capsys):
+    writer = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (80, 64))
+    for i in range(40):
+        writer.write(np.full((64, 80, 3), i * 5, np.uint8))
+    writer.release()
+    data = (tmp_path / "full.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    stats_path = tmp_path / "stats.json"
+    status = main(["demo", str(tiny_run), "--source", str(tmp_path / "cut.avi"), "--no-show",
+                   "--stats", str(stats_path)])
+    assert status == 0
+    err = capsys.readouterr().err
+    stats = json.loads(stats_path.read_text())
+    assert stats["end"] == "truncated stream"
+    assert f"ends after {stats['frames']} of the 40 frames it announces" in err
+    assert main(["demo", str(tiny_run), "--source", str(tmp_path / "full.avi"), "--no-show",
+                 "--stats", str(stats_path)]) == 0
+    assert json.loads(stats_path.read_text())["end"] == "end of stream"
