@@ -38,6 +38,10 @@ class ParityError(EdgeDeeplabError):
     """A converted artifact disagrees with the Keras reference beyond the tolerance table."""
 
 
+class OutputError(EdgeDeeplabError, OSError):
+    """A file could not be written (a full disk, no permission); nothing partial was left."""
+
+
 class SourceError(EdgeDeeplabError):
     """A camera, video or stream cannot be opened or was lost."""
 

@@ -119,3 +119,31 @@ def test_stale_convert_staging_is_removed_and_live_staging_kept(tmp_path):
     assert remove_stale_staging(tmp_path, said.append) == 2
     assert live.is_dir() and not stale.exists() and not legacy.exists()
     assert len(said) == 2 and "killed" in said[0]
+
+
+def test_full_disk_on_an_atomic_write_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from edge_deeplab.errors import OutputError
+    from edge_deeplab.imageio import atomic_write_text
+
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    with pytest.raises(OutputError, match=r"report.html: cannot write \(No space left on device\)"):
+        atomic_write_text(tmp_path / "report.html", "<html>")
+    assert list(tmp_path.iterdir()) == []

@@ -84,17 +84,20 @@ def augment_fn(
         pad_h, pad_w = tf.maximum(h - size[0], 0), tf.maximum(w - size[1], 0)
         top, left = _randint(tf, pad_h), _randint(tf, pad_w)
         paddings = [[top, pad_h - top], [left, pad_w - left], [0, 0]]
+        inside = tf.pad(tf.ones_like(image[:, :, :1]), paddings)  # 0 on the padding
         image = tf.pad(image - mean_px, paddings) + mean_px
         labels = tf.pad(labels - ignore_label, paddings) + ignore_label
-        stacked = tf.concat([image, tf.cast(labels, tf.float32)], axis=-1)
-        stacked = tf.image.random_crop(stacked, [h, w, 4])
+        stacked = tf.concat([image, tf.cast(labels, tf.float32), inside], axis=-1)
+        stacked = tf.image.random_crop(stacked, [h, w, 5])
         if augment.flip:
             stacked = tf.cond(
                 tf.random.uniform([]) < 0.5, lambda: tf.reverse(stacked, [1]), lambda: stacked
             )
         # Jitter the crop, not the scaled photo: up to 5x fewer pixels, and the colour ops
         # (saturation, hue) are the costliest part of the pipeline on a 2-core CPU.
-        image = normalize(_jitter(tf, stacked[:, :, :3], augment), mean, std)
+        inside = stacked[:, :, 4:]
+        image = _jitter(tf, stacked[:, :, :3], augment) * inside + mean_px * (1.0 - inside)  # padding stays the mean
+        image = normalize(image, mean, std)
         labels = tf.cast(tf.round(stacked[:, :, 3]), tf.int32)
         return image, labels
 
