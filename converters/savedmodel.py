@@ -22,7 +22,7 @@ from typing import Optional, Tuple
 
 from edge_deeplab import deps
 from edge_deeplab.config import ModelConfig
-from edge_deeplab.errors import InvalidInputError, ModelLoadError, first_line
+from edge_deeplab.errors import InvalidInputError, ModelLoadError, OutputError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.runs import CONFIG, FINAL_MODEL, resolve_model_path, sidecar_metadata_path
 
@@ -180,7 +180,12 @@ def export_saved_model(model, head: str, directory) -> Path:
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(name="serve", fn=serving_function(model, head), input_signature=[spec])
-    archive.write_out(str(directory), verbose=False)
+    try:
+        archive.write_out(str(directory), verbose=False)
+    except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as exc:
+        # TensorFlow reports a full disk as ResourceExhaustedError, not OSError.
+        reason = "no space left on device" if "No space left" in str(exc) else first_line(exc)
+        raise OutputError(f"{Path(directory).parent}: cannot write the SavedModel export ({reason})") from None
     return Path(directory)
 
 

@@ -147,3 +147,27 @@ def test_full_disk_on_an_atomic_write_is_one_line_and_leaves_nothing(tmp_path, m
     with pytest.raises(OutputError, match=r"report.html: cannot write \(No space left on device\)"):
         atomic_write_text(tmp_path / "report.html", "<html>")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_on_a_full_disk_is_one_line_and_leaves_nothing(tiny_run, tmp_path):
+    """A real full disk: a 300 KB tmpfs (root can mount one; elsewhere the test skips)."""
+    import os
+
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(small)], capture_output=True
+    ).returncode == 0
+    if not mounted:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "edge_deeplab.cli.main", "convert", str(tiny_run), "--to", "tflite",
+             "--precision", "fp32", "--calib-data", "synthetic", "--out", str(small / "art")],
+            capture_output=True, text=True, timeout=600,
+        )
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert "no space left on device" in done.stderr.strip().splitlines()[-1]
+        assert list((small / "art").iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
