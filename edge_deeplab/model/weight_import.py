@@ -93,7 +93,7 @@ def resolve_model_config(config: ModelConfig, explicit: Optional[Iterable[str]] 
     weights = read_tflite_weights(config.weights)
     found = describe_file(weights)
     if weights.family == "ours":
-        found.update(_own_config(config.weights, found))
+        found.update(_own_config(config.weights))
     defaults = ModelConfig()
     given = set(explicit) if explicit is not None else {
         name for name in (*INFERRED, "decoder") if getattr(config, name) != getattr(defaults, name)
@@ -111,12 +111,14 @@ def resolve_model_config(config: ModelConfig, explicit: Optional[Iterable[str]] 
     return config.replace(**changes)
 
 
-def _own_config(path, found: dict) -> dict:
-    """Corner alignment and channel rounding of our own artifacts, from their metadata."""
-    from ..runtimes import load_runtime
+def _own_config(path) -> dict:
+    """Corner alignment and channel rounding of our own artifacts, from their metadata.
 
-    with load_runtime(path) as runtime:
-        meta = runtime.metadata
+    Read from the appended metadata alone (no second interpreter).
+    """
+    from ..runtimes.tflite_runtime import TFLiteRuntime
+
+    meta = TFLiteRuntime.read_metadata(path)
     model = (meta.source or {}).get("model", {}) if meta is not None else {}
     return {k: model[k] for k in ("align_corners", "channel_divisor") if k in model}
 
