@@ -108,7 +108,8 @@ class ConvertOptions:
         head, resolution: head placement ("logits"/"argmax", "full"/"feature"); None
             takes each target's fastest (`Converter.default_head/default_resolution`),
             logits when only resolution="feature" is given.
-        io_dtype: TFLite int8 input/output type ("int8", "uint8", "float32").
+        io_dtype: int8 input/output: "pixels" (uint8 pixels in, normalised in the graph;
+            TFLite and OpenVINO) or TFLite's "int8", "uint8", "float32".
         strict: raise ParityError when an artifact breaks the tolerance table (such an
             artifact is not written).
         parity_images: images of the parity check.
@@ -120,7 +121,7 @@ class ConvertOptions:
     size: Optional[Tuple[int, int]] = None
     head: Optional[str] = None
     resolution: Optional[str] = None
-    io_dtype: str = "int8"
+    io_dtype: str = "pixels"
     strict: bool = False
     parity_images: int = 32
     progress: bool = True

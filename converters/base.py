@@ -25,7 +25,9 @@ if TYPE_CHECKING:  # annotations only: the job module builds on this one
     from .job import ConversionJob
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")  # every precision any target knows
-IO_DTYPES = ("int8", "uint8", "float32")
+# int8 model input/output: "pixels" = uint8 RGB pixels in (scale 1, zero point 0), the
+# normalisation in the graph (TFLite, OpenVINO); the others are TFLite's int8 I/O types.
+IO_DTYPES = ("pixels", "int8", "uint8", "float32")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class Converter(ABC):
         default_head, default_resolution: the head placement that runs fastest there.
         libraries: pip distributions whose versions a report records.
         quickstart: the precisions `edge-deeplab quickstart` makes and reports (none: skipped).
+        pixel_input: whether its int8 artifacts take raw uint8 pixels when the job's
+            io_dtype is "pixels" (the normalisation then sits in the graph).
         order: where it is listed (CLI choices, `formats`, report rows).
 
     Register a subclass with `@CONVERTERS.register`; a module in this package is found
@@ -89,6 +93,7 @@ class Converter(ABC):
     runtime: ClassVar[str]
     libraries: ClassVar[Tuple[str, ...]] = ()
     quickstart: ClassVar[Tuple[str, ...]] = ()
+    pixel_input: ClassVar[bool] = False
     order: ClassVar[int] = 100
     # The in-graph argmax was the fastest placement end to end on every CPU target
     # (benchmarks/head_placement.py, 128x128, 11 classes, 360x480 frames, 2 threads:
@@ -111,6 +116,10 @@ class Converter(ABC):
             names = ", ".join(module for module, _ in missing)
             return False, f"needs {names}: pip install 'edge-deeplab[{extras}]'"
         return True, ""
+
+    def takes_pixels(self, job: ConversionJob, precision: str) -> bool:
+        """Whether the artifact of `precision` made in `job` takes raw uint8 pixels."""
+        return self.pixel_input and job.pixel_input(precision)
 
     def artifact_path(self, out_dir: Path, precision: str) -> Path:
         return Path(out_dir) / f"model_{precision}{self.suffix}"

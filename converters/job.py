@@ -47,7 +47,8 @@ class ConversionJob:
         workdir: a private temporary folder for intermediates (SavedModels, ONNX exports).
         calibration: a callable returning float32 (N, H, W, 3) normalised batches.
         progress: the Progress reporter.
-        io_dtype: TFLite int8 input/output dtype ("int8", "uint8", "float32").
+        io_dtype: int8 model input/output: "pixels" (uint8 RGB pixels in, normalised in
+            the graph; TFLite and OpenVINO), or TFLite's "int8", "uint8", "float32".
     """
 
     def __init__(
@@ -56,7 +57,7 @@ class ConversionJob:
         workdir: Path,
         calibration: Callable[[], np.ndarray],
         progress: Progress,
-        io_dtype: str = "int8",
+        io_dtype: str = "pixels",
     ):
         self.source = source
         self.workdir = Path(workdir)
@@ -72,6 +73,22 @@ class ConversionJob:
             self._calib_cache = self._calibration()
         return self._calib_cache
 
+    def pixel_input(self, precision: str) -> bool:
+        """Whether the artifact of `precision` takes raw uint8 pixels."""
+        return precision.startswith("int8") and self.io_dtype == "pixels"
+
+    def pixel_calibration(self) -> np.ndarray:
+        """The calibration images as float32 pixel values 0..255 (N, H, W, 3).
+
+        Two pixels of the first image are set to 0 and 255 so the calibrated input range
+        is exactly 0..255: uint8 input scale 1, zero point 0.
+        """
+        meta = self.source.metadata
+        batches = self.calibration() * np.asarray(meta.std, np.float32) + np.asarray(meta.mean, np.float32)
+        pixels = np.clip(np.round(batches), 0, 255).astype(np.float32)
+        pixels[0, 0, 0], pixels[0, 0, -1] = 0.0, 255.0
+        return pixels
+
     def keras_model(self, variant: HeadPlacement):
         """The Keras model at the variant's resolution (logits out)."""
         return self._cached(
@@ -79,16 +96,19 @@ class ConversionJob:
             lambda: variant_model(self.source.model, variant.resolution),
         )
 
-    def saved_model(self, variant: HeadPlacement) -> Path:
-        """The SavedModel export of `variant` (the common intermediate)."""
+    def saved_model(self, variant: HeadPlacement, pixels: bool = False) -> Path:
+        """The SavedModel export of `variant` (the common intermediate); with `pixels`,
+        one that takes pixel values 0..255 and normalises them in the graph."""
         def build():
+            kind = ", pixel input" if pixels else ""
             self.progress(
-                f"  exporting SavedModel ({variant.head}, {variant.resolution} resolution)"
+                f"  exporting SavedModel ({variant.head}, {variant.resolution} resolution{kind})"
             )
-            folder = self.workdir / f"saved_model_{variant.head}_{variant.resolution}"
-            return export_saved_model(self.keras_model(variant), variant.head, folder)
+            folder = self.workdir / f"saved_model_{variant.head}_{variant.resolution}{'_pixels' * pixels}"
+            meta = self.source.metadata if pixels else None
+            return export_saved_model(self.keras_model(variant), variant.head, folder, meta)
 
-        return self._cached(("saved_model", variant), build)
+        return self._cached(("saved_model", variant, pixels), build)
 
     def onnx_model(self, variant: HeadPlacement) -> Path:
         """The fp32 ONNX export of the SavedModel (for ONNX, OpenVINO and TensorRT)."""

@@ -6,7 +6,11 @@ OpenVINO converts from the SavedModel agreed with Keras on 84% of pixels (tiny m
 
 - FP32: weights kept in float32 (`compress_to_fp16=False`; OpenVINO compresses by default).
 - FP16: weights compressed to float16 (the CPU plugin still computes in fp32 or bf16).
-- INT8: `nncf.quantize` on the float OpenVINO model with the shared calibration images.
+- INT8: `nncf.quantize` on the float OpenVINO model with the shared calibration images;
+  with io_dtype "pixels" (the default) the quantized model then gets OpenVINO's own
+  preprocessing (`PrePostProcessor`): u8 NHWC pixels in, converted to f32, mean
+  subtracted and divided by std in the graph, where the CPU plugin fuses it with the
+  first quantization; the host only resizes.
   Never from an int8 .tflite: OpenVINO reads those but its int8 dilated convolutions come
   out 123-160 quantization steps off (15% agreement, ../shared/PITFALLS.md).
 
@@ -46,6 +50,7 @@ class OpenVINOConverter(Converter):
     runtime = "openvino"
     libraries = ("openvino", "nncf")
     quickstart = ("fp32", "int8")
+    pixel_input = True
     order = 40
 
     def files(self, path: Path) -> List[Path]:
@@ -62,6 +67,8 @@ class OpenVINOConverter(Converter):
             raise ConversionError(f"openvino.convert_model failed: {first_line(exc)}") from exc
         if precision == "int8":
             model = _quantize(job, model)
+        if self.takes_pixels(job, precision):
+            model = _pixel_input(ov, model, job.source.metadata)
         # In rt_info (saved into the .xml); `embed_metadata` replaces it with the final one.
         model.set_rt_info(job.source.metadata.to_json(), METADATA_KEY)
         ov.save_model(model, str(dest), compress_to_fp16=(precision == "fp16"))
@@ -78,6 +85,17 @@ class OpenVINOConverter(Converter):
             entry = ET.SubElement(rt_info, METADATA_KEY)
         entry.set("value", meta.to_json())
         tree.write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _pixel_input(ov, model, meta: ArtifactMetadata):
+    """The model with u8 RGB pixels in and its normalisation ((p - mean) / std) in the graph."""
+    ppp = ov.preprocess.PrePostProcessor(model)
+    layout = ov.Layout("NHWC")
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(layout)
+    ppp.input().model().set_layout(layout)
+    steps = ppp.input().preprocess().convert_element_type(ov.Type.f32)
+    steps.mean(list(meta.mean)).scale(list(meta.std))
+    return ppp.build()
 
 
 def _quantize(job: ConversionJob, model):

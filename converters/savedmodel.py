@@ -22,6 +22,7 @@ from typing import Optional, Tuple
 
 from edge_deeplab import deps
 from edge_deeplab.config import ModelConfig
+from edge_deeplab.data.preprocessing import normalize
 from edge_deeplab.errors import InvalidInputError, ModelLoadError, OutputError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.runs import CONFIG, FINAL_MODEL, resolve_model_path, sidecar_metadata_path
@@ -167,11 +168,12 @@ def variant_model(model, resolution: str):
     return keras.Model(model.input, logits, name=f"{model.name}_feature")
 
 
-def export_saved_model(model, head: str, directory) -> Path:
+def export_saved_model(model, head: str, directory, pixels: Optional[ArtifactMetadata] = None) -> Path:
     """Write a SavedModel serving `model(x, training=False)` (+ argmax when head="argmax").
 
-    Contract: input "image" float32 (1, H, W, 3) normalised; output "scores" float32
-    (1, H', W', C) or "labels" uint8 (1, H', W').
+    Contract: input "image" float32 (1, H, W, 3) normalised, or, with `pixels` (the
+    metadata whose mean/std the graph applies), RGB pixel values 0..255 normalised in the
+    graph; output "scores" float32 (1, H', W', C) or "labels" uint8 (1, H', W').
     """
     tf = deps.tensorflow()
     keras = deps.keras()
@@ -179,7 +181,7 @@ def export_saved_model(model, head: str, directory) -> Path:
     spec = tf.TensorSpec((1, h, w, 3), tf.float32, name=INPUT_NAME)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(name="serve", fn=serving_function(model, head), input_signature=[spec])
+    archive.add_endpoint(name="serve", fn=serving_function(model, head, pixels), input_signature=[spec])
     try:
         archive.write_out(str(directory), verbose=False)
     except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as exc:
@@ -189,12 +191,14 @@ def export_saved_model(model, head: str, directory) -> Path:
     return Path(directory)
 
 
-def serving_function(model, head: str):
+def serving_function(model, head: str, pixels: Optional[ArtifactMetadata] = None):
     """image -> {output name: tensor}: the graph every converter starts from."""
     tf = deps.tensorflow()
     name = OUTPUT_NAMES[head]
 
     def serve(image):
+        if pixels is not None:  # the same float32 arithmetic as data.preprocessing.normalize
+            image = normalize(image, pixels.mean, pixels.std)
         scores = model(image, training=False)
         if head == "argmax":
             return {name: tf.cast(tf.argmax(scores, axis=-1, output_type=tf.int32), tf.uint8)}

@@ -4,7 +4,8 @@
 - fp16: weights stored as float16 (the CPU computes in float32; GPU delegates in fp16).
 - dynamic: int8 weights, float activations (dynamic-range quantization).
 - int8: full integer with per-channel weights, calibrated on the shared calibration
-  images; input/output int8, uint8 or float32 (`io_dtype`). Every op of this network
+  images; by default uint8 RGB pixels in (scale 1, zero point 0) with the normalisation
+  in the graph (`io_dtype` "pixels"), else input/output int8, uint8 or float32. Every op of this network
   (MEAN, RESIZE_BILINEAR, SPACE/BATCH_TO_SPACE_ND, ARG_MAX) has an int8 kernel, so the
   converter is told to allow builtin int8 ops only and fails loudly otherwise.
 """
@@ -15,6 +16,7 @@ import io
 import zipfile
 from pathlib import Path
 
+import numpy as np
 from edge_deeplab.runtimes.tflite_runtime import ASSOCIATED_FILE, strip_appended_zip
 
 from edge_deeplab import deps
@@ -37,13 +39,15 @@ class TFLiteConverter(Converter):
     runtime = "tflite"
     libraries = ("tensorflow",)
     quickstart = ("int8",)
+    pixel_input = True
     order = 10
 
     def convert(
         self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
     ) -> None:
         tf = deps.tensorflow()
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(job.saved_model(variant)))
+        pixels = self.takes_pixels(job, precision)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(job.saved_model(variant, pixels)))
         if precision == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
@@ -58,6 +62,8 @@ class TFLiteConverter(Converter):
             raise ConversionError(
                 f"TFLite converter ({precision}) failed: {first_line(exc, prefer='error')}"
             ) from exc
+        if pixels:
+            check_pixel_input(content)
         dest.write_bytes(content)
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
@@ -73,7 +79,8 @@ class TFLiteConverter(Converter):
 def _full_integer(converter, job: ConversionJob, variant: HeadPlacement) -> None:
     """Configure full-integer quantization with the job's calibration images."""
     tf = deps.tensorflow()
-    batches = job.calibration()
+    pixels = job.pixel_input("int8")
+    batches = job.pixel_calibration() if pixels else job.calibration()
     tick = job.progress.count("calibrating (TFLite)", len(batches))
 
     def representative_dataset():
@@ -84,7 +91,20 @@ def _full_integer(converter, job: ConversionJob, variant: HeadPlacement) -> None
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    io = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[job.io_dtype]
+    io = {"pixels": tf.uint8, "int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[job.io_dtype]
     converter.inference_input_type = io
     if variant.head == "logits":  # an argmax head already returns a uint8 class map
-        converter.inference_output_type = io
+        converter.inference_output_type = tf.int8 if pixels else io
+
+
+def check_pixel_input(content: bytes) -> None:
+    """A pixel-input model must take uint8 with scale 1, zero point 0 (raw pixels)."""
+    from edge_deeplab.runtimes.tflite_runtime import interpreter_module
+
+    details = interpreter_module().Interpreter(model_content=content).get_input_details()[0]
+    scale, zero_point = details["quantization"]
+    if details["dtype"] != np.uint8 or scale != 1.0 or zero_point != 0:
+        raise ConversionError(
+            f"pixel-input TFLite model takes {np.dtype(details['dtype'])} with scale {scale}, "
+            f"zero point {zero_point}; expected uint8 with scale 1, zero point 0"
+        )

@@ -20,6 +20,9 @@ HEADS = ("logits", "argmax")  # logits out (argmax on the host) or a class map o
 RESOLUTIONS = ("full", "feature")  # output at input size, or at the feature map's size
 RESIZE_MODES = ("stretch", "letterbox")
 CHANNEL_ORDERS = ("RGB", "BGR")
+# What the model's input holds: normalised values ((pixel - mean) / std, quantised when the
+# input is int8/uint8), or the uint8 pixels themselves with the normalisation in its graph.
+INPUT_KINDS = ("normalized", "pixels")
 
 Color = Tuple[int, int, int]
 
@@ -52,6 +55,9 @@ class ArtifactMetadata:
         resize: "stretch" (plain resize) or "letterbox" (keep aspect, pad).
         head: "logits" (N,H,W,C scores) or "argmax" (N,H,W class map).
         output_resolution: "full" (input size) or "feature" (upsampled on the host).
+        input_kind: "normalized" (the host normalises, and quantises for int8/uint8
+            inputs) or "pixels" (uint8 RGB 0..255 in, scale 1, zero point 0; the
+            normalisation by mean/std is inside the graph).
         palette: one RGB colour per class.
         ignore_label: mask value excluded from metrics.
         format, precision: how the artifact was made ("tflite", "int8", ...).
@@ -67,6 +73,7 @@ class ArtifactMetadata:
     resize: str = "stretch"
     head: str = "logits"
     output_resolution: str = "full"
+    input_kind: str = "normalized"
     palette: Tuple[Color, ...] = ()
     ignore_label: int = 255
     format: str = "keras"
@@ -88,6 +95,7 @@ class ArtifactMetadata:
         _one_of(self.resize, RESIZE_MODES, "resize")
         _one_of(self.head, HEADS, "head")
         _one_of(self.output_resolution, RESOLUTIONS, "output_resolution")
+        _one_of(self.input_kind, INPUT_KINDS, "input_kind")
         if len(self.labels) < 1:
             raise InvalidInputError("metadata needs at least one label")
         if len(self.palette) < len(self.labels):

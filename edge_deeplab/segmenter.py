@@ -2,8 +2,11 @@
 
 It resizes (stretch or letterbox, as the metadata says), normalises, quantises the input
 when the model takes int8/uint8, runs the Runtime, dequantises the output, upsamples
-logits, and argmaxes. It handles the three output kinds published models have: logits at
-the input size, logits at the feature resolution, and an in-graph ArgMax class map.
+logits, and argmaxes: the three output kinds published models have (logits at the input
+size, at the feature resolution, an in-graph ArgMax class map). The host part is lean
+(`data.host_input`): uint8 pixels are resized and written into a reused input buffer in one
+pass, raw where the model takes pixels (our "pixels" artifacts, Coral's uint8 models), else
+through an exact per-channel table; no full-frame float array for uint8/int8 inputs.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from .data.host_input import InputWriter, raw_pixels_match
 from .data.preprocessing import (
     Placement,
     preprocess_batch,
@@ -78,6 +82,12 @@ class Segmenter:
         self._input = runtime.input_spec
         self._output = runtime.output_spec
         _check_label_count(self.metadata, self._output, runtime.path)
+        self._writer = _input_writer(self.metadata, self._input, runtime.path)
+
+    @property
+    def takes_pixels(self) -> bool:
+        """Whether the engine gets the uint8 pixels as they are (no normalisation on the host)."""
+        return self._writer is not None and self._writer.raw
 
     @property
     def labels(self) -> tuple:
@@ -129,12 +139,16 @@ class Segmenter:
 
         Returns:
             (batch of input_spec.dtype (N, h, w, 3), one Placement per image, the images
-            as validated uint8 arrays, in their own order).
+            as validated uint8 arrays, in their own order). The batch is a buffer the
+            Segmenter reuses: valid until its next `preprocess`.
         """
         if len(images) == 0:
             raise InvalidInputError("no images to segment")
         pixels = [self._as_array(image, order) for image in images]
         orders = ["RGB" if _is_path(image) else order for image in images]
+        if self._writer is not None:
+            batch, placements = self._writer.write(pixels, orders)
+            return batch, placements, pixels
         batch, placements = preprocess_batch(pixels, self.metadata, orders)
         return self.quantize_input(batch), placements, pixels
 
@@ -155,9 +169,14 @@ class Segmenter:
         return [self._postprocess(raw[i], placements[i], probabilities, images[i]) for i in range(len(placements))]
 
     def quantize_input(self, batch: np.ndarray) -> np.ndarray:
-        """Normalised float32 -> the dtype the model takes (quantised if int8/uint8)."""
+        """Normalised float32 -> the dtype the model takes (quantised if int8/uint8; back to
+        the pixels for a model that takes raw pixels)."""
         spec = self._input
         dtype = np.dtype(spec.dtype)
+        if self.takes_pixels:
+            meta = self.metadata
+            pixels = batch * np.asarray(meta.std, np.float32) + np.asarray(meta.mean, np.float32)
+            return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
         if spec.quantized:
             info = np.iinfo(dtype)
             q = np.round(batch / spec.scale + spec.zero_point)
@@ -176,7 +195,7 @@ class Segmenter:
     def _postprocess(self, raw: np.ndarray, placement: Placement, probabilities: bool, image) -> SegmentationResult:
         out = self.dequantize_output(raw)
         if self.metadata.head == "argmax":  # a class map: nothing to filter
-            labels = restore_labels(out.astype(np.uint8), placement)
+            labels = restore_labels(out if out.dtype == np.uint8 else out.astype(np.uint8), placement)
             return SegmentationResult(labels=labels)
         fast = self.upsample == "labels"
         scores = region_scores(out, placement) if fast else restore_scores(out, placement)
@@ -232,6 +251,19 @@ def resolve_metadata(runtime, preset=None, labels=None, mean=None, std=None, siz
             f"({', '.join(PRESETS.names())}) or --labels FILE with --mean/--std"
         )
     return ArtifactMetadata.from_dict(fields)
+
+
+def _input_writer(meta: ArtifactMetadata, spec, path) -> Optional[InputWriter]:
+    """The lean input path for this model, or None for inputs it does not cover (float16)."""
+    if meta.input_kind == "pixels":
+        if np.dtype(spec.dtype) != np.uint8:
+            raise InvalidInputError(
+                f"{path}: its metadata says it takes uint8 pixels but its input is {np.dtype(spec.dtype)}"
+            )
+        return InputWriter(meta, spec, raw=True)
+    if raw_pixels_match(meta, spec):
+        return InputWriter(meta, spec, raw=True)
+    return InputWriter(meta, spec, raw=False) if InputWriter.supports(spec) else None
 
 
 def _check_label_count(meta: ArtifactMetadata, output, path) -> None:

@@ -85,8 +85,9 @@ def _add_placement_args(parser: argparse.ArgumentParser, heads, resolutions, io_
     parser.add_argument(
         "--io-dtype",
         choices=io_dtypes,
-        default="int8",
-        help="TFLite int8 model input/output type (default int8)",
+        default="pixels",
+        help="int8 model input/output: pixels = uint8 RGB pixels in, normalised in the graph "
+        "(TFLite, OpenVINO; the default), or TFLite int8/uint8/float32 I/O",
     )
 
 

@@ -12,6 +12,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from .. import deps
+from ..errors import MissingDependencyError
 from ..metadata import ArtifactMetadata
 
 
@@ -53,12 +54,26 @@ def place(image_size: Tuple[int, int], input_size: Tuple[int, int], mode: str) -
     return Placement((h, w), (top, left, rh, rw), (ih, iw))
 
 
+def cv2_or_none():
+    """OpenCV when importable, else None (the numpy fallback of the edge install)."""
+    try:
+        return deps.cv2()
+    except MissingDependencyError:
+        return None
+
+
 def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """Resize (H, W[, C]) to size=(height, width): bilinear (area when shrinking) or nearest."""
-    cv2 = deps.cv2()
+    """Resize (H, W[, C]) to size=(height, width): bilinear (area when shrinking) or nearest.
+
+    OpenCV does it when importable; without OpenCV, numpy (nearest, or bilinear with
+    half-pixel centres as OpenCV's INTER_LINEAR).
+    """
     h, w = size
     if array.shape[:2] == (h, w):
         return array
+    cv2 = cv2_or_none()
+    if cv2 is None:
+        return _numpy_resize(array, (h, w), nearest)
     if nearest:
         mode = cv2.INTER_NEAREST
     elif h < array.shape[0] and w < array.shape[1] and array.dtype == np.uint8:
@@ -69,6 +84,31 @@ def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False) -> n
     if array.ndim == 3 and out.ndim == 2:  # cv2 drops a single channel axis
         out = out[:, :, None]
     return out
+
+
+def _numpy_resize(array: np.ndarray, size: Tuple[int, int], nearest: bool) -> np.ndarray:
+    (h, w), (sh, sw) = size, array.shape[:2]
+    if nearest:
+        ys = np.minimum((np.arange(h) * (sh / h)).astype(np.intp), sh - 1)
+        xs = np.minimum((np.arange(w) * (sw / w)).astype(np.intp), sw - 1)
+        return array[ys[:, None], xs[None, :]]
+    y0, y1, wy = _linear_taps(sh, h)
+    x0, x1, wx = _linear_taps(sw, w)
+    a = array.astype(np.float32)
+    wy = wy.reshape((-1, 1) + (1,) * (array.ndim - 2))
+    wx = wx.reshape((1, -1) + (1,) * (array.ndim - 2))
+    top = a[y0][:, x0] * (1 - wx) + a[y0][:, x1] * wx
+    bottom = a[y1][:, x0] * (1 - wx) + a[y1][:, x1] * wx
+    out = top * (1 - wy) + bottom * wy
+    if array.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.astype(array.dtype, copy=False)
+
+
+def _linear_taps(src: int, dst: int):
+    pos = np.clip((np.arange(dst, dtype=np.float32) + 0.5) * (src / dst) - 0.5, 0, src - 1)
+    lo = np.floor(pos).astype(np.intp)
+    return lo, np.minimum(lo + 1, src - 1), (pos - lo).astype(np.float32)
 
 
 def preprocess(

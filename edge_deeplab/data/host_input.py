@@ -1,0 +1,126 @@
+"""The lean host path: uint8 images straight into a preallocated engine input batch.
+
+Per image: one resize of the uint8 pixels (OpenCV when importable, numpy otherwise), the
+channel flip on the resized image, then one pass into the engine's buffer:
+- raw pixels (models that take uint8 RGB 0..255 and normalise in their graph, and foreign
+  uint8 models whose input quantisation is the normalisation, like Coral's): a copy;
+- everything else: a per-channel 256-entry table, uint8 -> the engine's dtype, holding
+  exactly what `normalize` (then quantisation, for int8/uint8 inputs) gives each pixel
+  value, computed once with the same float32 arithmetic. No full-frame float temporary.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..metadata import ArtifactMetadata
+from .preprocessing import Placement, cv2_or_none, normalize, place, resize
+
+# Input dtypes a table can produce directly (others take Segmenter's general path).
+TABLE_DTYPES = (np.uint8, np.int8, np.int16, np.float32)
+
+
+def input_table(meta: ArtifactMetadata, spec) -> np.ndarray:
+    """(256, 3) of spec.dtype: the engine's input value for each pixel value and channel."""
+    values = np.repeat(np.arange(256, dtype=np.float32)[:, None], 3, axis=1)
+    normalised = normalize(values, meta.mean, meta.std).astype(np.float32, copy=False)
+    dtype = np.dtype(spec.dtype)
+    if spec.quantized:  # the same arithmetic as Segmenter.quantize_input
+        info = np.iinfo(dtype)
+        q = np.round(normalised / spec.scale + spec.zero_point)
+        return np.clip(q, info.min, info.max).astype(dtype)
+    return normalised.astype(dtype)
+
+
+def raw_pixels_match(meta: ArtifactMetadata, spec) -> bool:
+    """Whether uint8 pixels can go in as they are: the input is uint8 and its quantisation
+    (zero point, 1/scale: the mean and std it implies, in pixel units) is the metadata's
+    normalisation within half a quantisation step (0.5) on every channel.
+
+    Coral's DeepLab (scale 1/128, zero point 128) under the PASCAL preset (mean = std =
+    127.5) is 0.5 off on both: fed raw, as Coral's own pipeline does.
+    """
+    if not spec.quantized or np.dtype(spec.dtype) != np.uint8:
+        return False
+    implied_std = 1.0 / float(spec.scale)
+    return all(
+        abs(spec.zero_point - m) <= 0.5 and abs(implied_std - s) <= 0.5
+        for m, s in zip(meta.mean, meta.std)
+    )
+
+
+class InputWriter:
+    """Writes uint8 images into the engine's input batch (reused from call to call).
+
+    Args:
+        meta: the model's metadata (input size, resize mode, channel order, normalisation).
+        spec: the runtime's input TensorSpec.
+        raw: True when the engine takes the uint8 pixels as they are.
+
+    The batch `write` returns is the writer's own buffer: valid until the next `write`
+    (a Segmenter runs one image batch at a time).
+    """
+
+    def __init__(self, meta: ArtifactMetadata, spec, raw: bool):
+        self.meta = meta
+        self.raw = raw
+        self.table: Optional[np.ndarray] = None if raw else input_table(meta, spec)
+        self.dtype = np.dtype(np.uint8 if raw else self.table.dtype)
+        self.pad = np.zeros(3, self.dtype) if raw else self.table[0].copy()  # black pixels
+        self._lut = None if raw else np.ascontiguousarray(self.table.reshape(1, 256, 3))
+        self._buffers: Dict[int, np.ndarray] = {}
+
+    @staticmethod
+    def supports(spec) -> bool:
+        return np.dtype(spec.dtype) in [np.dtype(d) for d in TABLE_DTYPES]
+
+    def write(self, images: Sequence[np.ndarray], orders: Sequence[str]) -> Tuple[np.ndarray, List[Placement]]:
+        """uint8 (H, W, 3) images, each in its `orders` channel order -> (batch
+        (N, h, w, 3) of the engine's dtype, one Placement per image)."""
+        batch = self._buffer(len(images))
+        placements = [self._write_one(image, order, batch[i]) for i, (image, order) in enumerate(zip(images, orders))]
+        return batch, placements
+
+    def _buffer(self, n: int) -> np.ndarray:
+        if n not in self._buffers:
+            self._buffers[n] = np.empty((n, *self.meta.input_size, 3), self.dtype)
+        return self._buffers[n]
+
+    def _write_one(self, image: np.ndarray, order: str, out: np.ndarray) -> Placement:
+        meta = self.meta
+        placement = place(image.shape[:2], meta.input_size, meta.resize)
+        top, left, rh, rw = placement.region
+        resized = resize(image, (rh, rw))
+        if order != meta.channel_order:
+            resized = flip_channels(resized)
+        if (rh, rw) != tuple(meta.input_size):
+            out[...] = self.pad
+        region = out[top : top + rh, left : left + rw]
+        if self.raw:
+            np.copyto(region, resized)
+        else:
+            apply_table(resized, self._lut, region)
+        return placement
+
+
+def flip_channels(image: np.ndarray) -> np.ndarray:
+    """RGB <-> BGR of a (small, resized) uint8 image, as a new contiguous array."""
+    cv2 = cv2_or_none()
+    if cv2 is not None:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def apply_table(image: np.ndarray, lut: np.ndarray, out: np.ndarray) -> None:
+    """out[y, x, c] = lut[0, image[y, x, c], c] for uint8 `image` (one pass)."""
+    cv2 = cv2_or_none()
+    if cv2 is not None and out.flags.c_contiguous and lut.dtype != np.int16:
+        written = cv2.LUT(image, lut, dst=out)
+        if written is out or np.shares_memory(written, out):
+            return
+        np.copyto(out, written)
+        return
+    for c in range(3):
+        np.take(lut[0, :, c], image[:, :, c], out=out[:, :, c])

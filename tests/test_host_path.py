@@ -1,0 +1,221 @@
+"""The lean host path (issue 11): raw-pixel int8 artifacts, and what reaches the engine.
+
+- int8 artifacts that take uint8 pixels (normalisation in the graph) give the class maps
+  of the int8-I/O ones where int8 holds the normalised pixels exactly (TFLite), lose
+  nothing against Keras where it does not, and equal the float-input ones (OpenVINO INT8);
+- the engine gets the model-size batch in its own dtype, never a full-frame float array;
+- the per-channel input table is exactly the old normalise + quantise;
+- Coral's uint8 model gets the raw pixels under the PASCAL preset;
+- without OpenCV, numpy resizes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edge_deeplab.runtimes import load_runtime
+from edge_deeplab.runtimes.base import TensorSpec
+
+from edge_deeplab.data.host_input import input_table, raw_pixels_match
+from edge_deeplab.data.preprocessing import normalize, resize
+from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.segmenter import Segmenter
+
+AGREEMENT = 0.995
+
+
+class SpyRuntime:
+    """Passes everything to a real runtime and records the batches `run` gets."""
+
+    def __init__(self, runtime):
+        self._runtime = runtime
+        self.batches = []
+
+    def __getattr__(self, name):
+        return getattr(self._runtime, name)
+
+    def run(self, batch):
+        self.batches.append((batch.dtype, batch.shape))
+        return self._runtime.run(batch)
+
+
+def _convert_int8(run, out_root, targets) -> dict:
+    """{(target, io): ConversionResult} for io "pixels" and "int8", same calibration."""
+    from edge_deeplab.converters import convert
+
+    found = {}
+    for io in ("pixels", "int8"):
+        results = convert(run, targets=targets, precisions=["int8"], out_dir=out_root / io,
+                          calib_data="synthetic", calib_size=64, parity_images=8,
+                          io_dtype=io, progress=False)
+        found.update({(r.target, io): r for r in results if r.path})
+    return found
+
+
+@pytest.fixture(scope="module")
+def int8_results(tiny_run, tmp_path_factory):
+    """The tiny run (mean = std = 127.5) as int8 TFLite and OpenVINO, pixels and int8 I/O."""
+    pytest.importorskip("tensorflow")
+    from edge_deeplab.converters import CONVERTERS
+
+    targets = [t for t in ("tflite", "openvino") if CONVERTERS.get(t).available()[0]]
+    return _convert_int8(tiny_run, tmp_path_factory.mktemp("int8"), targets)
+
+
+@pytest.fixture(scope="module")
+def int8_artifacts(int8_results) -> dict:
+    return {key: Path(result.path) for key, result in int8_results.items()}
+
+
+@pytest.fixture(scope="module")
+def run_128(tiny_run, tmp_path_factory) -> Path:
+    """The tiny run with its normalisation declared as mean = std = 128."""
+    run = tmp_path_factory.mktemp("run128") / "run"
+    shutil.copytree(tiny_run, run)
+    meta = json.loads((run / "metadata.json").read_text(encoding="utf-8"))
+    meta.update(mean=[128.0] * 3, std=[128.0] * 3)
+    (run / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    return run
+
+
+def _class_maps(path, images) -> np.ndarray:
+    with Segmenter(load_runtime(path, threads=2)) as segmenter:
+        return np.stack([r.labels for r in segmenter.predict_batch(images)])
+
+
+def test_pixel_tflite_equals_int8_io_where_int8_holds_the_normalisation(run_128, tiny_data, tmp_path):
+    """mean = std = 128: normalised pixels are exactly int8 values (scale 1/128), so the
+    graph's normalisation loses nothing and the class maps are those of int8 I/O."""
+    pytest.importorskip("tensorflow")
+    results = _convert_int8(run_128, tmp_path, ["tflite"])
+    images = list(tiny_data[0][:8])
+    maps = {io: _class_maps(results[("tflite", io)].path, images) for io in ("pixels", "int8")}
+    assert (maps["pixels"] == maps["int8"]).mean() >= AGREEMENT
+
+
+def test_pixel_artifacts_lose_nothing_against_int8_io(int8_results, tiny_data):
+    """mean = std = 127.5: no int8 grid holds (p - 127.5) / 127.5 (half a step off), so
+    both the host's quantisation (int8 I/O) and the graph's round once, each its own way:
+    the pixel artifact agrees with Keras at least as well as the int8-I/O one (TFLite), and
+    OpenVINO's float preprocessing before the first quantisation gives the same maps."""
+    for target in ("tflite", "openvino"):
+        if (target, "pixels") not in int8_results:
+            continue
+        pixels, int8 = int8_results[(target, "pixels")], int8_results[(target, "int8")]
+        assert pixels.parity["agreement"] >= int8.parity["agreement"] - 0.005
+        images = list(tiny_data[0][:8])
+        agreement = (_class_maps(pixels.path, images) == _class_maps(int8.path, images)).mean()
+        assert agreement >= (AGREEMENT if target == "openvino" else 0.97), (target, agreement)
+
+
+@pytest.mark.parametrize("io", ["pixels", "int8"])
+def test_metadata_records_the_input_kind(int8_artifacts, io):
+    for target in ("tflite", "openvino"):
+        if (target, io) not in int8_artifacts:
+            continue
+        with Segmenter(load_runtime(int8_artifacts[(target, io)])) as segmenter:
+            assert segmenter.takes_pixels == (io == "pixels")
+            assert segmenter.metadata.input_kind == ("pixels" if io == "pixels" else "normalized")
+            if io == "pixels":
+                assert np.dtype(segmenter.runtime.input_spec.dtype) == np.uint8
+
+
+def test_pixel_tflite_input_is_raw_uint8(int8_artifacts):
+    with load_runtime(int8_artifacts[("tflite", "pixels")]) as runtime:
+        spec = runtime.input_spec
+        assert (np.dtype(spec.dtype), spec.scale, spec.zero_point) == (np.uint8, 1.0, 0)
+        assert runtime.metadata.source["io_dtype"] == "pixels"
+
+
+@pytest.mark.parametrize("io", ["pixels", "int8"])
+def test_engine_gets_model_size_batch_never_full_frame_float(int8_artifacts, io):
+    """A 1080p BGR frame: the engine gets (1, 64, 64, 3) in its own dtype, and predict
+    allocates far less than one full-frame float32 array (24 MB)."""
+    frame = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    spy = SpyRuntime(load_runtime(int8_artifacts[("tflite", io)], threads=2))
+    segmenter = Segmenter(spy, upsample="labels")
+    segmenter.predict(frame, order="BGR")  # warm: buffers made once
+    tracemalloc.start()
+    labels = segmenter.predict(frame, order="BGR").labels
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    expected = np.uint8 if io == "pixels" else np.int8
+    assert spy.batches and all(b == (np.dtype(expected), (1, 64, 64, 3)) for b in spy.batches)
+    assert labels.shape == (1080, 1920)
+    assert peak < 1080 * 1920 * 4, f"predict allocated {peak / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize(
+    "dtype, scale, zero_point",
+    [(np.int8, 2 / 255, -1), (np.uint8, 1 / 128, 128), (np.int8, 0.0123, 7), (np.float32, None, None)],
+)
+def test_input_table_is_the_old_normalise_and_quantise(dtype, scale, zero_point):
+    meta = ArtifactMetadata(labels=("a", "b"), input_size=(4, 4), mean=(123.7, 116.3, 103.5),
+                            std=(58.4, 57.1, 57.4))
+    spec = TensorSpec("x", (1, 4, 4, 3), np.dtype(dtype), scale, zero_point)
+    pixels = np.repeat(np.arange(256, dtype=np.float32)[:, None], 3, axis=1)
+    old = normalize(pixels, meta.mean, meta.std).astype(np.float32)
+    if scale is not None:
+        info = np.iinfo(dtype)
+        old = np.clip(np.round(old / scale + zero_point), info.min, info.max).astype(dtype)
+    table = input_table(meta, spec)
+    assert table.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(table, old)
+
+
+def test_raw_pixels_match_rule():
+    pascal = ArtifactMetadata(labels=("a",), input_size=(4, 4))  # mean = std = 127.5
+    coral = TensorSpec("x", (1, 4, 4, 3), np.dtype(np.uint8), 1 / 128, 128)
+    assert raw_pixels_match(pascal, coral)
+    assert not raw_pixels_match(pascal, TensorSpec("x", (1, 4, 4, 3), np.dtype(np.uint8), 1 / 64, 128))
+    assert not raw_pixels_match(pascal, TensorSpec("x", (1, 4, 4, 3), np.dtype(np.int8), 1 / 128, 0))
+    imagenet = pascal.replace(mean=(123.7, 116.3, 103.5), std=(58.4, 57.1, 57.4))
+    assert not raw_pixels_match(imagenet, coral)
+
+
+def test_coral_gets_raw_pixels_under_the_preset(shared_dir):
+    """PASCAL preset (mean = std = 127.5) on Coral's uint8 model: the pixels go in as they
+    are, as Coral's pipeline feeds them; the class map equals the bare interpreter's."""
+    anchors = shared_dir / "anchors/pascal"
+    from edge_deeplab.imageio import read_image
+
+    image = read_image(anchors / "bird_segmentation.bmp")
+    spy = SpyRuntime(load_runtime(anchors / "deeplabv3_mnv2_pascal_quant.tflite", threads=2))
+    segmenter = Segmenter(spy, preset="pascal-voc")
+    assert segmenter.takes_pixels
+    batch, _, _ = segmenter.preprocess([image])
+    np.testing.assert_array_equal(batch, image[None])
+    labels = segmenter.predict(image).labels
+    np.testing.assert_array_equal(labels, spy._runtime.run(image[None])[0].astype(np.uint8))
+
+
+def test_without_opencv_numpy_resizes(int8_artifacts, tiny_data, monkeypatch):
+    """The edge install without OpenCV: numpy resizes in and out, and the class maps are
+    those OpenCV's path gives (up to resampling differences at class borders)."""
+    image = resize(np.ascontiguousarray(tiny_data[0][0]), (120, 100))  # with OpenCV
+    with Segmenter(load_runtime(int8_artifacts[("tflite", "pixels")])) as segmenter:
+        with_cv2 = segmenter.predict(image).labels
+        monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
+        without = segmenter.predict(image).labels
+        without_bgr = segmenter.predict(np.ascontiguousarray(image[:, :, ::-1]), order="BGR").labels
+    assert without.shape == (120, 100)
+    np.testing.assert_array_equal(without, without_bgr)
+    assert (without == with_cv2).mean() > 0.95
+
+
+def test_numpy_resize_matches_opencv_bilinear(monkeypatch):
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(9, 13, 4)).astype(np.float32)
+    ours = cv2.resize(scores, (40, 30), interpolation=cv2.INTER_LINEAR)
+    labels = rng.integers(0, 5, (9, 13), dtype=np.uint8)
+    nearest = cv2.resize(labels, (40, 30), interpolation=cv2.INTER_NEAREST)
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    np.testing.assert_allclose(resize(scores, (30, 40)), ours, atol=1e-4)
+    np.testing.assert_array_equal(resize(labels, (30, 40), nearest=True), nearest)
