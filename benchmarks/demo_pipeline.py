@@ -105,7 +105,9 @@ def main(argv=None) -> int:
         )
         return 2
 
-    segmenter = Segmenter(load_runtime(args.model, threads=args.threads), preset=args.preset)
+    # As `edge-deeplab demo` opens it: the real-time upsample and shrink.
+    segmenter = Segmenter(load_runtime(args.model, threads=args.threads), preset=args.preset or None,
+                          upsample="labels", shrink="linear")
     frames = decode(args.video, args.frames, args.start)
     rounds = [one_round(segmenter, frames, args) for _ in range(args.rounds)]
     segmenter.runtime.close()

@@ -130,10 +130,14 @@ def scenarios(args) -> dict:
     """name -> (timed call, e2e list, infer list), every runtime opened once."""
     bird, frame = read_image(BIRD), video_frame()
     table = {}
-    for size, image, order, where in ((513, bird, "RGB", "513 on bird 513x513"),
-                                      (257, frame, "BGR", "257 on frame 768x432")):
+    cases = [(513, bird, "RGB", "513 on bird 513x513", "area"),
+             (257, frame, "BGR", "257 on frame 768x432", "area")]
+    if args.shrink:  # the demo's real-time shrink (bilinear instead of area averaging)
+        cases.append((257, frame, "BGR", "257 on frame, shrink linear", "linear"))
+    for size, image, order, where, shrink in cases:
         for engine, path in convert_ours(args.work, size).items():
-            segmenter = Segmenter(load_runtime(path, threads=args.threads), upsample="labels")
+            segmenter = Segmenter(load_runtime(path, threads=args.threads), upsample="labels",
+                                  **({"shrink": shrink} if args.shrink else {}))
             table[f"ours {engine} int8 {where}"] = segmenter_timer(segmenter, image, order)
     coral = Segmenter(load_runtime(CORAL, threads=args.threads), preset="pascal-voc",
                       upsample="labels")
@@ -189,6 +193,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--min-time", type=float, default=2.0, help="seconds per scenario and round")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--no-shrink", dest="shrink", action="store_false",
+                        help="no linear-shrink rows (for checkouts whose Segmenter lacks `shrink`)")
     args = parser.parse_args(argv)
     if not CORAL.is_file() or not BIRD.is_file() or not VIDEO.is_file():
         print(f"shared data not found under {SHARED}; set EDGE_DEEPLAB_SHARED", file=sys.stderr)

@@ -141,7 +141,9 @@ def run_demo(args: argparse.Namespace, log: Callable[[str], None] = None) -> int
     source = parse_source(args.source)  # a bad URI fails before the model loads
     # Real time: argmax at the model's resolution, then a nearest upsample of the class map;
     # upsampling 21 channels of logits to a 768x432 frame cost more than the model itself.
-    segmenter = common.open_segmenter(args, upsample="labels")
+    # Frames are shrunk bilinearly: OpenCV's area averaging of a 768x432 frame to 257x257
+    # took 1.7 ms, a third of the int8 model's time (benchmarks/host_overhead.py).
+    segmenter = common.open_segmenter(args, upsample="labels", shrink="linear")
     try:
         if options.smooth and segmenter.metadata.head != "logits":
             raise InvalidInputError(

@@ -15,11 +15,30 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import InvalidInputError
 from ..metadata import ArtifactMetadata
 from .preprocessing import Placement, cv2_or_none, normalize, place, resize
 
 # Input dtypes a table can produce directly (others take Segmenter's general path).
 TABLE_DTYPES = (np.uint8, np.int8, np.int16, np.float32)
+SHRINK_MODES = ("area", "linear")
+
+
+def input_writer(meta: ArtifactMetadata, spec, path, shrink: str = "area") -> Optional[InputWriter]:
+    """The lean input path for a model, or None for inputs it does not cover (float16).
+
+    Raw pixels go in where the metadata says the model takes them (input_kind "pixels")
+    or where the input's quantisation is the normalisation (`raw_pixels_match`).
+    """
+    if meta.input_kind == "pixels":
+        if np.dtype(spec.dtype) != np.uint8:
+            raise InvalidInputError(
+                f"{path}: its metadata says it takes uint8 pixels but its input is {np.dtype(spec.dtype)}"
+            )
+        return InputWriter(meta, spec, raw=True, shrink=shrink)
+    if raw_pixels_match(meta, spec):
+        return InputWriter(meta, spec, raw=True, shrink=shrink)
+    return InputWriter(meta, spec, raw=False, shrink=shrink) if InputWriter.supports(spec) else None
 
 
 def input_table(meta: ArtifactMetadata, spec) -> np.ndarray:
@@ -58,14 +77,16 @@ class InputWriter:
         meta: the model's metadata (input size, resize mode, channel order, normalisation).
         spec: the runtime's input TensorSpec.
         raw: True when the engine takes the uint8 pixels as they are.
+        shrink: "area" or "linear", how images larger than the input are shrunk.
 
     The batch `write` returns is the writer's own buffer: valid until the next `write`
     (a Segmenter runs one image batch at a time).
     """
 
-    def __init__(self, meta: ArtifactMetadata, spec, raw: bool):
+    def __init__(self, meta: ArtifactMetadata, spec, raw: bool, shrink: str = "area"):
         self.meta = meta
         self.raw = raw
+        self.shrink = shrink
         self.table: Optional[np.ndarray] = None if raw else input_table(meta, spec)
         self.dtype = np.dtype(np.uint8 if raw else self.table.dtype)
         self.pad = np.zeros(3, self.dtype) if raw else self.table[0].copy()  # black pixels
@@ -92,7 +113,7 @@ class InputWriter:
         meta = self.meta
         placement = place(image.shape[:2], meta.input_size, meta.resize)
         top, left, rh, rw = placement.region
-        resized = resize(image, (rh, rw))
+        resized = resize(image, (rh, rw), shrink=self.shrink)
         if order != meta.channel_order:
             resized = flip_channels(resized)
         if (rh, rw) != tuple(meta.input_size):

@@ -62,8 +62,9 @@ def cv2_or_none():
         return None
 
 
-def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """Resize (H, W[, C]) to size=(height, width): bilinear (area when shrinking) or nearest.
+def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False, shrink: str = "area") -> np.ndarray:
+    """Resize (H, W[, C]) to size=(height, width): bilinear, or nearest; a uint8 image
+    shrunk in both directions by pixel averaging (`shrink` "area") or bilinear ("linear").
 
     OpenCV does it when importable; without OpenCV, numpy (nearest, or bilinear with
     half-pixel centres as OpenCV's INTER_LINEAR).
@@ -76,7 +77,7 @@ def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False) -> n
         return _numpy_resize(array, (h, w), nearest)
     if nearest:
         mode = cv2.INTER_NEAREST
-    elif h < array.shape[0] and w < array.shape[1] and array.dtype == np.uint8:
+    elif shrink == "area" and h < array.shape[0] and w < array.shape[1] and array.dtype == np.uint8:
         mode = cv2.INTER_AREA
     else:
         mode = cv2.INTER_LINEAR
@@ -112,7 +113,7 @@ def _linear_taps(src: int, dst: int):
 
 
 def preprocess(
-    image: np.ndarray, meta: ArtifactMetadata, order: str = "RGB"
+    image: np.ndarray, meta: ArtifactMetadata, order: str = "RGB", shrink: str = "area"
 ) -> Tuple[np.ndarray, Placement]:
     """uint8 (H, W, 3) -> float32 (h, w, 3) model input, normalised, and its Placement.
 
@@ -121,7 +122,7 @@ def preprocess(
     """
     placement = place(image.shape[:2], meta.input_size, meta.resize)
     top, left, rh, rw = placement.region
-    resized = resize(image, (rh, rw))
+    resized = resize(image, (rh, rw), shrink=shrink)
     if order != meta.channel_order:
         resized = resized[:, :, ::-1]
     x = normalize(resized.astype(np.float32), meta.mean, meta.std)
@@ -135,11 +136,12 @@ def preprocess(
 
 
 def preprocess_batch(
-    images: Sequence[np.ndarray], meta: ArtifactMetadata, orders: Optional[Sequence[str]] = None
+    images: Sequence[np.ndarray], meta: ArtifactMetadata, orders: Optional[Sequence[str]] = None,
+    shrink: str = "area",
 ):
     """Several images (RGB, or each in its `orders` entry) -> float32 (N, h, w, 3), Placements."""
     orders = orders or ["RGB"] * len(images)
-    pairs = [preprocess(image, meta, order) for image, order in zip(images, orders)]
+    pairs = [preprocess(image, meta, order, shrink) for image, order in zip(images, orders)]
     return np.stack([p[0] for p in pairs]), [p[1] for p in pairs]
 
 
