@@ -8,7 +8,8 @@ shared machine falls on all three alike:
 1. model only: `edge_deeplab.bench.harness.benchmark` (Segmenter.predict, serial) on one
    video frame: the FPS and latency the model gives with nothing else to do;
 2. pipeline, file mode: the video through capture -> inference -> render threads with no
-   frame dropped (what `--output` records): end-to-end FPS, target >= 0.9x model FPS;
+   frame dropped, headless and unrecorded (nothing is drawn): end-to-end FPS, target >= 0.95x
+   model FPS (issue 11);
 3. pipeline, live mode: the same frames replayed as a camera at `--camera-fps` (frames
    arrive on their own clock and stale ones are dropped): capture-to-display latency p50,
    target <= 1.5x the model's latency.
@@ -155,7 +156,7 @@ def summarize(args, rounds: list, shape) -> dict:
         fps_ratio=statistics.median(r["fps_ratio"] for r in rounds),
         latency_ratio=statistics.median(r["latency_ratio"] for r in rounds),
         rounds=[{k: r[k] for k in ("fps_ratio", "latency_ratio")} for r in rounds],
-        targets={"fps_ratio": ">= 0.9", "latency_ratio": "<= 1.5"},
+        targets={"fps_ratio": ">= 0.95", "latency_ratio": "<= 1.5"},
     )
 
 
@@ -166,7 +167,7 @@ def _run_figures(stats: dict) -> dict:
 
 def report(result: dict) -> str:
     model, fil, live = result["model_only"], result["pipeline_file"], result["pipeline_live"]
-    fps_ok = "ok" if result["fps_ratio"] >= 0.9 else "MISSED"
+    fps_ok = "ok" if result["fps_ratio"] >= 0.95 else "MISSED"
     latency_ok = "ok" if result["latency_ratio"] <= 1.5 else "MISSED"
     stages = ", ".join(f"{k} {v:.1f}" for k, v in model["stages"].items())
     pipe_stages = ", ".join(
@@ -178,7 +179,7 @@ def report(result: dict) -> str:
             f"  model only       {model['fps']:6.1f} FPS, latency p50 "
             f"{model['latency_p50_ms']:.1f} ms ({stages})",
             f"  pipeline, file   {fil['fps']:6.1f} FPS = {result['fps_ratio']:.2f}x model "
-            f"(target >= 0.9x: {fps_ok}), {fil['frames']} frames, dropped {fil['dropped']}",
+            f"(target >= 0.95x: {fps_ok}), {fil['frames']} frames, dropped {fil['dropped']}",
             f"  pipeline, camera {live['fps']:6.1f} FPS at {live['camera_fps']:g} fps in, "
             f"capture-to-display p50 {live['latency_ms']['p50']:.1f} ms "
             f"= {result['latency_ratio']:.2f}x model latency (target <= 1.5x: {latency_ok}), "

@@ -123,7 +123,8 @@ def run_pipeline(
         stages (name -> {p50, p90} ms: capture is the time inside the source's read, which
         for a live camera includes waiting for its next frame; preprocess/infer/postprocess
         come from the Segmenter, smoothing counted in postprocess; render is drawing the
-        view, legend and HUD), flicker, dropped, class_pixels (name -> share),
+        view, legend and HUD, skipped (None) when there is neither window nor recording),
+        flicker, dropped, class_pixels (name -> share),
         end (why it stopped), plus source, view, smoothing, reconnects, power.
     """
     meta = segmenter.metadata
@@ -190,12 +191,14 @@ def _main_loop(worker, renderer, window, recorder, options, tally, log) -> bool:
             continue
         if item is END:
             return False
-        t0 = time.perf_counter()
-        picture = renderer.render(item.frame.image, item.labels)
         stages = dict(item.timings, capture=item.frame.capture_ms)
-        if options.hud:
-            draw_hud(picture, fps, stages, f"{renderer.view}  alpha {renderer.alpha:.2f}")
-        stages["render"] = (time.perf_counter() - t0) * 1e3
+        picture = None
+        if window is not None or recorder is not None:  # headless, unrecorded: nobody sees it
+            t0 = time.perf_counter()
+            picture = renderer.render(item.frame.image, item.labels)
+            if options.hud:
+                draw_hud(picture, fps, stages, f"{renderer.view}  alpha {renderer.alpha:.2f}")
+            stages["render"] = (time.perf_counter() - t0) * 1e3
         if recorder is not None:
             recorder.write(picture)
         key = window.show(picture) if window is not None else -1
