@@ -109,7 +109,7 @@ class ConvertOptions:
             takes each target's fastest (`Converter.default_head/default_resolution`),
             logits when only resolution="feature" is given.
         io_dtype: int8 input/output: "pixels" (uint8 pixels in, normalised in the graph;
-            TFLite and OpenVINO) or TFLite's "int8", "uint8", "float32".
+            TFLite, OpenVINO, ONNX) or TFLite's "int8", "uint8", "float32".
         strict: raise ParityError when an artifact breaks the tolerance table (such an
             artifact is not written).
         parity_images: images of the parity check.

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # annotations only: the job module builds on this one
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")  # every precision any target knows
 # int8 model input/output: "pixels" = uint8 RGB pixels in (scale 1, zero point 0), the
-# normalisation in the graph (TFLite, OpenVINO); the others are TFLite's int8 I/O types.
+# normalisation in the graph (TFLite, OpenVINO, ONNX); the others are TFLite's I/O types.
 IO_DTYPES = ("pixels", "int8", "uint8", "float32")
 
 

@@ -48,7 +48,7 @@ class ConversionJob:
         calibration: a callable returning float32 (N, H, W, 3) normalised batches.
         progress: the Progress reporter.
         io_dtype: int8 model input/output: "pixels" (uint8 RGB pixels in, normalised in
-            the graph; TFLite and OpenVINO), or TFLite's "int8", "uint8", "float32".
+            the graph; TFLite, OpenVINO, ONNX), or TFLite's "int8", "uint8", "float32".
     """
 
     def __init__(

@@ -3,7 +3,9 @@
 The fp32 model is the job's ONNX export (`onnx_export.py`); the int8 model is quantised
 from it with the same calibration images as every other target: U8 activations, S8
 per-channel weights, QDQ format (onnxruntime's advice for CPUs; VNNI CPUs need no
-reduce_range).
+reduce_range). With io_dtype "pixels" (the default) the int8 model takes uint8 RGB pixels:
+Cast, Sub(mean) and Mul(1 / std) go in front of the fp32 graph before it is quantised, and
+stay float, so the graph normalises as the host would before the first quantisation.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
+
+import numpy as np
 
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
@@ -38,6 +42,7 @@ class ONNXConverter(Converter):
     runtime = "onnxruntime"
     libraries = ("onnx", "tf2onnx")
     quickstart = ("fp32",)
+    pixel_input = True
     order = 30
 
     def convert(
@@ -46,6 +51,13 @@ class ONNXConverter(Converter):
         fp32 = job.onnx_model(variant)
         if precision == "fp32":
             dest.write_bytes(Path(fp32).read_bytes())
+            return
+        if self.takes_pixels(job, precision):
+            fp32 = with_pixel_input(fp32, job.source.metadata, dest.with_name(dest.stem + ".pixels.onnx"))
+            try:
+                quantize_onnx_int8(job, fp32, dest, job.pixel_calibration().astype(np.uint8))
+            finally:
+                fp32.unlink(missing_ok=True)
             return
         quantize_onnx_int8(job, fp32, dest)
 
@@ -61,8 +73,42 @@ class ONNXConverter(Converter):
         onnx.save(model, str(path))
 
 
-def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path) -> None:
-    """Static QDQ quantisation of `fp32` into `dest` with the job's calibration images."""
+# The normalisation nodes stay float: quantising the centred pixels too would round twice.
+PIXEL_NODES = ("pixel_cast", "pixel_sub", "pixel_mul")
+
+
+def with_pixel_input(fp32: Path, meta: ArtifactMetadata, dest: Path) -> Path:
+    """`fp32` with a uint8 pixel input normalised in the graph ((p - mean) / std), at `dest`."""
+    onnx = deps._import("onnx", "onnx", "onnx", "ONNX pixel input")
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(fp32))
+    graph = model.graph
+    image = graph.input[0]
+    normalised = INPUT_NAME + "_normalised"
+    for node in graph.node:
+        node.input[:] = [normalised if name == image.name else name for name in node.input]
+    mean = numpy_helper.from_array(np.asarray(meta.mean, np.float32).reshape(1, 1, 1, 3), "pixel_mean")
+    inv_std = numpy_helper.from_array(
+        (np.float32(1.0) / np.asarray(meta.std, np.float32)).reshape(1, 1, 1, 3), "pixel_inv_std"
+    )
+    graph.initializer.extend([mean, inv_std])
+    nodes = [
+        helper.make_node("Cast", [image.name], [image.name + "_float"], to=TensorProto.FLOAT),
+        helper.make_node("Sub", [image.name + "_float", "pixel_mean"], [image.name + "_centred"]),
+        helper.make_node("Mul", [image.name + "_centred", "pixel_inv_std"], [normalised]),
+    ]
+    for index, (node, name) in enumerate(zip(nodes, PIXEL_NODES)):
+        node.name = name
+        graph.node.insert(index, node)
+    image.type.tensor_type.elem_type = TensorProto.UINT8
+    onnx.save(model, str(dest))
+    return dest
+
+
+def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path, batches=None) -> None:
+    """Static QDQ quantisation of `fp32` into `dest` with the job's calibration images
+    (or `batches`, in the model's input dtype)."""
     deps.onnxruntime("ONNX int8 quantization")
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -72,7 +118,7 @@ def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path) -> None:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    batches = job.calibration()
+    batches = job.calibration() if batches is None else batches
     tick = job.progress.count("calibrating (onnxruntime)", len(batches))
 
     class Reader(CalibrationDataReader):
@@ -103,6 +149,7 @@ def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path) -> None:
             reduce_range=_needs_reduce_range(),
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(PIXEL_NODES),
         )
     except (ValueError, RuntimeError) as exc:
         raise ConversionError(f"onnxruntime quantization failed: {first_line(exc)}") from exc

@@ -87,7 +87,7 @@ def _add_placement_args(parser: argparse.ArgumentParser, heads, resolutions, io_
         choices=io_dtypes,
         default="pixels",
         help="int8 model input/output: pixels = uint8 RGB pixels in, normalised in the graph "
-        "(TFLite, OpenVINO; the default), or TFLite int8/uint8/float32 I/O",
+        "(TFLite, OpenVINO, ONNX; the default), or TFLite int8/uint8/float32 I/O",
     )
 
 
