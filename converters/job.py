@@ -74,8 +74,8 @@ class ConversionJob:
         return self._calib_cache
 
     def pixel_input(self, precision: str) -> bool:
-        """Whether the artifact of `precision` takes raw uint8 pixels."""
-        return precision.startswith("int8") and self.io_dtype == "pixels"
+        """Whether the artifact of `precision` takes raw uint8 pixels (plain int8 only)."""
+        return precision == "int8" and self.io_dtype == "pixels"
 
     def pixel_calibration(self) -> np.ndarray:
         """The calibration images as float32 pixel values 0..255 (N, H, W, 3).
