@@ -24,7 +24,9 @@ from edge_deeplab.runs import sidecar_metadata_path
 if TYPE_CHECKING:  # annotations only: the job module builds on this one
     from .job import ConversionJob
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")  # every precision any target knows
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int8-mixed")  # every precision any target knows
+# int8 with the fewest layers kept in float that hold an mIoU budget on validation images
+BUDGETED = ("int8-mixed",)
 IO_DTYPES = ("int8", "uint8", "float32")
 
 
@@ -40,8 +42,10 @@ class HeadPlacement:
 class ConversionResult:
     """The outcome of one target x precision.
 
-    status: "ok", "conversion failed", "parity failed" or "not available".
+    status: "ok", "conversion failed", "parity failed", "not available" or "budget missed"
+        (int8-mixed over its mIoU budget: written, the best the search found).
     parity: {"agreement", "miou", "max_abs_diff", "images", "passed", ...} or {}.
+    accuracy: int8-mixed's record (budget, measured drop, float layers), else {}.
     """
 
     target: str
@@ -54,6 +58,7 @@ class ConversionResult:
     size_mb: float = 0.0
     head: str = "logits"
     resolution: str = "full"
+    accuracy: Dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)

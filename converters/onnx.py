@@ -3,7 +3,8 @@
 The fp32 model is the job's ONNX export (`onnx_export.py`); the int8 model is quantised
 from it with the same calibration images as every other target: U8 activations, S8
 per-channel weights, QDQ format (onnxruntime's advice for CPUs; VNNI CPUs need no
-reduce_range).
+reduce_range). int8-mixed: NNCF's accuracy control on the ONNX model (QDQ), within the mIoU
+budget (`nncf_budget.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 
 from .base import CONVERTERS, Converter, HeadPlacement
 from .job import ConversionJob
+from .nncf_budget import quantize_within_budget
 from .savedmodel import INPUT_NAME
 
 
@@ -27,7 +29,7 @@ class ONNXConverter(Converter):
 
     name = "onnx"
     suffix = ".onnx"
-    precisions = ("fp32", "int8")
+    precisions = ("fp32", "int8", "int8-mixed")
     extra = "onnx"
     requires = (
         ("tensorflow", "train"),
@@ -46,8 +48,12 @@ class ONNXConverter(Converter):
         fp32 = job.onnx_model(variant)
         if precision == "fp32":
             dest.write_bytes(Path(fp32).read_bytes())
-            return
-        quantize_onnx_int8(job, fp32, dest)
+        elif precision == "int8-mixed":
+            onnx = deps._import("onnx", "onnx", "onnx", "accuracy-controlled ONNX int8")
+            model, job.records[self.name, precision] = quantize_within_budget(job, onnx.load(str(fp32)), variant)
+            onnx.save(model, str(dest))
+        else:
+            quantize_onnx_int8(job, fp32, dest)
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
         """Set `metadata_props["edge_deeplab"]` (rewrites the file in place)."""

@@ -7,6 +7,7 @@ OpenVINO converts from the SavedModel agreed with Keras on 84% of pixels (tiny m
 - FP32: weights kept in float32 (`compress_to_fp16=False`; OpenVINO compresses by default).
 - FP16: weights compressed to float16 (the CPU plugin still computes in fp32 or bf16).
 - INT8: `nncf.quantize` on the float OpenVINO model with the shared calibration images.
+- INT8-MIXED: NNCF's accuracy control keeps the mIoU drop within the budget (`nncf_budget.py`).
   Never from an int8 .tflite: OpenVINO reads those but its int8 dilated convolutions come
   out 123-160 quantization steps off (15% agreement, ../shared/PITFALLS.md).
 
@@ -26,6 +27,7 @@ from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 
 from .base import CONVERTERS, Converter, HeadPlacement
 from .job import ConversionJob
+from .nncf_budget import quantize_within_budget
 
 
 @CONVERTERS.register
@@ -34,7 +36,7 @@ class OpenVINOConverter(Converter):
 
     name = "openvino"
     suffix = ".xml"
-    precisions = ("fp32", "fp16", "int8")
+    precisions = ("fp32", "fp16", "int8", "int8-mixed")
     extra = "openvino"
     requires = (
         ("tensorflow", "train"),
@@ -62,6 +64,8 @@ class OpenVINOConverter(Converter):
             raise ConversionError(f"openvino.convert_model failed: {first_line(exc)}") from exc
         if precision == "int8":
             model = _quantize(job, model)
+        elif precision == "int8-mixed":
+            model, job.records[self.name, precision] = quantize_within_budget(job, model, variant)
         # In rt_info (saved into the .xml); `embed_metadata` replaces it with the final one.
         model.set_rt_info(job.source.metadata.to_json(), METADATA_KEY)
         ov.save_model(model, str(dest), compress_to_fp16=(precision == "fp16"))

@@ -3,6 +3,8 @@
 - fp32: plain conversion.
 - fp16: weights stored as float16 (the CPU computes in float32; GPU delegates in fp16).
 - dynamic: int8 weights, float activations (dynamic-range quantization).
+- int8-mixed: int8 with the fewest layers kept in float that hold the mIoU budget on the
+  validation images (`tflite_mixed.py`); float32 input/output.
 - int8: full integer with per-channel weights, calibrated on the shared calibration
   images; input/output int8, uint8 or float32 (`io_dtype`). Every op of this network
   (MEAN, RESIZE_BILINEAR, SPACE/BATCH_TO_SPACE_ND, ARG_MAX) has an int8 kernel, so the
@@ -31,7 +33,7 @@ class TFLiteConverter(Converter):
 
     name = "tflite"
     suffix = ".tflite"
-    precisions = ("fp32", "fp16", "dynamic", "int8")
+    precisions = ("fp32", "fp16", "dynamic", "int8", "int8-mixed")
     extra = "train"  # the converter lives in TensorFlow
     requires = (("tensorflow", "train"),)
     runtime = "tflite"
@@ -42,6 +44,11 @@ class TFLiteConverter(Converter):
     def convert(
         self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
     ) -> None:
+        if precision == "int8-mixed":
+            from .tflite_mixed import convert_mixed
+
+            job.records[self.name, precision] = convert_mixed(job, variant, dest)
+            return
         tf = deps.tensorflow()
         converter = tf.lite.TFLiteConverter.from_saved_model(str(job.saved_model(variant)))
         if precision == "fp16":

@@ -111,7 +111,7 @@ def scatter_chart(rows: Sequence[dict]) -> Optional[str]:
 def delta_chart(rows: Sequence[dict]) -> Optional[str]:
     """Grouped bars: per-class Δ IoU (points vs float) of each int8 variant; None if none."""
     int8 = [
-        r for r in rows if r.get("precision") in ("int8", "mixed") and r.get("delta_per_class_iou")
+        r for r in rows if str(r.get("precision")).startswith("int8") and r.get("delta_per_class_iou")
     ]
     if not int8:
         return None
