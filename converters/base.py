@@ -131,6 +131,12 @@ class Converter(ABC):
     ) -> None:
         """Write the artifact for `precision` at `dest` (a temporary path in the out dir)."""
 
+    def layer_sqnr(self, path: Path, precision: str, inputs) -> Optional[Tuple[str, Dict[str, float]]]:
+        """(method, {layer: SQNR dB}) of an int8 artifact's own per-layer quantization
+        noise, from the engine's debugger, or None when there is none (the default).
+        `inputs` is a `bench.quant_debug.DebugInputs`."""
+        return None
+
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
         """Store `meta` with the artifact at `path`.
 

@@ -55,6 +55,14 @@ class ONNXConverter(Converter):
         else:
             quantize_onnx_int8(job, fp32, dest)
 
+    def layer_sqnr(self, path: Path, precision: str, inputs):
+        """onnxruntime's qdq_loss_debug on the QDQ artifact (int8 and int8-mixed)."""
+        if not precision.startswith("int8"):
+            return None
+        from edge_deeplab.bench.quant_debug import onnx_layer_sqnr
+
+        return "onnxruntime qdq_loss_debug (qdq_err)", onnx_layer_sqnr(path, inputs.artifact_batches)
+
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
         """Set `metadata_props["edge_deeplab"]` (rewrites the file in place)."""
         onnx = deps._import("onnx", "onnx", "onnx", "writing ONNX metadata")

@@ -67,6 +67,26 @@ class TFLiteConverter(Converter):
             ) from exc
         dest.write_bytes(content)
 
+    def layer_sqnr(self, path: Path, precision: str, inputs):
+        """LiteRT's quantization debugger, on the SavedModel this int8 artifact is made from
+        (int8 only: int8-mixed keeps layers in float the debugger would quantize)."""
+        if precision != "int8":
+            return None
+        from edge_deeplab.bench.quant_debug import tflite_layer_sqnr
+
+        tf = deps.tensorflow("the TFLite quantization debugger")
+        saved = inputs.saved_model()
+
+        def factory(dataset):
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = dataset
+            return converter
+
+        return "LiteRT QuantizationDebugger (layer_direct_compare_metrics)", tflite_layer_sqnr(
+            factory, inputs.float_batches
+        )
+
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
         """Append (or replace) the `edge_deeplab.json` associated-file zip of the .tflite."""
         path = Path(path)

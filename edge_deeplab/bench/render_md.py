@@ -164,6 +164,21 @@ def mixed_lines(rows: Sequence[dict]) -> List[str]:
     return lines
 
 
+def layer_error_lines(rows: Sequence[dict], worst: int = 3) -> List[str]:
+    """Per int8 variant: the worst layers' SQNR, or why there is no per-layer figure."""
+    lines = []
+    for row in rows:
+        debug = row.get("quant_debug") or {}
+        if not debug:
+            continue
+        if not debug.get("layers"):
+            lines.append(f"{variant_name(row)} ({row['runtime']}): {debug.get('reason', 'no figures')}")
+            continue
+        shown = ", ".join(f"`{w['layer'].split(';')[0][-60:]}` {w['sqnr_db']:.1f} dB" for w in debug["layers"][:worst])
+        lines.append(f"{variant_name(row)} ({row['runtime']}), {len(debug['layers'])} layers, worst: {shown}")
+    return lines
+
+
 def render_markdown(report: dict) -> str:
     """The whole report.md."""
     out = [f"# Accuracy vs latency: {report.get('model', '')}", ""]
@@ -189,10 +204,14 @@ def render_markdown(report: dict) -> str:
     classes = per_class_table(report["rows"])
     if classes:
         out += ["## Per-class IoU % (Δ points vs float)", "", classes, ""]
+    errors = layer_error_lines(report["rows"])
+    if errors:
+        out += ["## Per-layer quantization error (SQNR, dB; higher is better)", ""]
+        out += [f"- {line}" for line in errors] + [""]
     mixed = mixed_lines(report["rows"])
     if mixed:
         out += (
-            ["## Mixed precision", ""]
+            ["## int8-mixed: layers kept in float to hold the mIoU budget", ""]
             + [f"- {line}" if not line.startswith("  ") else line for line in mixed]
             + [""]
         )

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .quant_debug import layer_errors
 from .recording import Recorder, current_rss_mb
 from .report_row import (
     FailedConversion,
@@ -213,6 +214,9 @@ class VariantRunner:
                 else [segmenter.predict(dataset[i][0]).labels for i in range(len(dataset))]
             )
             self._agreement(variant, labels, row)
+            if variant.precision.startswith("int8"):
+                say("per-layer quantization error ...")
+                row.quant_debug = layer_errors(variant, path, segmenter, dataset, self.model_path)
             say("benchmarking ...")
             self._benchmark(benchmark, segmenter, dataset[0][0], row)
             rss_after = current_rss_mb()
