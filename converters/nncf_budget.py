@@ -1,4 +1,7 @@
-"""OpenVINO and ONNX int8 under an mIoU budget ("int8-mixed") through NNCF's accuracy control.
+"""OpenVINO int8 under an mIoU budget ("int8-mixed") through NNCF's accuracy control.
+
+(It takes onnx.ModelProto too; ONNX's int8-mixed uses onnxruntime's own quantizer instead:
+see `onnx_mixed.py` for why.)
 
 `nncf.quantize_with_accuracy_control` quantizes the float model, scores it with our
 validation function (mIoU through the Segmenter, the same as `eval` and the report), and

@@ -3,8 +3,8 @@
 The fp32 model is the job's ONNX export (`onnx_export.py`); the int8 model is quantised
 from it with the same calibration images as every other target: U8 activations, S8
 per-channel weights, QDQ format (onnxruntime's advice for CPUs; VNNI CPUs need no
-reduce_range). int8-mixed: NNCF's accuracy control on the ONNX model (QDQ), within the mIoU
-budget (`nncf_budget.py`).
+reduce_range). int8-mixed: the same int8 with the fewest layers left in float that hold the
+mIoU budget (`onnx_mixed.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 
 from .base import CONVERTERS, Converter, HeadPlacement
 from .job import ConversionJob
-from .nncf_budget import quantize_within_budget
 from .savedmodel import INPUT_NAME
 
 
@@ -49,9 +48,12 @@ class ONNXConverter(Converter):
         if precision == "fp32":
             dest.write_bytes(Path(fp32).read_bytes())
         elif precision == "int8-mixed":
-            onnx = deps._import("onnx", "onnx", "onnx", "accuracy-controlled ONNX int8")
-            model, job.records[self.name, precision] = quantize_within_budget(job, onnx.load(str(fp32)), variant)
-            onnx.save(model, str(dest))
+            from .onnx_mixed import convert_mixed
+
+            def quantize(out: Path, exclude) -> None:
+                quantize_onnx_int8(job, fp32, out, exclude=exclude)
+
+            job.records[self.name, precision] = convert_mixed(job, variant, fp32, dest, quantize)
         else:
             quantize_onnx_int8(job, fp32, dest)
 
@@ -75,8 +77,9 @@ class ONNXConverter(Converter):
         onnx.save(model, str(path))
 
 
-def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path) -> None:
-    """Static QDQ quantisation of `fp32` into `dest` with the job's calibration images."""
+def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path, exclude=()) -> None:
+    """Static QDQ quantisation of `fp32` into `dest` with the job's calibration images;
+    the nodes named in `exclude` stay float."""
     deps.onnxruntime("ONNX int8 quantization")
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -117,6 +120,7 @@ def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path) -> None:
             reduce_range=_needs_reduce_range(),
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(exclude),
         )
     except (ValueError, RuntimeError) as exc:
         raise ConversionError(f"onnxruntime quantization failed: {first_line(exc)}") from exc
