@@ -1,7 +1,6 @@
 """OpenVINO int8 under an mIoU budget ("int8-mixed") through NNCF's accuracy control.
 
-(It takes onnx.ModelProto too; ONNX's int8-mixed uses onnxruntime's own quantizer instead:
-see `onnx_mixed.py` for why.)
+(ONNX's int8-mixed uses onnxruntime's own quantizer instead: see `onnx_mixed.py` for why.)
 
 `nncf.quantize_with_accuracy_control` quantizes the float model, scores it with our
 validation function (mIoU through the Segmenter, the same as `eval` and the report), and
@@ -23,12 +22,11 @@ from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
 
 from .base import HeadPlacement
-from .savedmodel import INPUT_NAME
 from .validation import accuracy_record
 
 
 class InMemoryModel(Runtime):
-    """A model NNCF holds in memory (OpenVINO CompiledModel, onnx.ModelProto) as a Runtime."""
+    """A model NNCF holds in memory (an OpenVINO CompiledModel) as a Runtime."""
 
     name = "nncf-in-memory"
     extra = "openvino"
@@ -38,12 +36,7 @@ class InMemoryModel(Runtime):
         spec_in, self._out = specs
         # One image a call: NNCF's models have a static batch of 1.
         self._in = TensorSpec(spec_in.name, (1, *spec_in.shape[1:]), spec_in.dtype)
-        if type(model).__name__ == "ModelProto":
-            ort = deps.onnxruntime("accuracy-controlled ONNX int8")
-            session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-            self._call = lambda batch: session.run(None, {session.get_inputs()[0].name: batch})[0]
-        else:
-            self._call = lambda batch: model([batch])[model.output(0)]
+        self._call = lambda batch: model([batch])[model.output(0)]
 
     @property
     def input_spec(self) -> TensorSpec:
@@ -77,8 +70,8 @@ class _RevertedOperations(logging.Handler):
 
 
 def quantize_within_budget(job, model, variant: HeadPlacement):
-    """(int8 model, accuracy record) of `model` (OpenVINO Model or onnx.ModelProto) within
-    the job's budget. The record's drop is measured later, on the written artifact."""
+    """(int8 model, accuracy record) of the OpenVINO `model` within the job's budget. The
+    record's drop is measured later, on the written artifact."""
     nncf = deps._import("nncf", "nncf", "openvino", "accuracy-controlled int8")
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
@@ -90,8 +83,6 @@ def quantize_within_budget(job, model, variant: HeadPlacement):
     batches = job.calibration()
     images = list(range(len(validation.dataset)))
 
-    # The ONNX backend feeds {input name: array}; OpenVINO takes the array.
-    feed = (lambda batch: {INPUT_NAME: batch}) if type(model).__name__ == "ModelProto" else (lambda batch: batch)
     last: dict = {}  # NNCF scores one model many times (per image when ranking): one session each
 
     def validate(compiled, indices) -> float:
@@ -109,8 +100,8 @@ def quantize_within_budget(job, model, variant: HeadPlacement):
     try:
         quantized = nncf.quantize_with_accuracy_control(
             model,
-            nncf.Dataset([batches[i : i + 1] for i in range(len(batches))], feed),
-            nncf.Dataset(images, lambda i: feed(_preprocessed(reference, validation.dataset[i][0]))),
+            nncf.Dataset([batches[i : i + 1] for i in range(len(batches))]),
+            nncf.Dataset(images, lambda i: _preprocessed(reference, validation.dataset[i][0])),
             validate,
             max_drop=validation.budget / 100,
             drop_type=nncf.DropType.ABSOLUTE,
