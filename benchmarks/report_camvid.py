@@ -45,7 +45,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--mixed-precision",
         action="store_true",
-        help="add the TFLite mixed-precision row (budget: --max-miou-drop, default 1 point)",
+        help="add the int8-mixed rows, TFLite, OpenVINO, ONNX (budget: --max-miou-drop, default 0.5 point)",
     )
     return p.parse_args(argv)
 

@@ -25,11 +25,13 @@ from edge_deeplab.errors import (
 from edge_deeplab.metadata import HEADS, RESOLUTIONS
 
 from .artifact import convert_one, summary_line
-from .base import CONVERTERS, IO_DTYPES, PRECISIONS, ConversionResult, Converter, HeadPlacement
+from .base import BUDGETED, CONVERTERS, IO_DTYPES, PRECISIONS, ConversionResult, Converter, HeadPlacement
 from .calibration import calibration, calibration_source, parity_image_set
 from .job import ConversionJob, Progress
 from .parity import ParityChecker
 from .savedmodel import load_source
+from .staging import STAGING_PREFIX, prepare_out_dir, remove_stale_staging
+from .validation import DEFAULT_BUDGET, Validation, load_validation
 
 ALL = "all"
 DEFAULT_CALIB_SIZE = 200
@@ -57,7 +59,7 @@ def plan_conversions(
     plan: Plan = []
     for name in names:
         cls = CONVERTERS.get(name)
-        wanted = cls.precisions if ALL in precisions else precisions
+        wanted = _everything(cls.precisions) if ALL in precisions else precisions
         unsupported = [p for p in wanted if p not in cls.precisions]
         if unsupported and not all_targets:
             raise InvalidInputError(
@@ -75,6 +77,12 @@ def plan_conversions(
             f"nothing to convert for targets {targets} and precisions {precisions}"
         )
     return plan
+
+
+def _everything(precisions) -> List[str]:
+    """What "all" means: every precision but the budgeted ones, which need validation data
+    and minutes of search; they are made when named."""
+    return [p for p in precisions if p not in BUDGETED]
 
 
 def _raise_unavailable(cls, why: str) -> None:
@@ -114,6 +122,10 @@ class ConvertOptions:
             artifact is not written).
         parity_images: images of the parity check.
         progress: print progress on stderr.
+        max_miou_drop: int8-mixed's budget, in mIoU points against the float model.
+        val_data: int8-mixed's validation images: a DataConfig, a loaded dataset,
+            "synthetic" or a dataset root (None: synthetic for a synthetic-trained model).
+        val_split, val_limit: the split of `val_data` scored, and at most how many images.
     """
 
     calib_data: object = None
@@ -125,9 +137,15 @@ class ConvertOptions:
     strict: bool = False
     parity_images: int = 32
     progress: bool = True
+    max_miou_drop: float = DEFAULT_BUDGET
+    val_data: object = None
+    val_split: str = "val"
+    val_limit: Optional[int] = None
 
     def __post_init__(self):
         _check_options(self.head, self.resolution, self.io_dtype, self.calib_size, self.parity_images)
+        if not 0 <= float(self.max_miou_drop) <= 100:  # NaN fails too
+            raise InvalidInputError(f"--max-miou-drop must be 0..100 mIoU points, got {self.max_miou_drop}")
 
 
 def convert(
@@ -152,7 +170,7 @@ def convert(
         raise TypeError(f"options must be a ConvertOptions, got {type(options).__name__}")
     options = dataclasses.replace(options or ConvertOptions(), **overrides)
     plan = plan_conversions(targets, precisions)
-    out_dir = _prepare_out_dir(out_dir)
+    out_dir = prepare_out_dir(out_dir)
     say = Progress(options.progress)
     say(f"loading {model}")
     source = load_source(model, options.size)
@@ -165,9 +183,16 @@ def convert(
             lambda: calibration(calib_source, source, options.calib_size, say),
             say,
             options.io_dtype,
+            validation=lambda: Validation(
+                load_validation(options.val_data, source, options.val_split, options.val_limit),
+                job.reference,
+                options.max_miou_drop,
+            ),
         )
+        if any(precision in BUDGETED for _, precision in plan):
+            job.validation()  # a missing or broken --val-data fails before any conversion
         images = parity_image_set(calib_source, source, options.parity_images)
-        checker = ParityChecker(images, _reference_factory(job))
+        checker = ParityChecker(images, lambda head, res: job.reference(HeadPlacement(head, res)))
         results = [
             _convert_step(job, checker, step, plan, options, out_dir) for step in enumerate(plan, 1)
         ]
@@ -205,7 +230,7 @@ def unavailable_results(targets, precisions) -> List[ConversionResult]:
     for name, cls in CONVERTERS.items():
         ok, why = cls.available()
         for precision in cls.precisions if not ok else ():
-            if ALL in wanted or precision in wanted:
+            if precision in wanted or (ALL in wanted and precision in _everything([precision])):
                 results.append(
                     ConversionResult(name, precision, status="not available", reason=why)
                 )
@@ -234,63 +259,3 @@ def _check_options(head, resolution, io_dtype, calib_size, parity_images) -> Non
         raise InvalidInputError(f"--calib-size must be >= 1, got {calib_size}")
     if int(parity_images) < 1:
         raise InvalidInputError(f"parity images must be >= 1, got {parity_images}")
-
-
-def _prepare_out_dir(out_dir) -> Path:
-    """Create the output folder and prove it is writable (before any work)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InvalidInputError(f"--out {out_dir}: exists and is not a folder")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.mkdtemp(prefix=".edge-deeplab-probe-", dir=out_dir)
-        os.rmdir(probe)
-    except OSError as exc:
-        raise InvalidInputError(f"--out {out_dir}: cannot write there ({exc.strerror})") from None
-    return out_dir
-
-
-STAGING_PREFIX = ".edge-deeplab-convert-"  # + the pid of the run that owns the folder
-
-
-def remove_stale_staging(out_dir: Path, say=print) -> int:
-    """Delete staging folders that killed runs left in `out_dir`; returns how many.
-
-    A folder belongs to a dead run when the pid in its name is not running. Folders of live
-    runs (concurrent converts into one folder) are left alone.
-    """
-    import shutil
-
-    removed = 0
-    for folder in out_dir.glob(f"{STAGING_PREFIX}*"):
-        pid = folder.name[len(STAGING_PREFIX):].split("-")[0]
-        if not folder.is_dir() or (pid.isdigit() and _alive(int(pid))):
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed += 1
-        say(f"removed {folder.name}, left by a conversion that was killed")
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def _reference_factory(job: ConversionJob):
-    """(head, resolution) -> a Segmenter over the Keras model with that head placement."""
-    from edge_deeplab.segmenter import Segmenter
-
-    from .parity import KerasReference
-
-    def reference(head: str, resolution: str):
-        model = job.keras_model(HeadPlacement(head, resolution))
-        meta = job.source.metadata.replace(head=head, output_resolution=resolution)
-        return Segmenter(KerasReference(model, job.source.path, head), meta)
-
-    return reference

@@ -19,6 +19,7 @@ from edge_deeplab.errors import ConversionError, EdgeDeeplabError
 from .base import ConversionResult, Converter, HeadPlacement
 from .job import ConversionJob
 from .parity import ParityChecker, format_parity
+from .validation import float_layers, measured
 
 
 def convert_one(
@@ -43,13 +44,14 @@ def convert_one(
         result.seconds = round(time.perf_counter() - start, 2)
         meta = _artifact_metadata(job, converter, precision, variant)
         converter.embed_metadata(tmp, meta)
+        meta = _accuracy_control(job, converter, tmp, meta, result)
         result.parity = _parity(checker, converter, tmp, precision)
         converter.embed_metadata(tmp, meta.replace(parity=result.parity))
     except EdgeDeeplabError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         return _failed(result, "conversion failed", exc)
     result.size_mb = round(sum(f.stat().st_size for f in converter.files(tmp)) / 2**20, 3)
-    if not result.parity["passed"]:
+    if result.status == "ok" and not result.parity["passed"]:
         result.status, result.reason = "parity failed", format_parity(result.parity)
         if strict:
             shutil.rmtree(staging, ignore_errors=True)
@@ -64,6 +66,29 @@ def convert_one(
     shutil.rmtree(staging, ignore_errors=True)
     result.path = final
     return result
+
+
+def _accuracy_control(job: ConversionJob, converter: Converter, path: Path, meta, result: ConversionResult):
+    """int8-mixed: measure the written artifact's mIoU drop; record it with the search's
+    record in the metadata (source["accuracy_control"]) and the result; "budget missed"
+    when it is over the budget (the artifact is still the best the search found)."""
+    record = job.records.get((converter.name, meta.precision))
+    if record is None:
+        return meta
+    from edge_deeplab.runtimes import load_runtime
+
+    from edge_deeplab.segmenter import Segmenter
+
+    validation = job.validation()
+    with load_runtime(path, backend=converter.runtime) as runtime:
+        drop = validation.drop(Segmenter(runtime, meta))
+    record = measured(record, validation.budget, drop)
+    result.accuracy = record
+    if not record["budget_met"]:
+        result.status = "budget missed"
+        result.reason = f"mIoU drop {drop:.2f} points > budget {validation.budget:g} with {float_layers(record)}"
+    job.progress(f"  mIoU drop {drop:.2f} points (budget {validation.budget:g}), {float_layers(record)}")
+    return meta.replace(source={**meta.source, "accuracy_control": record})
 
 
 def _failed(result: ConversionResult, status: str, exc: Exception) -> ConversionResult:
@@ -110,7 +135,12 @@ def summary_line(result: ConversionResult) -> str:
     if result.status in ("conversion failed", "not available"):
         return f"{result.target} {result.precision}: {result.status}: {result.reason}"
     where = result.path.name if result.path else "(not written)"
-    return (
+    line = (
         f"{result.status:<13} {where:<22} {result.size_mb:7.2f} MB {result.seconds:6.1f} s  "
         f"{format_parity(result.parity)}"
     )
+    accuracy = result.accuracy
+    if accuracy:
+        drop, budget = accuracy["miou_drop_points"], accuracy["budget_points"]
+        line += f"  mIoU drop {drop:.2f} (budget {budget:g}), {float_layers(accuracy)}"
+    return line

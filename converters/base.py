@@ -24,9 +24,11 @@ from edge_deeplab.runs import sidecar_metadata_path
 if TYPE_CHECKING:  # annotations only: the job module builds on this one
     from .job import ConversionJob
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")  # every precision any target knows
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int8-mixed")  # every precision any target knows
+# int8 with the fewest layers kept in float that hold an mIoU budget on validation images
+BUDGETED = ("int8-mixed",)
 # int8 model input/output: "pixels" = uint8 RGB pixels in (scale 1, zero point 0), the
-# normalisation in the graph (TFLite, OpenVINO, ONNX); the others are TFLite's I/O types.
+# normalisation in the graph (TFLite, OpenVINO, ONNX; plain int8); the others are TFLite's.
 IO_DTYPES = ("pixels", "int8", "uint8", "float32")
 
 
@@ -42,8 +44,10 @@ class HeadPlacement:
 class ConversionResult:
     """The outcome of one target x precision.
 
-    status: "ok", "conversion failed", "parity failed" or "not available".
+    status: "ok", "conversion failed", "parity failed", "not available" or "budget missed"
+        (int8-mixed over its mIoU budget: written, the best the search found).
     parity: {"agreement", "miou", "max_abs_diff", "images", "passed", ...} or {}.
+    accuracy: int8-mixed's record (budget, measured drop, float layers), else {}.
     """
 
     target: str
@@ -56,6 +60,7 @@ class ConversionResult:
     size_mb: float = 0.0
     head: str = "logits"
     resolution: str = "full"
+    accuracy: Dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -134,6 +139,12 @@ class Converter(ABC):
         self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
     ) -> None:
         """Write the artifact for `precision` at `dest` (a temporary path in the out dir)."""
+
+    def layer_sqnr(self, path: Path, precision: str, inputs) -> Optional[Tuple[str, Dict[str, float]]]:
+        """(method, {layer: SQNR dB}) of an int8 artifact's own per-layer quantization
+        noise, from the engine's debugger, or None when there is none (the default).
+        `inputs` is a `bench.quant_debug.DebugInputs`."""
+        return None
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
         """Store `meta` with the artifact at `path`.

@@ -12,6 +12,8 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from edge_deeplab.errors import InvalidInputError
+
 from .base import HeadPlacement
 from .onnx_export import export_onnx
 from .savedmodel import export_saved_model, variant_model
@@ -49,6 +51,10 @@ class ConversionJob:
         progress: the Progress reporter.
         io_dtype: int8 model input/output: "pixels" (uint8 RGB pixels in, normalised in
             the graph; TFLite, OpenVINO, ONNX), or TFLite's "int8", "uint8", "float32".
+        validation: a callable returning the `Validation` of int8-mixed (its images and
+            budget); called once, on first use.
+
+    Converters of int8-mixed put their search's record in `records[(target, precision)]`.
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class ConversionJob:
         calibration: Callable[[], np.ndarray],
         progress: Progress,
         io_dtype: str = "pixels",
+        validation: Optional[Callable[[], object]] = None,
     ):
         self.source = source
         self.workdir = Path(workdir)
@@ -66,6 +73,27 @@ class ConversionJob:
         self.progress = progress
         self.io_dtype = io_dtype
         self._cache: Dict[Tuple, object] = {}
+        self._validation = validation
+        self.records: Dict[Tuple[str, str], dict] = {}
+
+    def validation(self):
+        """The int8-mixed budget's Validation (images loaded once)."""
+        if self._validation is None:
+            raise InvalidInputError("int8-mixed needs validation images (ConvertOptions.val_data)")
+        return self._cached(("validation",), self._validation)
+
+    def reference(self, variant: HeadPlacement):
+        """A Segmenter over the in-memory Keras model with the variant's head placement."""
+        from edge_deeplab.segmenter import Segmenter
+
+        from .parity import KerasReference
+
+        def build():
+            model = self.keras_model(variant)
+            meta = self.source.metadata.replace(head=variant.head, output_resolution=variant.resolution)
+            return Segmenter(KerasReference(model, self.source.path, variant.head), meta)
+
+        return self._cached(("reference", variant), build)
 
     def calibration(self) -> np.ndarray:
         """float32 (N, H, W, 3) normalised calibration images (computed once)."""

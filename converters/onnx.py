@@ -3,9 +3,11 @@
 The fp32 model is the job's ONNX export (`onnx_export.py`); the int8 model is quantised
 from it with the same calibration images as every other target: U8 activations, S8
 per-channel weights, QDQ format (onnxruntime's advice for CPUs; VNNI CPUs need no
-reduce_range). With io_dtype "pixels" (the default) the int8 model takes uint8 RGB pixels:
-Cast, Sub(mean) and Mul(1 / std) go in front of the fp32 graph before it is quantised, and
-stay float, so the graph normalises as the host would before the first quantisation.
+reduce_range). int8-mixed: the same int8 with the fewest layers left in float that hold the
+mIoU budget (`onnx_mixed.py`). With io_dtype "pixels" (the default) the int8 model takes
+uint8 RGB pixels: Cast, Sub(mean) and Mul(1 / std) go in front of the fp32 graph before it
+is quantised, and stay float, so the graph normalises as the host would before the first
+quantisation.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class ONNXConverter(Converter):
 
     name = "onnx"
     suffix = ".onnx"
-    precisions = ("fp32", "int8")
+    precisions = ("fp32", "int8", "int8-mixed")
     extra = "onnx"
     requires = (
         ("tensorflow", "train"),
@@ -51,15 +53,25 @@ class ONNXConverter(Converter):
         fp32 = job.onnx_model(variant)
         if precision == "fp32":
             dest.write_bytes(Path(fp32).read_bytes())
-            return
-        if self.takes_pixels(job, precision):
-            fp32 = with_pixel_input(fp32, job.source.metadata, dest.with_name(dest.stem + ".pixels.onnx"))
-            try:
-                quantize_onnx_int8(job, fp32, dest, job.pixel_calibration().astype(np.uint8))
-            finally:
-                fp32.unlink(missing_ok=True)
-            return
-        quantize_onnx_int8(job, fp32, dest)
+        elif precision == "int8-mixed":
+            from .onnx_mixed import convert_mixed
+
+            def quantize(out: Path, exclude) -> None:
+                quantize_onnx_int8(job, fp32, out, exclude=exclude)
+
+            job.records[self.name, precision] = convert_mixed(job, variant, fp32, dest, quantize)
+        elif self.takes_pixels(job, precision):
+            quantize_pixel_int8(job, fp32, dest)
+        else:
+            quantize_onnx_int8(job, fp32, dest)
+
+    def layer_sqnr(self, path: Path, precision: str, inputs):
+        """onnxruntime's qdq_loss_debug on the QDQ artifact (int8 and int8-mixed)."""
+        if not precision.startswith("int8"):
+            return None
+        from edge_deeplab.bench.quant_debug import onnx_layer_sqnr
+
+        return "onnxruntime qdq_loss_debug (qdq_err)", onnx_layer_sqnr(path, inputs.artifact_batches)
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
         """Set `metadata_props["edge_deeplab"]` (rewrites the file in place)."""
@@ -106,9 +118,19 @@ def with_pixel_input(fp32: Path, meta: ArtifactMetadata, dest: Path) -> Path:
     return dest
 
 
-def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path, batches=None) -> None:
-    """Static QDQ quantisation of `fp32` into `dest` with the job's calibration images
-    (or `batches`, in the model's input dtype)."""
+def quantize_pixel_int8(job: ConversionJob, fp32: Path, dest: Path) -> None:
+    """int8 of `fp32` with a uint8 pixel input (normalisation in the graph, kept float)."""
+    pixels = with_pixel_input(fp32, job.source.metadata, dest.with_name(dest.stem + ".pixels.onnx"))
+    try:
+        batches = job.pixel_calibration().astype(np.uint8)
+        quantize_onnx_int8(job, pixels, dest, exclude=PIXEL_NODES, batches=batches)
+    finally:
+        pixels.unlink(missing_ok=True)
+
+
+def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path, exclude=(), batches=None) -> None:
+    """Static QDQ quantisation of `fp32` into `dest` with the job's calibration images (or
+    `batches`, in the model's input dtype); the nodes named in `exclude` stay float."""
     deps.onnxruntime("ONNX int8 quantization")
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -149,7 +171,7 @@ def quantize_onnx_int8(job: ConversionJob, fp32: Path, dest: Path, batches=None)
             reduce_range=_needs_reduce_range(),
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(PIXEL_NODES),
+            nodes_to_exclude=list(exclude),
         )
     except (ValueError, RuntimeError) as exc:
         raise ConversionError(f"onnxruntime quantization failed: {first_line(exc)}") from exc

@@ -11,6 +11,7 @@ OpenVINO converts from the SavedModel agreed with Keras on 84% of pixels (tiny m
   preprocessing (`PrePostProcessor`): u8 NHWC pixels in, converted to f32, mean
   subtracted and divided by std in the graph, where the CPU plugin fuses it with the
   first quantization; the host only resizes.
+- INT8-MIXED: NNCF's accuracy control keeps the mIoU drop within the budget (`nncf_budget.py`).
   Never from an int8 .tflite: OpenVINO reads those but its int8 dilated convolutions come
   out 123-160 quantization steps off (15% agreement, ../shared/PITFALLS.md).
 
@@ -30,6 +31,7 @@ from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 
 from .base import CONVERTERS, Converter, HeadPlacement
 from .job import ConversionJob
+from .nncf_budget import quantize_within_budget
 
 
 @CONVERTERS.register
@@ -38,7 +40,7 @@ class OpenVINOConverter(Converter):
 
     name = "openvino"
     suffix = ".xml"
-    precisions = ("fp32", "fp16", "int8")
+    precisions = ("fp32", "fp16", "int8", "int8-mixed")
     extra = "openvino"
     requires = (
         ("tensorflow", "train"),
@@ -67,6 +69,8 @@ class OpenVINOConverter(Converter):
             raise ConversionError(f"openvino.convert_model failed: {first_line(exc)}") from exc
         if precision == "int8":
             model = _quantize(job, model)
+        elif precision == "int8-mixed":
+            model, job.records[self.name, precision] = quantize_within_budget(job, model, variant)
         if self.takes_pixels(job, precision):
             model = _pixel_input(ov, model, job.source.metadata)
         # In rt_info (saved into the .xml); `embed_metadata` replaces it with the final one.

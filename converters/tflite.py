@@ -3,6 +3,8 @@
 - fp32: plain conversion.
 - fp16: weights stored as float16 (the CPU computes in float32; GPU delegates in fp16).
 - dynamic: int8 weights, float activations (dynamic-range quantization).
+- int8-mixed: int8 with the fewest layers kept in float that hold the mIoU budget on the
+  validation images (`tflite_mixed.py`); float32 input/output.
 - int8: full integer with per-channel weights, calibrated on the shared calibration
   images; by default uint8 RGB pixels in (scale 1, zero point 0) with the normalisation
   in the graph (`io_dtype` "pixels"), else input/output int8, uint8 or float32. Every op of this network
@@ -33,7 +35,7 @@ class TFLiteConverter(Converter):
 
     name = "tflite"
     suffix = ".tflite"
-    precisions = ("fp32", "fp16", "dynamic", "int8")
+    precisions = ("fp32", "fp16", "dynamic", "int8", "int8-mixed")
     extra = "train"  # the converter lives in TensorFlow
     requires = (("tensorflow", "train"),)
     runtime = "tflite"
@@ -45,6 +47,11 @@ class TFLiteConverter(Converter):
     def convert(
         self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
     ) -> None:
+        if precision == "int8-mixed":
+            from .tflite_mixed import convert_mixed
+
+            job.records[self.name, precision] = convert_mixed(job, variant, dest)
+            return
         tf = deps.tensorflow()
         pixels = self.takes_pixels(job, precision)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(job.saved_model(variant, pixels)))
@@ -65,6 +72,26 @@ class TFLiteConverter(Converter):
         if pixels:
             check_pixel_input(content)
         dest.write_bytes(content)
+
+    def layer_sqnr(self, path: Path, precision: str, inputs):
+        """LiteRT's quantization debugger, on the SavedModel this int8 artifact is made from
+        (int8 only: int8-mixed keeps layers in float the debugger would quantize)."""
+        if precision != "int8":
+            return None
+        from edge_deeplab.bench.quant_debug import tflite_layer_sqnr
+
+        tf = deps.tensorflow("the TFLite quantization debugger")
+        saved = inputs.saved_model()
+
+        def factory(dataset):
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = dataset
+            return converter
+
+        return "LiteRT QuantizationDebugger (layer_direct_compare_metrics)", tflite_layer_sqnr(
+            factory, inputs.float_batches
+        )
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
         """Append (or replace) the `edge_deeplab.json` associated-file zip of the .tflite."""

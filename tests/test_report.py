@@ -437,9 +437,13 @@ def test_end_to_end_every_field_for_every_row(tiny_run, tmp_path):
     assert (tmp_path / "artifacts" / "model_int8.tflite").is_file()
     md = (tmp_path / "report.md").read_text()
     assert "| tflite int8 | tflite | ok |" in md and "## Evaluation protocol" in md
+    layers = int8["quant_debug"]["layers"]  # LiteRT's debugger: one SQNR per quantized layer
+    assert len(layers) > 20 and all(np.isfinite(w["sqnr_db"]) for w in layers)
+    assert [w["sqnr_db"] for w in layers] == sorted(w["sqnr_db"] for w in layers)  # worst first
+    assert "## Per-layer quantization error" in md
     page = _Collect()
     page.feed((tmp_path / "report.html").read_text())
-    assert page.rows == 4 and len(page.images) == 3
+    assert page.rows == 4 and len(page.images) == 4  # + the ten-worst-layers chart
     # A second report reuses the artifacts instead of converting again.
     again = report(
         tiny_run,

@@ -19,6 +19,7 @@ import numpy as np
 from .. import deps
 from ..visualize import colorize
 from .pareto import pareto_front
+from .quant_debug import WORST
 from .render_md import (
     failure_lines,
     machine_lines,
@@ -111,7 +112,7 @@ def scatter_chart(rows: Sequence[dict]) -> Optional[str]:
 def delta_chart(rows: Sequence[dict]) -> Optional[str]:
     """Grouped bars: per-class Δ IoU (points vs float) of each int8 variant; None if none."""
     int8 = [
-        r for r in rows if r.get("precision") in ("int8", "mixed") and r.get("delta_per_class_iou")
+        r for r in rows if str(r.get("precision")).startswith("int8") and r.get("delta_per_class_iou")
     ]
     if not int8:
         return None
@@ -134,6 +135,30 @@ def delta_chart(rows: Sequence[dict]) -> Optional[str]:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return figure_data_uri(fig)
+
+
+def layer_error_chart(rows: Sequence[dict]) -> Optional[str]:
+    """Horizontal bars: the ten worst layers' SQNR (dB) of each int8 variant; None if none."""
+    debugged = [r for r in rows if (r.get("quant_debug") or {}).get("layers")]
+    if not debugged:
+        return None
+    fig = _figure(9.0, 3.2 * len(debugged))
+    for k, row in enumerate(debugged, start=1):
+        worst = row["quant_debug"]["layers"][:WORST]
+        ax = fig.add_subplot(len(debugged), 1, k)
+        names = [_short_layer(w["layer"]) for w in worst][::-1]
+        ax.barh(names, [w["sqnr_db"] for w in worst][::-1], color="tab:red")
+        ax.set_title(f"{variant_name(row)} ({row['runtime']}): {row['quant_debug']['method']}", fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_xlabel("SQNR (dB, higher is better)")
+        ax.grid(axis="x", alpha=0.3)
+    return figure_data_uri(fig)
+
+
+def _short_layer(name: str) -> str:
+    """A TFLite/ONNX tensor name cut to the layer: first ';' part, last two path parts."""
+    core = name.split(";")[0].replace("NumericVerify/", "")
+    return "/".join(core.split("/")[-2:])[:48]
 
 
 def examples_chart(examples: Optional[Examples]) -> Optional[str]:
@@ -228,6 +253,12 @@ def render_html(report: dict, examples: Optional[Examples] = None) -> str:
             delta_chart(rows),
             "per-class IoU change of int8 variants",
             "no int8 variant was measured",
+        ),
+        "<h2>Per-layer quantization error (ten worst layers)</h2>",
+        _image_html(
+            layer_error_chart(rows),
+            "SQNR of the ten worst layers of each int8 variant",
+            "no int8 variant has a per-layer debugger here",
         ),
         "<h2>Examples</h2>",
         _image_html(

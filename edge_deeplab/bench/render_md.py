@@ -134,8 +134,8 @@ def per_class_table(rows: Sequence[dict]) -> str:
 
 
 def mixed_lines(rows: Sequence[dict]) -> List[str]:
-    """What the mixed-precision search kept in float, and what it cost against full int8
-    of the same format."""
+    """What each int8-mixed search kept in float, and what it cost against full int8 of
+    the same format."""
     lines = []
     for row in rows:
         mixed = row.get("mixed") or {}
@@ -147,9 +147,9 @@ def mixed_lines(rows: Sequence[dict]) -> List[str]:
         layers = mixed.get("float_layers", [])
         met = "met" if mixed.get("budget_met") else "NOT met"
         text = (
-            f"{variant_name(row)}: {len(layers)} of {mixed.get('quantized_layers_ranked')} "
-            f"quantized layers kept in float; budget {mixed.get('budget_points'):g} points {met} "
-            f"(Δ mIoU {fmt(row.get('delta_miou'), '.2f', signed=True)})"
+            f"{variant_name(row)} ({mixed.get('method', '')}): {len(layers)} of "
+            f"{mixed.get('quantized_layers') or '?'} quantized layers kept in float; budget "
+            f"{mixed.get('budget_points'):g} points {met} (Δ mIoU {fmt(row.get('delta_miou'), '.2f', signed=True)})"
         )
         if int8 and int8.get("latency_p50_ms") and row.get("latency_p50_ms"):
             cost = row["latency_p50_ms"] - int8["latency_p50_ms"]
@@ -157,10 +157,25 @@ def mixed_lines(rows: Sequence[dict]) -> List[str]:
             if int8.get("infer_p50_ms") and row.get("infer_p50_ms"):
                 text += f" (model alone {row['infer_p50_ms'] - int8['infer_p50_ms']:+.1f} ms)"
         trials = ", ".join(
-            f"{t['float_layers']}→{t['miou_drop_points']:.2f}" for t in mixed["trials"]
+            f"{t['float_layers']}→{t['miou_drop_points']:.2f}" for t in mixed.get("trials", ())
         )
-        lines.append(text + f". Trials (float layers→drop): {trials}.")
+        lines.append(text + (f". Trials (float layers→drop): {trials}." if trials else "."))
         lines += [f"  - `{name.split(';')[0]}`" for name in layers]
+    return lines
+
+
+def layer_error_lines(rows: Sequence[dict], worst: int = 3) -> List[str]:
+    """Per int8 variant: the worst layers' SQNR, or why there is no per-layer figure."""
+    lines = []
+    for row in rows:
+        debug = row.get("quant_debug") or {}
+        if not debug:
+            continue
+        if not debug.get("layers"):
+            lines.append(f"{variant_name(row)} ({row['runtime']}): {debug.get('reason', 'no figures')}")
+            continue
+        shown = ", ".join(f"`{w['layer'].split(';')[0][-60:]}` {w['sqnr_db']:.1f} dB" for w in debug["layers"][:worst])
+        lines.append(f"{variant_name(row)} ({row['runtime']}), {len(debug['layers'])} layers, worst: {shown}")
     return lines
 
 
@@ -189,10 +204,14 @@ def render_markdown(report: dict) -> str:
     classes = per_class_table(report["rows"])
     if classes:
         out += ["## Per-class IoU % (Δ points vs float)", "", classes, ""]
+    errors = layer_error_lines(report["rows"])
+    if errors:
+        out += ["## Per-layer quantization error (SQNR, dB; higher is better)", ""]
+        out += [f"- {line}" for line in errors] + [""]
     mixed = mixed_lines(report["rows"])
     if mixed:
         out += (
-            ["## Mixed precision", ""]
+            ["## int8-mixed: layers kept in float to hold the mIoU budget", ""]
             + [f"- {line}" if not line.startswith("  ") else line for line in mixed]
             + [""]
         )

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..data.evaluation_set import load_data
 from ..imageio import atomic_write_text
 from ..runs import resolve_model_path
 from . import pareto
@@ -27,7 +28,7 @@ from .machine import describe_machine, utc_now
 from .pareto import gate
 from .render_html import Examples, render_html
 from .render_md import render_markdown
-from .report_data import default_calibration, load_data, protocol_of
+from .report_data import default_calibration, protocol_of
 from .report_row import ReportRow
 from .runner import VariantRunner
 from .variants import Variant, all_variants, parse_variant_specs, select_variants
@@ -122,8 +123,9 @@ class ReportOptions:
         bench: timing options. scales, flip: the evaluation protocol (single scale by default).
         examples: how many images the HTML shows with each variant's masks.
         reconvert: convert again even where an artifact exists.
-        mixed_precision: add a "tflite mixed" row: int8 with the fewest layers kept in float
-            that hold the mIoU drop within max_miou_drop (1 point when None).
+        mixed_precision: add an int8-mixed row for every format that makes it: int8 with
+            the fewest layers kept in float that hold the mIoU drop on the evaluated images
+            within max_miou_drop (0.5 point when None). Also made when --variants names it.
     """
 
     variants: Optional[Union[str, Sequence[Variant]]] = None
@@ -166,17 +168,16 @@ def report(model, data, out_dir, options: Optional[ReportOptions] = None, **over
     protocol = protocol_of(
         meta, dataset, data, options.split, options.scales, options.flip, runner.calib_data
     )
-    show = _Progress(options.progress, len(chosen) + bool(options.mixed_precision))
+    runner.val_data = dataset
+    if options.max_miou_drop is not None:
+        runner.budget = float(options.max_miou_drop)
+    show = _Progress(options.progress, len(chosen))
     show.note(
         f"report: {show.total} variants of {model_path}; {len(dataset)} images, "
         f"{meta.input_size[0]}x{meta.input_size[1]} {meta.resize}, "
         f"ignore label {dataset.ignore_label}"
     )
     rows = _measure_all(runner, chosen, dataset, show)
-    if options.mixed_precision:
-        drop = options.max_miou_drop
-        budget = pareto.DEFAULT_BUDGET if drop is None else float(drop)
-        rows.append(_mixed_row(runner, dataset, budget, rows, show))
     _fill_deltas(rows)
     data_dict = _report_dict(model_path, rows, protocol, options.max_miou_drop)
     result = ReportResult(rows, data_dict, out_dir)
@@ -187,10 +188,23 @@ def report(model, data, out_dir, options: Optional[ReportOptions] = None, **over
 
 
 def _chosen_variants(options: ReportOptions) -> List[Variant]:
-    if isinstance(options.variants, str) or options.variants is None:
-        specs = parse_variant_specs(options.variants)
-        return select_variants(specs, all_variants(options.runtimes))
-    return list(options.variants)
+    """The variants asked for. int8-mixed (minutes of search each) only when named in
+    --variants ("tflite:int8-mixed") or asked for with --mixed-precision."""
+    if not (isinstance(options.variants, str) or options.variants is None):
+        return list(options.variants)
+    from edge_deeplab.converters.base import BUDGETED
+
+    specs = parse_variant_specs(options.variants)
+    everything = all_variants(options.runtimes)
+    named = {(fmt, precision) for fmt, precision in specs or () if precision}
+    chosen = [
+        v for v in select_variants(specs, everything)
+        if v.precision not in BUDGETED or (v.format, v.precision) in named
+    ]
+    if options.mixed_precision:
+        formats = {v.format for v in chosen}
+        chosen += [v for v in everything if v.precision in BUDGETED and v.format in formats and v not in chosen]
+    return chosen
 
 
 def _runner(model_path: Path, out_dir: Path, options: ReportOptions, data) -> VariantRunner:
@@ -220,19 +234,6 @@ def _measure_all(runner, chosen: Sequence[Variant], dataset, show: _Progress) ->
         show(index, variant, f"{row.summary()}  ({time.perf_counter() - start:.1f} s)")
         rows.append(row)
     return rows
-
-
-def _mixed_row(runner, dataset, budget: float, rows: List[ReportRow], show: _Progress):
-    from .mixed_precision import mixed_variant, run_mixed
-
-    variant = mixed_variant()
-    reference = next((r for r in rows if r.variant.is_reference), None)
-    start = time.perf_counter()
-    say = functools.partial(show, show.total, variant)
-    say(f"searching the fewest float layers within {budget:g} mIoU points ...")
-    row = run_mixed(runner, dataset, budget, reference, say)
-    say(f"{row.summary()}  ({time.perf_counter() - start:.1f} s)")
-    return row
 
 
 def _report_dict(

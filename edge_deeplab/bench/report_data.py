@@ -3,45 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import numpy as np
 
 from ..config import DataConfig
 from ..errors import InvalidInputError
-
-
-def load_data(data: Union[DataConfig, object], meta, split: str, limit: Optional[int]):
-    """The evaluation images: a SegDataset from `data`, checked against the model, cut to
-    `limit`."""
-    from ..data.datasets import SegDataset, load_dataset
-
-    if isinstance(data, DataConfig):
-        if data.labels is None and data.num_classes is None:
-            data = data.replace(labels=meta.labels)  # the model says what its classes are
-        dataset = load_dataset(data, split)
-    else:
-        dataset = data
-    if dataset.num_classes != meta.num_classes:
-        raise InvalidInputError(
-            f"the dataset has {dataset.num_classes} classes "
-            f"but the model predicts {meta.num_classes}"
-        )
-    if limit is not None:
-        if limit < 1:
-            raise InvalidInputError(f"--limit must be >= 1, got {limit}")
-        keep = min(limit, len(dataset))
-        dataset = SegDataset(
-            dataset.images[:keep],
-            dataset.masks[:keep],
-            dataset.labels,
-            dataset.ignore_label,
-            dataset.names[:keep],
-            dataset.split,
-        )
-    if len(dataset) == 0:
-        raise InvalidInputError("the dataset has no images to evaluate")
-    return dataset
 
 
 def default_calibration(data) -> Optional[str]:

@@ -42,6 +42,7 @@ class ReportRow:
     parity: Dict[str, object] = field(default_factory=dict)
     convert_s: Optional[float] = None
     mixed: Dict[str, object] = field(default_factory=dict)
+    quant_debug: Dict[str, object] = field(default_factory=dict)
     eval_s: Optional[float] = None
 
     def fail(self, status: str, reason: str) -> ReportRow:

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .quant_debug import layer_errors
 from .recording import Recorder, current_rss_mb
 from .report_row import (
     FailedConversion,
@@ -61,6 +62,8 @@ class VariantRunner:
         self._reference_labels: Optional[List[np.ndarray]] = None
         self.kept: Dict[str, List[np.ndarray]] = {}
         self._meta = None
+        self.val_data = None  # int8-mixed: the images its budget is measured on (the evaluated ones)
+        self.budget: Optional[float] = None  # int8-mixed: mIoU points (None: the converter's default)
 
     def reference_metadata(self):
         """The float model's metadata: the evaluation protocol every variant follows."""
@@ -138,11 +141,13 @@ class VariantRunner:
         row.convert_s = round(float(getattr(result, "seconds", 0.0) or 0.0), 2)
         parity = getattr(result, "parity", None) or {}
         row.parity = {k: clean_number(v) for k, v in parity.items()}
-        if result.status not in ("ok", "parity failed") or not result.path:
+        if result.status not in ("ok", "parity failed", "budget missed") or not result.path:
             row.fail(result.status, result.reason or "the converter gave no reason")
             return None
         if result.status == "parity failed":
             row.fail("parity failed", result.reason)  # still measured: the numbers show how bad
+        elif result.status == "budget missed":
+            row.reason = result.reason  # measured like any row; the reason says what it missed
         return Path(result.path)
 
     def _convert(self, fmt: str, precisions: List[str]) -> None:
@@ -150,6 +155,7 @@ class VariantRunner:
         from edge_deeplab.converters import convert
 
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        budget = {} if self.budget is None else {"max_miou_drop": self.budget}
         try:
             results = convert(
                 self.model_path,
@@ -158,6 +164,8 @@ class VariantRunner:
                 self.artifacts_dir,
                 calib_data=self.calib_data,
                 progress=self.progress,
+                val_data=self.val_data,
+                **budget,
             )
         except Exception as exc:  # noqa: BLE001 - any converter crash is this format's row, not the report's
             reason = f"{type(exc).__name__}: {exc}"
@@ -184,6 +192,7 @@ class VariantRunner:
             )
             segmenter = Segmenter(runtime, meta)
             row.device = runtime.device_name
+            row.mixed = dict(meta.source.get("accuracy_control") or {})
             if row.reused:
                 row.parity = {k: clean_number(v) for k, v in (meta.parity or {}).items()}
                 if row.parity.get("passed") is False:
@@ -205,6 +214,9 @@ class VariantRunner:
                 else [segmenter.predict(dataset[i][0]).labels for i in range(len(dataset))]
             )
             self._agreement(variant, labels, row)
+            if variant.precision.startswith("int8"):
+                say("per-layer quantization error ...")
+                row.quant_debug = layer_errors(variant, path, segmenter, dataset, self.model_path)
             say("benchmarking ...")
             self._benchmark(benchmark, segmenter, dataset[0][0], row)
             rss_after = current_rss_mb()
@@ -264,7 +276,7 @@ class VariantRunner:
         int8 = [
             r.variant.ident
             for r in rows
-            if r.variant.precision in ("int8", "mixed") and r.variant.ident in self.kept
+            if r.variant.precision.startswith("int8") and r.variant.ident in self.kept
         ]
         idents = ([ref] if ref else []) + int8
         if not idents:

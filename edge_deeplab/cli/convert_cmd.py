@@ -34,10 +34,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         dest="precisions",
         type=parse_list,
         default=("fp32",),
-        help=f"precisions, comma-separated ({', '.join(PRECISIONS)}) or '{ALL}' (default fp32)",
+        help=f"precisions, comma-separated ({', '.join(PRECISIONS)}) or '{ALL}' (default fp32); "
+        f"'{ALL}' leaves out int8-mixed (int8 within an mIoU budget: it needs --val-data and minutes)",
     )
     parser.add_argument("--out", required=True, help="output folder")
     _add_quantization_args(parser, DEFAULT_CALIB_SIZE)
+    _add_budget_args(parser)
     _add_placement_args(parser, HEADS, RESOLUTIONS, IO_DTYPES)
     parser.add_argument(
         "--strict",
@@ -65,6 +67,26 @@ def _add_quantization_args(parser: argparse.ArgumentParser, default_calib_size: 
     parser.add_argument(
         "--parity-images", type=int, default=32, help="images of the parity check (default 32)"
     )
+
+
+def _add_budget_args(parser: argparse.ArgumentParser) -> None:
+    """int8-mixed: the mIoU budget and the images it is measured on."""
+    from edge_deeplab.converters.validation import DEFAULT_BUDGET
+
+    parser.add_argument(
+        "--max-miou-drop",
+        type=float,
+        default=DEFAULT_BUDGET,
+        help=f"int8-mixed: mIoU points the artifact may lose against float (default {DEFAULT_BUDGET:g}); "
+        "the fewest layers that hold it stay in float, or the command exits non-zero with the drop reached",
+    )
+    parser.add_argument(
+        "--val-data",
+        help="int8-mixed: 'synthetic' or a dataset root with masks (as `eval --data` takes) to measure "
+        "the drop on (default: synthetic when the model was trained on it)",
+    )
+    parser.add_argument("--val-split", default="val", help="int8-mixed: split of --val-data (default val)")
+    parser.add_argument("--val-limit", type=int, help="int8-mixed: score at most N validation images")
 
 
 def _add_placement_args(parser: argparse.ArgumentParser, heads, resolutions, io_dtypes) -> None:
@@ -109,13 +131,17 @@ def run(args: argparse.Namespace) -> int:
         strict=args.strict,
         parity_images=args.parity_images,
         progress=not args.quiet,
+        max_miou_drop=args.max_miou_drop,
+        val_data=args.val_data,
+        val_split=args.val_split,
+        val_limit=args.val_limit,
     )
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:
         for result in results:
             print(f"{result.target:<9} {result.precision:<8} {summary_line(result)}")
-    failed = [r for r in results if r.status == "conversion failed"]
+    failed = [r for r in results if r.status in ("conversion failed", "budget missed")]
     if failed:
         raise ConversionError("; ".join(f"{r.target} {r.precision}: {r.reason}" for r in failed))
     return 0

@@ -9,6 +9,7 @@ flip is possible for them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence
@@ -124,21 +125,32 @@ def evaluate(
 
 
 def _multi_scale(segmenter, rgb: np.ndarray, scales, flip: bool) -> np.ndarray:
-    """Average the probabilities of every scale (and mirror) at the original size."""
+    """Average the probabilities of every scale (and mirror) at the original size.
+
+    Through the Segmenter's own steps, in one engine call where the model batches: every
+    scaled (and mirrored) copy is preprocessed, inferred, and postprocessed with its
+    placement pointing at the original size, so its scores are restored there directly
+    (one resize each) before they are averaged and argmaxed.
+    """
     h, w = rgb.shape[:2]
-    total = None
+    copies, mirrored = [], []
     for scale in scales:
-        size = (max(2, round(h * scale)), max(2, round(w * scale)))
-        scaled = resize(rgb, size)
-        variants = [scaled, np.ascontiguousarray(scaled[:, ::-1])] if flip else [scaled]
-        for k, image in enumerate(variants):
-            probs = segmenter.predict(image, probabilities=True).probabilities
-            if probs is None:
-                raise InvalidInputError(
-                    "the segmenter returned no probabilities for multi-scale inference"
-                )
-            if k == 1:
-                probs = probs[:, ::-1]
+        scaled = resize(rgb, (max(2, round(h * scale)), max(2, round(w * scale))))
+        copies.append(scaled)
+        mirrored.append(False)
+        if flip:
+            copies.append(np.ascontiguousarray(scaled[:, ::-1]))
+            mirrored.append(True)
+    batch, placements, pixels = segmenter.preprocess(copies)
+    placements = [dataclasses.replace(p, original=(h, w)) for p in placements]
+    results = segmenter.postprocess(segmenter.infer(batch), placements, probabilities=True, images=pixels)
+    total = None
+    for result, is_mirrored in zip(results, mirrored):
+        probs = result.probabilities
+        if probs is None:
+            raise InvalidInputError("the segmenter returned no probabilities for multi-scale inference")
+        if probs.shape[:2] != (h, w):  # upsample="labels" keeps them at the model's resolution
             probs = resize(np.ascontiguousarray(probs), (h, w))
-            total = probs if total is None else total + probs
+        probs = probs[:, ::-1] if is_mirrored else probs
+        total = probs if total is None else total + probs
     return np.argmax(total, axis=-1).astype(np.uint8)

@@ -1,0 +1,138 @@
+"""OpenVINO int8 under an mIoU budget ("int8-mixed") through NNCF's accuracy control.
+
+(ONNX's int8-mixed uses onnxruntime's own quantizer instead: see `onnx_mixed.py` for why.)
+
+`nncf.quantize_with_accuracy_control` quantizes the float model, scores it with our
+validation function (mIoU through the Segmenter, the same as `eval` and the report), and
+while the drop exceeds the budget ranks the quantized operations by how much each costs
+and reverts the most harmful ones to float. NNCF names the reverted operations only in its
+log, so the record reads them from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import List
+
+import numpy as np
+from edge_deeplab.runtimes.base import Runtime, TensorSpec
+
+from edge_deeplab import deps
+from edge_deeplab.errors import ConversionError, first_line
+
+from .base import HeadPlacement
+from .validation import accuracy_record
+
+
+class InMemoryModel(Runtime):
+    """A model NNCF holds in memory (an OpenVINO CompiledModel) as a Runtime."""
+
+    name = "nncf-in-memory"
+    extra = "openvino"
+
+    def __init__(self, model, path, specs: tuple):
+        super().__init__(path)
+        spec_in, self._out = specs
+        # One image a call: NNCF's models have a static batch of 1.
+        self._in = TensorSpec(spec_in.name, (1, *spec_in.shape[1:]), spec_in.dtype)
+        self._call = lambda batch: model([batch])[model.output(0)]
+
+    @property
+    def input_spec(self) -> TensorSpec:
+        return self._in
+
+    @property
+    def output_spec(self) -> TensorSpec:
+        return self._out
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._call(np.ascontiguousarray(batch, np.float32)))
+
+
+class _RevertedOperations(logging.Handler):
+    """Collects the operations NNCF's log says it reverted to float, and the op count."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.names: List[str] = []
+        self.total = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        found = re.match(r"(\d+) out of (\d+) were reverted", text)
+        if found:
+            self.total = int(found.group(2))
+            self.names = [line.strip() for line in text.splitlines()[1:] if line.strip()]
+        found = re.match(r"Total number of quantized operations in the model: (\d+)", text)
+        if found:
+            self.total = int(found.group(1))
+
+
+def quantize_within_budget(job, model, variant: HeadPlacement):
+    """(int8 model, accuracy record) of the OpenVINO `model` within the job's budget. The
+    record's drop is measured later, on the written artifact."""
+    nncf = deps._import("nncf", "nncf", "openvino", "accuracy-controlled int8")
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    validation = job.validation()
+    reference = job.reference(variant)
+    meta = reference.metadata
+    specs = (reference.runtime.input_spec, reference.runtime.output_spec)
+    batches = job.calibration()
+    images = list(range(len(validation.dataset)))
+
+    last: dict = {}  # NNCF scores one model many times (per image when ranking): one session each
+
+    def validate(compiled, indices) -> float:
+        from edge_deeplab.segmenter import Segmenter
+
+        if last.get("model") is not compiled:
+            last.update(model=compiled, runtime=InMemoryModel(compiled, job.source.path, specs))
+        subset = _Subset(validation.dataset, list(indices))
+        return validation.miou(Segmenter(last["runtime"], meta), subset)
+
+    job.progress(f"  nncf.quantize_with_accuracy_control: {len(batches)} calibration, "
+                 f"{len(images)} validation images, budget {validation.budget:g} mIoU points")
+    log = _RevertedOperations()
+    logging.getLogger("nncf").addHandler(log)
+    try:
+        quantized = nncf.quantize_with_accuracy_control(
+            model,
+            nncf.Dataset([batches[i : i + 1] for i in range(len(batches))]),
+            nncf.Dataset(images, lambda i: _preprocessed(reference, validation.dataset[i][0])),
+            validate,
+            max_drop=validation.budget / 100,
+            drop_type=nncf.DropType.ABSOLUTE,
+            subset_size=len(batches),
+            advanced_quantization_parameters=AdvancedQuantizationParameters(
+                activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX
+            ),
+        )
+    except Exception as exc:  # nncf raises its own errors, RuntimeError, ValueError
+        reason = first_line(exc, skip=("Exception from", "Check "))
+        raise ConversionError(f"nncf.quantize_with_accuracy_control failed: {reason}") from exc
+    finally:
+        logging.getLogger("nncf").removeHandler(log)
+    return quantized, accuracy_record("NNCF quantize_with_accuracy_control", log.names, log.total)
+
+
+def _preprocessed(segmenter, rgb: np.ndarray) -> np.ndarray:
+    return segmenter.preprocess([rgb])[0]
+
+
+class _Subset:
+    """Items `indices` of a dataset, with its labels and ignore label."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, indices
+        self.labels = tuple(getattr(dataset, "labels", ()))
+        self.ignore_label = getattr(dataset, "ignore_label", 255)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.dataset[self.indices[i]]
+

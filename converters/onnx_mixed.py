@@ -1,0 +1,80 @@
+"""ONNX int8 under an mIoU budget ("int8-mixed"): onnxruntime's QDQ int8 with the fewest
+layers left in float.
+
+The same quantizer as the plain int8 artifact (`quantize_static`, U8/S8 QDQ), so what stays
+int8 runs as fast. Layers are ranked by onnxruntime's own debugger (`qdq_loss_debug`: the
+SQNR of each activation's quantization noise, lowest first); the search then leaves the top-k
+producing nodes out of quantization (`nodes_to_exclude`), k = 0, 1, 2, 4, ... and bisects,
+like the TFLite search. Every trial is a real quantization scored through the Segmenter.
+
+Why not NNCF here (it is used for OpenVINO): its ONNX QDQ keeps the Clip of every ReLU6 between
+Conv and QuantizeLinear, which onnxruntime does not fuse: on the CamVid model it ran 2.9x
+slower than onnxruntime's own int8 (228.7 vs 77.9 ms p50) at the same accuracy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+from .base import HeadPlacement
+from .tflite_mixed import DEBUG_IMAGES, fewest_layers
+from .validation import accuracy_record
+
+
+def convert_mixed(job, variant: HeadPlacement, fp32: Path, dest: Path, quantize) -> dict:
+    """Write the int8-mixed ONNX of `variant` to `dest`; returns its accuracy record.
+
+    `quantize(dest, exclude)` makes the QDQ int8 model of `fp32` with the nodes `exclude`
+    left in float (the converter's own quantization, calibration included).
+    """
+    from edge_deeplab.bench.quant_debug import onnx_layer_sqnr, ranked
+
+    validation = job.validation()
+    meta = job.source.metadata.replace(
+        format="onnx", precision="int8-mixed", head=variant.head, output_resolution=variant.resolution
+    )
+    quantize(dest, ())
+    job.progress("  ranking layers by their quantization noise (onnxruntime qdq_loss_debug)")
+    sqnr = onnx_layer_sqnr(dest, [job.calibration()[i : i + 1] for i in range(min(DEBUG_IMAGES, 8))])
+    nodes = _producers(dest, [row["layer"] for row in ranked(sqnr)])
+
+    def drop_for(k: int) -> float:
+        if k:
+            quantize(dest, nodes[:k])
+        drop = _drop(dest, meta, validation)
+        job.progress(f"  {k} layer(s) in float: mIoU drop {drop:.2f} points")
+        return drop
+
+    k, met, trials = fewest_layers(drop_for, validation.budget, len(nodes))
+    if trials[-1][0] != k:  # the last trial written was not the chosen one
+        quantize(dest, nodes[:k])
+    return accuracy_record(
+        "onnxruntime qdq_loss_debug ranking, fewest float layers", nodes[:k], len(nodes),
+        trials=[{"float_layers": n, "miou_drop_points": round(d, 4)} for n, d in trials],
+    )
+
+
+def _producers(path: Path, tensors: List[str]) -> List[str]:
+    """The names of the nodes producing `tensors` (in order, each once) in the model at `path`."""
+    import onnx
+
+    producer = {}
+    for node in onnx.load(str(path)).graph.node:
+        for output in node.output:
+            producer[output] = node
+    names: List[str] = []
+    for tensor in tensors:
+        node = producer.get(tensor)
+        if node is not None and node.op_type not in ("QuantizeLinear", "DequantizeLinear") and node.name not in names:
+            names.append(node.name)
+    return names
+
+
+def _drop(path: Path, meta, validation) -> float:
+    from edge_deeplab.runtimes import load_runtime
+
+    from edge_deeplab.segmenter import Segmenter
+
+    with load_runtime(path, backend="onnxruntime") as runtime:
+        return validation.drop(Segmenter(runtime, meta))

@@ -1,0 +1,158 @@
+"""Per-layer quantization error of an int8 artifact: SQNR in dB, from the engines' own debuggers.
+
+Each layer's own quantization noise, not what it inherits from the layers before it:
+- ONNX (QDQ): onnxruntime's `qdq_loss_debug`, every activation against its own float value
+  before its QuantizeLinear/DequantizeLinear pair ("qdq_err"), on the artifact itself
+  (clipped to the pair's range: see `_qdq_sqnr`).
+- TFLite: LiteRT's `QuantizationDebugger` on the SavedModel and calibration images the
+  converter quantizes from: each quantized op's output against the float op run on the same
+  (dequantized) inputs (`layer_direct_compare_metrics`).
+- OpenVINO: neither OpenVINO nor NNCF has a per-layer debugger; the row says so.
+
+SQNR = 10 log10(sum(float^2) / sum((float - quantized)^2)); higher is better, and a layer at
+~20 dB or less is where int8 loses accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+
+from .. import deps
+from ..errors import InvalidInputError
+
+WORST = 10  # layers the HTML chart shows per variant
+
+
+CAP_DB = 200.0  # what an exact layer (no noise at all) scores, so every layer has a finite figure
+
+
+def sqnr_db(reference: np.ndarray, quantized: np.ndarray) -> float:
+    """Signal to quantization noise ratio of `quantized` against `reference`, in dB."""
+    reference = np.asarray(reference, np.float64)
+    noise = float(np.sum((reference - np.asarray(quantized, np.float64)) ** 2))
+    signal = float(np.sum(reference**2))
+    if noise == 0.0:
+        return CAP_DB
+    return float(np.clip(10 * math.log10(max(signal, 1e-300) / noise), -CAP_DB, CAP_DB))
+
+
+def ranked(sqnr: Dict[str, float]) -> List[dict]:
+    """[{"layer", "sqnr_db"}], worst (lowest) first; non-finite values dropped."""
+    finite = [(name, value) for name, value in sqnr.items() if math.isfinite(value)]
+    return [{"layer": name, "sqnr_db": round(value, 3)} for name, value in sorted(finite, key=lambda kv: kv[1])]
+
+
+def onnx_layer_sqnr(path: Path, batches: Sequence[np.ndarray]) -> Dict[str, float]:
+    """Activation name -> SQNR (dB) of its own QDQ noise in the QDQ model at `path`."""
+    deps.onnxruntime("the ONNX quantization debugger")
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    input_name = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{input_name: batch} for batch in batches])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory(prefix="edge-deeplab-qdq-") as work:
+        augmented = Path(work) / "augmented.onnx"
+        modify_model_output_intermediate_tensors(str(path), str(augmented))
+        activations = collect_activations(str(augmented), Reader())
+    matching = create_activation_matching(activations)
+    if not matching:
+        raise InvalidInputError(f"{path}: no QuantizeLinear/DequantizeLinear pairs: not a QDQ int8 model")
+    return {name: _qdq_sqnr(np.concatenate(m["pre_qdq"]), np.concatenate(m["post_qdq"])) for name, m in
+            matching.items()}
+
+
+def _qdq_sqnr(pre: np.ndarray, post: np.ndarray) -> float:
+    """SQNR of one QDQ pair. onnxruntime folds a Relu/Relu6 into the quantization range of
+    the conv before it, so `pre` is the conv's raw output: clip it to the range the pair
+    reached, or the ReLU itself would count as noise (saturation at the calibrated range is
+    then not counted either)."""
+    return sqnr_db(np.clip(pre, post.min(), post.max()), post)
+
+
+def tflite_layer_sqnr(converter_factory: Callable, batches: Sequence[np.ndarray]) -> Dict[str, float]:
+    """Quantized op output tensor -> SQNR (dB) against float on the same inputs, averaged
+    over the images."""
+    tf = deps.tensorflow("the TFLite quantization debugger")
+
+    def dataset():
+        for batch in batches:
+            yield [batch]
+
+    def direct(float_values, quantized_values, scale, zero_point) -> float:
+        dequantized = (np.asarray(quantized_values, np.int32) - zero_point) * scale
+        return sqnr_db(float_values, dequantized)
+
+    options = tf.lite.experimental.QuantizationDebugOptions(layer_direct_compare_metrics={"sqnr_db": direct})
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter_factory(dataset), debug_dataset=dataset, debug_options=options
+    )
+    debugger.run()
+    return {name: float(stats["sqnr_db"]) for name, stats in debugger.layer_statistics.items()}
+
+
+class DebugInputs:
+    """What a converter's `layer_sqnr` may use: the artifact's own input batches, float
+    batches of the same images, and the float model's SavedModel (exported on demand)."""
+
+    def __init__(self, segmenter, images: Sequence[np.ndarray], model_path: Path, work: Path):
+        from ..data.preprocessing import preprocess
+
+        self.artifact_batches = [segmenter.preprocess([image])[0] for image in images]
+        meta = segmenter.metadata
+        self.float_batches = [preprocess(image, meta)[0][None].astype(np.float32) for image in images]
+        self.head = meta.head
+        self._model_path, self._work = Path(model_path), Path(work)
+
+    def saved_model(self) -> Path:
+        """The float model's SavedModel with the artifact's head (what the converter quantizes)."""
+        from edge_deeplab.converters.savedmodel import export_saved_model, load_source
+
+        folder = self._work / f"saved_model_{self.head}"
+        if not folder.exists():
+            export_saved_model(load_source(self._model_path).model, self.head, folder)
+        return folder
+
+
+def debug_variant(converter, path: Path, segmenter, images, model_path: Path) -> dict:
+    """{"method", "layers": [{"layer", "sqnr_db"}] worst first} for one artifact, or
+    {"method": None, "reason"} when its format has no per-layer debugger here."""
+    with tempfile.TemporaryDirectory(prefix="edge-deeplab-debug-") as work:
+        inputs = DebugInputs(segmenter, images, model_path, Path(work))
+        found = converter.layer_sqnr(Path(path), segmenter.metadata.precision, inputs)
+    if found is None:
+        return {"method": None, "reason": f"no per-layer debugger for {converter.name} "
+                f"{segmenter.metadata.precision} (neither the engine nor its quantizer has one)"}
+    method, sqnr = found
+    return {"method": method, "layers": ranked(sqnr)}
+
+
+DEBUG_IMAGES = 4  # images the debuggers run: enough to rank layers, cheap at full resolution
+
+
+def layer_errors(variant, path: Path, segmenter, dataset, model_path: Path) -> dict:
+    """The report's per-layer SQNR of one int8 variant; a debugger that fails says why in
+    the row's `quant_debug` instead of failing the row."""
+    from edge_deeplab.converters import CONVERTERS
+
+    images = [dataset[i][0] for i in range(min(DEBUG_IMAGES, len(dataset)))]
+    try:
+        return debug_variant(CONVERTERS.get(variant.format)(), path, segmenter, images, model_path)
+    except Exception as exc:  # noqa: BLE001 - engines and TF raise their own types; the row still counts
+        return {"method": None, "reason": f"the debugger failed: {type(exc).__name__}: {exc}"[:300]}

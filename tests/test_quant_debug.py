@@ -1,0 +1,78 @@
+"""The quantization debugger: one finite SQNR per quantized layer, the damaged layer worst."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edge_deeplab.bench.quant_debug import CAP_DB, ranked, sqnr_db
+
+
+def test_sqnr_is_the_signal_to_noise_ratio_in_db():
+    signal = np.ones(1000)
+    assert sqnr_db(signal, signal + 0.1) == pytest.approx(20.0)  # 1 / 0.01 in power
+    assert sqnr_db(signal, signal) == CAP_DB  # exact: capped, still finite
+    assert [r["layer"] for r in ranked({"a": 30.0, "b": 5.0, "c": float("nan")})] == ["b", "a"]
+
+
+@pytest.fixture(scope="module")
+def onnx_int8(tiny_run, tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    from edge_deeplab.converters import CONVERTERS, convert
+
+    ok, why = CONVERTERS.get("onnx").available()
+    if not ok:
+        pytest.skip(why)
+    out = tmp_path_factory.mktemp("qdebug")
+    (result,) = convert(tiny_run, "onnx", "int8", out, calib_size=16, parity_images=4, progress=False)
+    return result.path
+
+
+def _batches(path, n=3):
+    from edge_deeplab.data import synthetic
+    from edge_deeplab.runtimes import load_runtime
+    from edge_deeplab.segmenter import Segmenter
+
+    images, _ = synthetic.generate(n, size=(64, 64), seed=7, num_classes=3)
+    with load_runtime(path) as runtime:
+        segmenter = Segmenter(runtime)
+        return [segmenter.preprocess([image])[0] for image in images]
+
+
+def _activation_quantizers(model):
+    weights = {init.name for init in model.graph.initializer}
+    return [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in weights]
+
+
+def test_onnx_debugger_gives_one_finite_sqnr_per_quantized_activation(onnx_int8):
+    import onnx
+
+    from edge_deeplab.bench.quant_debug import onnx_layer_sqnr
+
+    sqnr = onnx_layer_sqnr(onnx_int8, _batches(onnx_int8))
+    quantized = {n.input[0] for n in _activation_quantizers(onnx.load(str(onnx_int8)))}
+    assert set(sqnr) <= quantized and len(sqnr) >= 0.9 * len(quantized)
+    assert all(math.isfinite(v) for v in sqnr.values())
+
+
+def test_onnx_debugger_ranks_a_damaged_layer_worst(onnx_int8, tmp_path):
+    """Coarsen one mid-network activation's quantization step 40x: it must rank worst."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edge_deeplab.bench.quant_debug import onnx_layer_sqnr
+
+    model = onnx.load(str(onnx_int8))
+    before = onnx_layer_sqnr(onnx_int8, _batches(onnx_int8))
+    candidates = [n for n in _activation_quantizers(model) if n.input[0] in before]
+    victim = candidates[len(candidates) // 2]
+    scales = {init.name: init for init in model.graph.initializer}
+    scale = scales[victim.input[1]]  # shared by the QuantizeLinear and its DequantizeLinear
+    scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * 40, scale.name))
+    damaged = tmp_path / "damaged.onnx"
+    onnx.save(model, str(damaged))
+    after = ranked(onnx_layer_sqnr(damaged, _batches(onnx_int8)))
+    assert after[0]["layer"] == victim.input[0]
+    assert after[0]["sqnr_db"] < before[victim.input[0]] - 10
