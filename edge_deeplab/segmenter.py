@@ -120,7 +120,7 @@ class Segmenter:
         The three public steps in order: `preprocess` -> `infer` -> `postprocess`, timed.
         """
         t0 = time.perf_counter()
-        batch, placements, pixels = self.preprocess(images, order=order)
+        batch, placements, pixels = self.preprocess(images, order=order, reuse=True)
         t1 = time.perf_counter()
         raw = self.infer(batch)
         t2 = time.perf_counter()
@@ -134,25 +134,26 @@ class Segmenter:
     def __call__(self, image: ImageInput, **kwargs) -> np.ndarray:
         return self.predict(image, **kwargs).labels
 
-    def preprocess(self, images: Sequence[ImageInput], *, order: str = "RGB"):
+    def preprocess(self, images: Sequence[ImageInput], *, order: str = "RGB", reuse: bool = False):
         """Images -> the engine's input batch: resized, normalised, quantised if int8/uint8.
 
         Args:
             images: uint8 arrays (in channel `order`) or image files, of any sizes.
             order: "RGB" or "BGR". An image is flipped to the model's order after it is
                 resized, so a camera's BGR frame is never flipped at full size.
+            reuse: write into the Segmenter's own input buffer (valid until the next
+                reusing call; `predict` does) instead of a new array the caller keeps.
 
         Returns:
             (batch of input_spec.dtype (N, h, w, 3), one Placement per image, the images
-            as validated uint8 arrays, in their own order). The batch is a buffer the
-            Segmenter reuses: valid until its next `preprocess`.
+            as validated uint8 arrays, in their own order).
         """
         if len(images) == 0:
             raise InvalidInputError("no images to segment")
         pixels = [self._as_array(image, order) for image in images]
         orders = ["RGB" if _is_path(image) else order for image in images]
         if self._writer is not None:
-            batch, placements = self._writer.write(pixels, orders)
+            batch, placements = self._writer.write(pixels, orders, reuse)
             return batch, placements, pixels
         batch, placements = preprocess_batch(pixels, self.metadata, orders, self._shrink)
         return self.quantize_input(batch), placements, pixels

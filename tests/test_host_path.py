@@ -171,6 +171,22 @@ def test_input_table_is_the_old_normalise_and_quantise(dtype, scale, zero_point)
     np.testing.assert_array_equal(table, old)
 
 
+def test_preprocess_batches_are_the_callers_and_predict_reuses_its_buffer(int8_artifacts, tiny_data):
+    """Public `preprocess` gives a new batch each call (callers keep them, e.g. the
+    quantization debugger); `predict` writes into one reused buffer."""
+    a, b = (np.ascontiguousarray(image) for image in tiny_data[0][:2])
+    spy = SpyRuntime(load_runtime(int8_artifacts[("tflite", "pixels")]))
+    segmenter = Segmenter(spy)
+    first, second = segmenter.preprocess([a])[0], segmenter.preprocess([b])[0]
+    np.testing.assert_array_equal(first[0], a)
+    np.testing.assert_array_equal(second[0], b)
+    seen = []
+    spy.run = lambda batch: seen.append(batch) or spy._runtime.run(batch)
+    segmenter.predict(a)
+    segmenter.predict(b)
+    assert seen[0] is seen[1]
+
+
 def test_raw_pixels_match_rule():
     pascal = ArtifactMetadata(labels=("a",), input_size=(4, 4))  # mean = std = 127.5
     coral = TensorSpec("x", (1, 4, 4, 3), np.dtype(np.uint8), 1 / 128, 128)

@@ -79,8 +79,8 @@ class InputWriter:
         raw: True when the engine takes the uint8 pixels as they are.
         shrink: "area" or "linear", how images larger than the input are shrunk.
 
-    The batch `write` returns is the writer's own buffer: valid until the next `write`
-    (a Segmenter runs one image batch at a time).
+    With `reuse`, the batch `write` returns is the writer's own buffer, valid until the
+    next reusing `write` (a Segmenter's predict runs one batch at a time).
     """
 
     def __init__(self, meta: ArtifactMetadata, spec, raw: bool, shrink: str = "area"):
@@ -97,10 +97,12 @@ class InputWriter:
     def supports(spec) -> bool:
         return np.dtype(spec.dtype) in [np.dtype(d) for d in TABLE_DTYPES]
 
-    def write(self, images: Sequence[np.ndarray], orders: Sequence[str]) -> Tuple[np.ndarray, List[Placement]]:
+    def write(self, images: Sequence[np.ndarray], orders: Sequence[str],
+              reuse: bool = False) -> Tuple[np.ndarray, List[Placement]]:
         """uint8 (H, W, 3) images, each in its `orders` channel order -> (batch
         (N, h, w, 3) of the engine's dtype, one Placement per image)."""
-        batch = self._buffer(len(images))
+        n = len(images)
+        batch = self._buffer(n) if reuse else np.empty((n, *self.meta.input_size, 3), self.dtype)
         placements = [self._write_one(image, order, batch[i]) for i, (image, order) in enumerate(zip(images, orders))]
         return batch, placements
 
