@@ -31,8 +31,9 @@ def onnx_int8(tiny_run, tmp_path_factory):
 
 
 def _batches(path, n=3):
-    from edge_deeplab.data import synthetic
     from edge_deeplab.runtimes import load_runtime
+
+    from edge_deeplab.data import synthetic
     from edge_deeplab.segmenter import Segmenter
 
     images, _ = synthetic.generate(n, size=(64, 64), seed=7, num_classes=3)
