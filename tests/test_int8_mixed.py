@@ -75,7 +75,8 @@ def test_int8_mixed_holds_its_budget_and_records_it(tiny_run, tmp_path):
     targets = [t for t in ("tflite", "openvino", "onnx") if CONVERTERS.get(t).available()[0]]
     if not targets or not deps_available("nncf") and targets != ["tflite"]:
         pytest.skip("needs the TFLite converter (tensorflow) and nncf for OpenVINO/ONNX")
-    results = convert(tiny_run, targets, "int8-mixed", tmp_path, calib_size=16, parity_images=8,
+    # 64 calibration images, as test_converters: with 16 the int8 parity sat on its 97% line
+    results = convert(tiny_run, targets, "int8-mixed", tmp_path, calib_size=64, parity_images=8,
                       max_miou_drop=1.0, val_data="synthetic", val_limit=12, progress=False)
     assert [r.target for r in results] == targets
     for result in results:
@@ -102,7 +103,7 @@ def test_tflite_search_keeps_the_chosen_layers_in_float(tiny_run, tmp_path, monk
         return 0.0 if counts[-1] > counts[0] else 2.0
 
     monkeypatch.setattr(Validation, "drop", fake_drop)
-    (result,) = convert(tiny_run, "tflite", "int8-mixed", tmp_path, calib_size=8, parity_images=4,
+    (result,) = convert(tiny_run, "tflite", "int8-mixed", tmp_path, calib_size=64, parity_images=4,
                         max_miou_drop=1.0, val_limit=4, progress=False)
     record = result.accuracy
     assert result.status == "ok" and len(record["float_layers"]) == 1 and record["quantized_layers"] > 20
@@ -128,7 +129,7 @@ def test_a_missed_budget_exits_non_zero_with_the_drop_reached(tiny_run, tmp_path
     validation.Validation.drop = lambda self, segmenter: 3.25
     try:
         code = main(["convert", str(tiny_run), "--to", "openvino", "--precision", "int8-mixed", "--out",
-                     str(tmp_path), "--calib-size", "8", "--parity-images", "4", "--val-limit", "4",
+                     str(tmp_path), "--calib-size", "32", "--parity-images", "4", "--val-limit", "4",
                      "--max-miou-drop", "1", "--quiet", "--json"])
     finally:
         validation.Validation.drop = original
