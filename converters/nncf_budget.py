@@ -19,6 +19,7 @@ import numpy as np
 from edge_deeplab.runtimes.base import Runtime, TensorSpec
 
 from edge_deeplab import deps
+from edge_deeplab.data.evaluation_set import subset
 from edge_deeplab.errors import ConversionError, first_line
 
 from .base import HeadPlacement
@@ -36,7 +37,7 @@ class InMemoryModel(Runtime):
         spec_in, self._out = specs
         # One image a call: NNCF's models have a static batch of 1.
         self._in = TensorSpec(spec_in.name, (1, *spec_in.shape[1:]), spec_in.dtype)
-        self._call = lambda batch: model([batch])[model.output(0)]
+        self._model = model
 
     @property
     def input_spec(self) -> TensorSpec:
@@ -47,7 +48,7 @@ class InMemoryModel(Runtime):
         return self._out
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self._call(np.ascontiguousarray(batch, np.float32)))
+        return np.asarray(self._model([np.ascontiguousarray(batch, np.float32)])[self._model.output(0)])
 
 
 class _RevertedOperations(logging.Handler):
@@ -90,8 +91,7 @@ def quantize_within_budget(job, model, variant: HeadPlacement):
 
         if last.get("model") is not compiled:
             last.update(model=compiled, runtime=InMemoryModel(compiled, job.source.path, specs))
-        subset = _Subset(validation.dataset, list(indices))
-        return validation.miou(Segmenter(last["runtime"], meta), subset)
+        return validation.miou(Segmenter(last["runtime"], meta), subset(validation.dataset, indices))
 
     job.progress(f"  nncf.quantize_with_accuracy_control: {len(batches)} calibration, "
                  f"{len(images)} validation images, budget {validation.budget:g} mIoU points")
@@ -120,19 +120,3 @@ def quantize_within_budget(job, model, variant: HeadPlacement):
 
 def _preprocessed(segmenter, rgb: np.ndarray) -> np.ndarray:
     return segmenter.preprocess([rgb])[0]
-
-
-class _Subset:
-    """Items `indices` of a dataset, with its labels and ignore label."""
-
-    def __init__(self, dataset, indices):
-        self.dataset, self.indices = dataset, indices
-        self.labels = tuple(getattr(dataset, "labels", ()))
-        self.ignore_label = getattr(dataset, "ignore_label", 255)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        return self.dataset[self.indices[i]]
-

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import List
 
 from .base import HeadPlacement
-from .tflite_mixed import DEBUG_IMAGES, fewest_layers
+from .tflite_mixed import fewest_layers
 from .validation import accuracy_record
+
+RANKING_IMAGES = 8  # calibration images the debugger ranks layers on (it keeps every activation)
 
 
 def convert_mixed(job, variant: HeadPlacement, fp32: Path, dest: Path, quantize) -> dict:
@@ -36,7 +38,8 @@ def convert_mixed(job, variant: HeadPlacement, fp32: Path, dest: Path, quantize)
     )
     quantize(dest, ())
     job.progress("  ranking layers by their quantization noise (onnxruntime qdq_loss_debug)")
-    sqnr = onnx_layer_sqnr(dest, [job.calibration()[i : i + 1] for i in range(min(DEBUG_IMAGES, 8))])
+    batches = job.calibration()
+    sqnr = onnx_layer_sqnr(dest, [batches[i : i + 1] for i in range(min(RANKING_IMAGES, len(batches)))])
     nodes = _producers(dest, [row["layer"] for row in ranked(sqnr)])
 
     def drop_for(k: int) -> float:

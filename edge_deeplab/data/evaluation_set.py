@@ -15,7 +15,7 @@ from ..errors import InvalidInputError
 def load_data(data: Union[DataConfig, object], meta, split: str, limit: Optional[int]):
     """The evaluation images: a SegDataset from `data`, checked against the model, cut to
     `limit`."""
-    from .datasets import SegDataset, load_dataset
+    from .datasets import load_dataset
 
     if isinstance(data, DataConfig):
         if data.labels is None and data.num_classes is None:
@@ -32,14 +32,22 @@ def load_data(data: Union[DataConfig, object], meta, split: str, limit: Optional
         if limit < 1:
             raise InvalidInputError(f"--limit must be >= 1, got {limit}")
         keep = min(limit, len(dataset))
-        dataset = SegDataset(
-            dataset.images[:keep],
-            dataset.masks[:keep],
-            dataset.labels,
-            dataset.ignore_label,
-            dataset.names[:keep],
-            dataset.split,
-        )
+        dataset = subset(dataset, range(keep))
     if len(dataset) == 0:
         raise InvalidInputError("the dataset has no images to evaluate")
     return dataset
+
+
+def subset(dataset, indices):
+    """The items `indices` of a SegDataset, as a SegDataset (labels, ignore label, names kept)."""
+    from .datasets import SegDataset
+
+    indices = list(indices)
+    return SegDataset(
+        [dataset.images[i] for i in indices],
+        [dataset.masks[i] for i in indices],
+        dataset.labels,
+        dataset.ignore_label,
+        [dataset.names[i] for i in indices],
+        dataset.split,
+    )
