@@ -34,7 +34,7 @@ def _size(value: Any, what: str) -> Tuple[int, int]:
     return h, w
 
 
-LR_GROUPS = ("backbone", "head", "classifier")
+LR_GROUPS = ("backbone", "head", "decoder", "classifier")
 
 
 def _multipliers(pairs) -> Tuple[Tuple[str, float], ...]:
@@ -78,6 +78,9 @@ class ModelConfig(_Config):
         head: "aspp" (1x1 + three atrous 3x3 + image pooling) or "lite" (1x1 + pooling).
         decoder: add the DeepLab v3+ decoder on the stride-4 feature.
         head_filters: channels of the ASPP branches.
+        decoder_filters: channels of the v3+ decoder's convolutions (its low-level
+            projection gets a quarter, at least 16); None: as wide as the head. A narrow
+            decoder (64-96) keeps the stride-4 path cheap on a CPU.
         bn_momentum: BatchNormalization momentum; lower it for short runs (Keras' 0.999
             leaves the moving statistics behind after a few hundred steps).
         dropout: dropout before the classifier.
@@ -98,6 +101,7 @@ class ModelConfig(_Config):
     head: str = "aspp"
     decoder: bool = True
     head_filters: int = 96
+    decoder_filters: Optional[int] = None
     bn_momentum: float = 0.9
     dropout: float = 0.1
     weights: Optional[str] = None
@@ -112,6 +116,8 @@ class ModelConfig(_Config):
         _check(self.output_stride in (8, 16), f"output_stride must be 8 or 16, got {self.output_stride}")
         _check(self.head in HEADS, f"head must be one of {HEADS}, got {self.head!r}")
         _check(self.head_filters >= 8, f"head_filters must be >= 8, got {self.head_filters}")
+        _check(self.decoder_filters is None or self.decoder_filters >= 8,
+               f"decoder_filters must be >= 8, got {self.decoder_filters}")
         _check(0.0 < self.bn_momentum < 1.0, f"bn_momentum must be in (0, 1), got {self.bn_momentum}")
         _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -185,11 +191,13 @@ class TrainConfig(_Config):
             input size. With a crop size the model is still validated and saved at its
             input size (e.g. CamVid's full 360x480), the weights being size-independent.
         lr_multipliers: (group, factor) pairs scaling the learning rate of a layer group:
-            "backbone" (MobileNetV2), "head" (ASPP / lite head, decoder) or "classifier"
-            (the last 1x1 conv). Fine-tuning imported weights typically slows the backbone.
-        freeze_bn: keep every BatchNormalization layer in inference mode with its
-            parameters fixed (torchvision's FrozenBatchNorm): batch statistics of small
-            batches are noisy, and imported models carry good ones.
+            "backbone" (MobileNetV2), "head" (ASPP / lite head), "decoder" (the v3+ decoder)
+            or "classifier" (the last 1x1 conv). Fine-tuning imported weights typically
+            slows the backbone and head, and leaves new layers (a decoder added on top) at 1.
+        freeze_bn: keep the BatchNormalization layers of backbone and head in inference
+            mode with their parameters fixed (torchvision's FrozenBatchNorm): batch
+            statistics of small batches are noisy, and imported models carry good ones.
+            The v3+ decoder's stay trainable (new on imported weights, stride-4 statistics).
         warmup_epochs: linear learning-rate warm-up from 0 before the poly decay.
         val_every: validate every N epochs (and after the last one).
         class_balance: weight each class's loss by (median frequency / its frequency) **

@@ -19,6 +19,7 @@ import numpy as np
 
 from .data.host_input import SHRINK_MODES, input_writer
 from .data.preprocessing import (
+    DEFAULT_SHRINK,
     Placement,
     preprocess_batch,
     region_scores,
@@ -68,14 +69,15 @@ class Segmenter:
             argmax, e.g. temporal smoothing: `filter(probabilities, image) -> probabilities`
             with float32 (H, W, C) softmax scores (at the resolution `upsample` gives) and
             the uint8 image they came from. Models with an in-graph ArgMax skip them.
-        shrink: how an image larger than the input is shrunk: "area" (pixel averaging,
-            exact) or "linear" (OpenCV's bilinear: several times faster on a video frame,
-            for real time, where the demo uses it).
+        shrink: how an image larger than the input is shrunk: "reduce" (the default:
+            average whole pixel blocks, then bilinear for the rest, as Pillow's
+            reducing_gap), "area" (exact pixel averaging, 4-7x slower on video frames) or
+            "linear" (OpenCV's bilinear, aliased but cheapest; the demo uses it).
     """
 
     def __init__(self, runtime, metadata: Optional[ArtifactMetadata] = None, *, preset: Optional[str] = None,
                  labels=None, mean=None, std=None, size=None, upsample: str = "scores",
-                 score_filters: Sequence[ScoreFilter] = (), shrink: str = "area"):
+                 score_filters: Sequence[ScoreFilter] = (), shrink: str = DEFAULT_SHRINK):
         for value, valid, what in ((upsample, UPSAMPLE_MODES, "upsample"), (shrink, SHRINK_MODES, "shrink")):
             if value not in valid:
                 raise InvalidInputError(f"{what} must be one of {', '.join(valid)}; got {value!r}")

@@ -32,17 +32,17 @@ def test_lr_multiplier_zero_freezes_a_group_and_one_trains_it():
     from edge_deeplab.training.setup import compile_model
 
     train_cfg = TrainConfig(epochs=2, learning_rate=1e-2, lr_multipliers={"backbone": 0.0, "head": 0.5})
-    model = compile_model(TINY, train_cfg, steps=10, ignore_label=255)
+    model = compile_model(TINY.replace(decoder=True), train_cfg, steps=10, ignore_label=255)
     before = _weights_by_group(model)
-    assert {group for group, _ in before.values()} == {"backbone", "head", "classifier"}
+    assert {group for group, _ in before.values()} == {"backbone", "head", "decoder", "classifier"}
     model.train_on_batch(*_batch())
     model.train_on_batch(*_batch())
-    moved = {"backbone": [], "head": [], "classifier": []}
+    moved = {"backbone": [], "head": [], "decoder": [], "classifier": []}
     for v in model.trainable_variables:
         group, old = before[v.path]
         moved[group].append(float(np.abs(v.numpy() - old).max()))
     assert max(moved["backbone"]) == 0.0
-    assert max(moved["head"]) > 0.0 and max(moved["classifier"]) > 0.0
+    assert min(max(moved[group]) for group in ("head", "decoder", "classifier")) > 0.0
 
 
 def test_group_optimizer_survives_a_checkpoint(tmp_path):
@@ -69,16 +69,19 @@ def test_warmup_then_poly_decay():
     assert 0.0 < lr[4] < 1.0 and lr[5] == pytest.approx(0.0)
 
 
-def test_frozen_batch_norm_keeps_its_statistics():
+def test_frozen_batch_norm_keeps_its_statistics_but_a_new_decoder_learns_its_own():
     from edge_deeplab.training.setup import compile_model
 
-    model = compile_model(TINY, TrainConfig(epochs=2, freeze_bn=True), steps=10, ignore_label=255)
-    bn = model.get_layer("block_3_expand_BN")
-    before = (bn.moving_mean.numpy().copy(), bn.gamma.numpy().copy())
+    model_cfg = TINY.replace(decoder=True, decoder_filters=8)
+    model = compile_model(model_cfg, TrainConfig(epochs=2, freeze_bn=True), steps=10, ignore_label=255)
+    bn, decoder_bn = model.get_layer("block_3_expand_BN"), model.get_layer("decoder_conv0_BN")
+    before = (bn.moving_mean.numpy().copy(), bn.gamma.numpy().copy(), decoder_bn.moving_mean.numpy().copy())
     model.train_on_batch(*_batch())
     np.testing.assert_array_equal(bn.moving_mean.numpy(), before[0])
     np.testing.assert_array_equal(bn.gamma.numpy(), before[1])
     assert model.get_layer("block_3_expand").trainable
+    assert model.get_layer("decoder_conv1").kernel.shape[-1] == 8
+    assert np.abs(decoder_bn.moving_mean.numpy() - before[2]).max() > 0
 
 
 def test_crop_training_validates_and_saves_at_the_input_size(tmp_path):

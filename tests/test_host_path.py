@@ -237,3 +237,22 @@ def test_numpy_resize_matches_opencv_bilinear(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)
     np.testing.assert_allclose(resize(scores, (30, 40)), ours, atol=1e-4)
     np.testing.assert_array_equal(resize(labels, (30, 40), nearest=True), nearest)
+
+
+def test_reduce_shrink_is_block_averaging_then_close_to_area(shared_dir):
+    """The default shrink: exact area averaging at whole factors, near it in between."""
+    cv2 = pytest.importorskip("cv2")
+    video = shared_dir / "media" / "one-by-one-person-detection.mp4"
+    if not video.is_file():
+        pytest.skip(f"{video} is absent (see ../shared/DATA.md)")
+    ok, frame = cv2.VideoCapture(str(video)).read()
+    assert ok and frame.shape == (432, 768, 3)
+    np.testing.assert_array_equal(resize(frame, (108, 192), shrink="reduce"),
+                                  cv2.resize(frame, (192, 108), interpolation=cv2.INTER_AREA))
+
+    def psnr_to_area(shrink):
+        area = resize(frame, (145, 257), shrink="area").astype(np.float64)
+        error = np.mean((resize(frame, (145, 257), shrink=shrink) - area) ** 2)
+        return 10 * np.log10(255.0**2 / error)
+
+    assert psnr_to_area("reduce") > psnr_to_area("linear") + 3  # measured 45 vs 39 dB

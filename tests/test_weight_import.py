@@ -96,6 +96,9 @@ def test_decoder_on_imported_weights_is_new_and_reported(pascal):
     config = resolve_model_config(ModelConfig(num_classes=21, input_size=(65, 65), decoder=True,
                                               weights=str(pascal / FLOAT_257)), explicit={"decoder"})
     assert config.decoder and config.head == "lite"
+    assert resolve_model_config(config) == config  # train() resolves again: the addition stays
+    narrow = ModelConfig(num_classes=21, input_size=(65, 65), decoder_filters=32, weights=str(pascal / FLOAT_257))
+    assert resolve_model_config(narrow).decoder  # the API: a decoder width asks for a decoder
     model = build_deeplab_v3(config.replace(weights=None))
     summary = import_tflite_weights(model, config)
     new = {layer for layer, why in summary.reinitialised}

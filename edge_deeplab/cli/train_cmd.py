@@ -95,6 +95,7 @@ def _flag_values(args) -> dict:
             "bn_momentum": args.bn_momentum,
             "weights": args.weights,
             "decoder": False if args.no_decoder else (True if args.decoder else None),
+            "decoder_filters": args.decoder_filters,
         },
         "data": {
             "num_classes": args.num_classes,

@@ -20,6 +20,8 @@ def add_model_flags(g) -> None:
     g.add_argument("--no-decoder", action="store_true", help="DeepLab v3 without the v3+ decoder")
     g.add_argument("--decoder", action="store_true",
                    help="add the v3+ decoder (also on top of imported .tflite weights that have none)")
+    g.add_argument("--decoder-filters", type=int,
+                   help="channels of the v3+ decoder (default: the head's width); 64-96 keeps it cheap on a CPU")
     g.add_argument(
         "--input-size",
         type=parse_size,
@@ -75,7 +77,7 @@ def add_finetune_flags(g) -> None:
     g.add_argument("--crop-size", type=parse_size,
                    help="train on random HxW crops; validate and save at --input-size (e.g. CamVid's 360x480)")
     g.add_argument("--lr-mult", type=lr_mults, metavar="GROUP=X[,GROUP=X]",
-                   help="learning-rate multipliers of backbone, head, classifier (e.g. backbone=0.2)")
+                   help="learning-rate multipliers of backbone, head, decoder, classifier (e.g. backbone=0.2)")
     g.add_argument("--freeze-bn", action="store_true",
                    help="BatchNorm in inference mode with fixed parameters (small batches, imported weights)")
     g.add_argument("--warmup-epochs", type=float, help="linear learning-rate warm-up before the poly decay")

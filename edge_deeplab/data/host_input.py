@@ -17,14 +17,14 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..metadata import ArtifactMetadata
-from .preprocessing import Placement, cv2_or_none, normalize, place, resize
+from .preprocessing import DEFAULT_SHRINK, Placement, cv2_or_none, normalize, place, resize
 
 # Input dtypes a table can produce directly (others take Segmenter's general path).
 TABLE_DTYPES = (np.uint8, np.int8, np.int16, np.float32)
-SHRINK_MODES = ("area", "linear")
+SHRINK_MODES = ("area", "reduce", "linear")
 
 
-def input_writer(meta: ArtifactMetadata, spec, path, shrink: str = "area") -> Optional[InputWriter]:
+def input_writer(meta: ArtifactMetadata, spec, path, shrink: str = DEFAULT_SHRINK) -> Optional[InputWriter]:
     """The lean input path for a model, or None for inputs it does not cover (float16).
 
     Raw pixels go in where the metadata says the model takes them (input_kind "pixels")
@@ -77,13 +77,13 @@ class InputWriter:
         meta: the model's metadata (input size, resize mode, channel order, normalisation).
         spec: the runtime's input TensorSpec.
         raw: True when the engine takes the uint8 pixels as they are.
-        shrink: "area" or "linear", how images larger than the input are shrunk.
+        shrink: "area", "reduce" or "linear", how images larger than the input are shrunk.
 
     With `reuse`, the batch `write` returns is the writer's own buffer, valid until the
     next reusing `write` (a Segmenter's predict runs one batch at a time).
     """
 
-    def __init__(self, meta: ArtifactMetadata, spec, raw: bool, shrink: str = "area"):
+    def __init__(self, meta: ArtifactMetadata, spec, raw: bool, shrink: str = DEFAULT_SHRINK):
         self.meta = meta
         self.raw = raw
         self.shrink = shrink

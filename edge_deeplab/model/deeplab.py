@@ -227,8 +227,9 @@ def _aspp(x, config: ModelConfig):
 def _decoder(x, low_level, config: ModelConfig):
     """DeepLab v3+ decoder: upsample to stride 4, concat the projected low-level feature."""
     size = (low_level.shape[1], low_level.shape[2])
+    width = config.decoder_filters or config.head_filters
     x = ResizeBilinear(size, config.align_corners, name="decoder_upsample")(x)
-    low = _conv_bn_relu(low_level, max(16, config.head_filters // 4), "decoder_low_level", config)
+    low = _conv_bn_relu(low_level, max(16, width // 4), "decoder_low_level", config)
     x = layers.Concatenate(name="decoder_concat")([x, low])
-    x = _conv_bn_relu(x, config.head_filters, "decoder_conv0", config, kernel=3, separable=True)
-    return _conv_bn_relu(x, config.head_filters, "decoder_conv1", config, kernel=3, separable=True)
+    x = _conv_bn_relu(x, width, "decoder_conv0", config, kernel=3, separable=True)
+    return _conv_bn_relu(x, width, "decoder_conv1", config, kernel=3, separable=True)

@@ -26,6 +26,7 @@ from .tflite_weights import ConvWeights, TFLiteWeights, read_tflite_weights
 REQUIRED = ("Conv1", "block_16_project", "aspp0", "logits")
 # Architecture fields read from the file; a value given explicitly that differs is an error.
 INFERRED = ("alpha", "output_stride", "head", "head_filters", "channel_divisor", "align_corners")
+FROM_DECODER = ("decoder", "decoder_filters")  # decoder_filters only where the file has a decoder
 # Additions on top of imported weights (new layers, trained from scratch) are not contradictions.
 ADDITIONS = {"head": ("lite", "aspp"), "decoder": (False, True)}
 
@@ -67,7 +68,7 @@ def describe_file(weights: TFLiteWeights) -> dict:
     convs = weights.convs
     alpha = _alpha(convs["block_16_project"].kernel.shape[3], weights.path)
     keras_24 = _make_divisible(24 * alpha, 8)
-    return {
+    found = {
         "alpha": alpha,
         "output_stride": _output_stride(weights),
         "head": "aspp" if "aspp1" in convs else "lite",
@@ -77,6 +78,9 @@ def describe_file(weights: TFLiteWeights) -> dict:
         "align_corners": weights.family == "slim",
         "num_classes": int(convs["logits"].kernel.shape[3]),
     }
+    if found["decoder"]:  # a file without one leaves a decoder added on top to the config
+        found["decoder_filters"] = int(convs["decoder_conv0"].kernel.shape[3])
+    return found
 
 
 def resolve_model_config(config: ModelConfig, explicit: Optional[Iterable[str]] = None) -> ModelConfig:
@@ -94,12 +98,18 @@ def resolve_model_config(config: ModelConfig, explicit: Optional[Iterable[str]] 
     found = describe_file(weights)
     if weights.family == "ours":
         found.update(_own_config(config.weights))
+    if all(getattr(config, name) == found[name] for name in (*INFERRED, "decoder_filters") if name in found):
+        return config  # resolved already (or spelled out): an addition on top, a decoder, stays
     defaults = ModelConfig()
     given = set(explicit) if explicit is not None else {
-        name for name in (*INFERRED, "decoder") if getattr(config, name) != getattr(defaults, name)
+        name for name in (*INFERRED, *FROM_DECODER) if getattr(config, name) != getattr(defaults, name)
     }
+    if config.decoder and config.decoder_filters is not None:
+        given.add("decoder")  # a decoder width asks for a decoder, though decoder=True is the default
     changes = {}
-    for name in (*INFERRED, "decoder"):
+    for name in (*INFERRED, *FROM_DECODER):
+        if name not in found:
+            continue
         value, file_value = getattr(config, name), found[name]
         if name not in given or value == file_value:
             changes[name] = file_value

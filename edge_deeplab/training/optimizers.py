@@ -16,15 +16,17 @@ keras = deps.keras()
 
 # Layer groups by the first segment of a variable's path (the layer name).
 _BACKBONE = re.compile(r"^(Conv1|bn_Conv1|expanded_conv_|block_\d+_)")
+_DECODER = re.compile(r"^decoder_")
 _CLASSIFIER = re.compile(r"^logits$")
 
 
 def layer_group(variable_path: str) -> str:
-    """"backbone", "classifier" or "head" for a variable path such as "block_3_expand/kernel"."""
+    """The LR group ("backbone", "head", "decoder", "classifier") of a path like "block_3_expand/kernel"."""
     layer = variable_path.split("/")[0]
-    if _BACKBONE.match(layer):
-        return "backbone"
-    return "classifier" if _CLASSIFIER.match(layer) else "head"
+    for group, pattern in (("backbone", _BACKBONE), ("decoder", _DECODER), ("classifier", _CLASSIFIER)):
+        if pattern.match(layer):
+            return group
+    return "head"
 
 
 class _LRMultipliers:

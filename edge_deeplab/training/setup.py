@@ -42,7 +42,10 @@ def compile_model(model_cfg: ModelConfig, train_cfg: TrainConfig, steps: int, ig
 
 
 def freeze_batch_norm(model) -> int:
-    """Put every BatchNormalization layer in inference mode, parameters fixed; returns how many.
+    """Put the BatchNormalization layers in inference mode, parameters fixed; returns how many.
+
+    The decoder's are left to learn: on imported weights it is a new part (initial
+    statistics 0 / 1, no bias), and at stride 4 a batch of crops gives it steady statistics.
 
     A Keras 3 BatchNormalization with trainable=False normalises with its moving statistics
     even when the model is called with training=True, and neither its statistics nor its
@@ -50,8 +53,10 @@ def freeze_batch_norm(model) -> int:
     """
     keras = deps.keras()
     frozen = 0
+    from .optimizers import layer_group
+
     for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
+        if isinstance(layer, keras.layers.BatchNormalization) and layer_group(layer.name) != "decoder":
             layer.trainable = False
             frozen += 1
     return frozen
