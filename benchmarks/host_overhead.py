@@ -130,10 +130,10 @@ def scenarios(args) -> dict:
     """name -> (timed call, e2e list, infer list), every runtime opened once."""
     bird, frame = read_image(BIRD), video_frame()
     table = {}
-    cases = [(513, bird, "RGB", "513 on bird 513x513", "area"),
-             (257, frame, "BGR", "257 on frame 768x432", "area")]
-    if args.shrink:  # the demo's real-time shrink (bilinear instead of area averaging)
-        cases.append((257, frame, "BGR", "257 on frame, shrink linear", "linear"))
+    cases = [(513, bird, "RGB", "513 on bird 513x513", "reduce"),
+             (257, frame, "BGR", "257 on frame 768x432", "reduce")]  # the Segmenter's default shrink
+    if args.shrink:  # exact area averaging, and the demo's real-time bilinear
+        cases += [(257, frame, "BGR", f"257 on frame, shrink {mode}", mode) for mode in ("area", "linear")]
     for size, image, order, where, shrink in cases:
         for engine, path in convert_ours(args.work, size).items():
             segmenter = Segmenter(load_runtime(path, threads=args.threads), upsample="labels",
@@ -194,7 +194,7 @@ def main(argv=None) -> int:
     parser.add_argument("--min-time", type=float, default=2.0, help="seconds per scenario and round")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--no-shrink", dest="shrink", action="store_false",
-                        help="no linear-shrink rows (for checkouts whose Segmenter lacks `shrink`)")
+                        help="no shrink-mode rows (for checkouts whose Segmenter lacks `shrink`)")
     args = parser.parse_args(argv)
     if not CORAL.is_file() or not BIRD.is_file() or not VIDEO.is_file():
         print(f"shared data not found under {SHARED}; set EDGE_DEEPLAB_SHARED", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ pytest.importorskip("tensorflow")
 from edge_deeplab.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from edge_deeplab.errors import InvalidInputError  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(num_classes=3, input_size=(64, 64), alpha=0.35, head_filters=16, decoder=False, dropout=0.0)
 
 
@@ -135,3 +137,34 @@ def test_cli_recipe_flags_reach_the_configs(tmp_path, shared_dir):
                                       "--weights", str(weights), "--output-stride", "8"])
     with pytest.raises(InvalidInputError, match="output-stride 8 contradicts"):
         build_configs(args)
+
+
+def test_recipe_script_builds_the_readme_command_and_train_keeps_its_decoder(tmp_path, shared_dir):
+    """benchmarks/train_camvid.py's defaults = the `train` command the README shows, decoder included."""
+    import importlib.util
+
+    from edge_deeplab.cli.main import build_parser
+    from edge_deeplab.cli.train_cmd import build_configs
+    from edge_deeplab.training.setup import resolve_weights
+
+    weights = shared_dir / "anchors" / "pascal" / "deeplabv3_mnv2_pascal_quant.tflite"
+    if not weights.is_file():
+        pytest.skip(f"{weights} not found")
+    spec = importlib.util.spec_from_file_location("train_camvid", ROOT / "benchmarks" / "train_camvid.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    script = recipe.parse_args(["--out", str(tmp_path / "r"), "--weights", str(weights), "--data", str(tmp_path)])
+    model, _, train = recipe.configs(script, recipe.EPOCHS)
+    cli = build_parser().parse_args([
+        "train", "--data", str(tmp_path), "--format", "folder", "--labels", "camvid", "--weights", str(weights),
+        "--decoder", "--decoder-filters", "96", "--input-size", "360x480", "--crop-size", "256x320",
+        "--batch-size", "8", "--lr", "1e-3", "--lr-mult", "backbone=0.2,head=0.2", "--freeze-bn",
+        "--warmup-epochs", "1", "--val-every", "4", "--scale-range", "0.5,1.5", "--jitter", "0.2",
+        "--class-balance", "0.5", "--epochs", str(recipe.EPOCHS), "--out", str(tmp_path / "r"),
+    ])
+    cli_model, _, cli_train, _ = build_configs(cli)
+    assert model.decoder and model.decoder_filters == 96 and model.head == "lite"
+    assert cli_model == model
+    assert (cli_train.learning_rate, cli_train.lr_multipliers, cli_train.epochs) == (
+        train.learning_rate, train.lr_multipliers, train.epochs)
+    assert resolve_weights(model, tmp_path / "r", resume=False) == model  # train() resolves again
