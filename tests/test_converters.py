@@ -384,3 +384,27 @@ def test_tensorrt_engine_cache_key_covers_what_an_engine_depends_on():
         changed = list(base)
         changed[index] = other
         assert engine_key(*changed) != key, f"key ignores argument {index}"
+
+
+def test_openvino_argmax_runs_planar_with_the_same_class_map():
+    """The converter's TopK rewrite: (N, C, H*W) in, the class map unchanged."""
+    ov = pytest.importorskip("openvino")
+    import openvino.opset13 as ops
+    from edge_deeplab.converters.openvino import _planar_argmax
+
+    def head():
+        logits = ops.parameter([1, 5, 17, 23], np.float32)
+        up = ops.interpolate(logits, ops.constant(np.array([65, 91], np.int64)), mode="linear_onnx",
+                             shape_calculation_mode="sizes", axes=ops.constant(np.array([2, 3], np.int64)))
+        top = ops.topk(up, ops.constant(np.int64(1)), axis=1, mode="max", sort="none", index_element_type="i32")
+        return ov.Model([ops.convert(top.output(1), "u8")], [logits])
+
+    before, after = head(), head()
+    assert _planar_argmax(after) == 1
+    topk = next(op for op in after.get_ordered_ops() if op.get_type_name() == "TopK")
+    assert list(topk.input(0).get_shape()) == [1, 5, 65 * 91]
+    x = np.random.default_rng(0).normal(size=(1, 5, 17, 23)).astype(np.float32)
+    core = ov.Core()
+    maps = [core.compile_model(m, "CPU")({0: x})[0] for m in (before, after)]
+    assert maps[1].shape == (1, 1, 65, 91)
+    np.testing.assert_array_equal(maps[0], maps[1])
