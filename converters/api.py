@@ -121,6 +121,9 @@ class ConvertOptions:
         strict: raise ParityError when an artifact breaks the tolerance table (such an
             artifact is not written).
         parity_images: images of the parity check.
+        int8_agreement: the argmax agreement with Keras an int8 / int8-mixed artifact must
+            reach (None: the tolerance table's 0.97). Barely trained models have many
+            near-tied logits that int8 flips: a tiny test model spreads 96-99%.
         progress: print progress on stderr.
         max_miou_drop: int8-mixed's budget, in mIoU points against the float model.
         val_data: int8-mixed's validation images: a DataConfig, a loaded dataset,
@@ -136,6 +139,7 @@ class ConvertOptions:
     io_dtype: str = "pixels"
     strict: bool = False
     parity_images: int = 32
+    int8_agreement: Optional[float] = None
     progress: bool = True
     max_miou_drop: float = DEFAULT_BUDGET
     val_data: object = None
@@ -146,6 +150,8 @@ class ConvertOptions:
         _check_options(self.head, self.resolution, self.io_dtype, self.calib_size, self.parity_images)
         if not 0 <= float(self.max_miou_drop) <= 100:  # NaN fails too
             raise InvalidInputError(f"--max-miou-drop must be 0..100 mIoU points, got {self.max_miou_drop}")
+        if self.int8_agreement is not None and not 0 < float(self.int8_agreement) <= 1:
+            raise InvalidInputError(f"--int8-agreement must be in (0, 1], got {self.int8_agreement}")
 
 
 def convert(
@@ -192,7 +198,8 @@ def convert(
         if any(precision in BUDGETED for _, precision in plan):
             job.validation()  # a missing or broken --val-data fails before any conversion
         images = parity_image_set(calib_source, source, options.parity_images)
-        checker = ParityChecker(images, lambda head, res: job.reference(HeadPlacement(head, res)))
+        checker = ParityChecker(images, lambda head, res: job.reference(HeadPlacement(head, res)),
+                                options.int8_agreement)
         results = [
             _convert_step(job, checker, step, plan, options, out_dir) for step in enumerate(plan, 1)
         ]

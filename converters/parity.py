@@ -9,7 +9,7 @@ reference's labels, and max |logit difference| for float formats that output sco
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 from edge_deeplab.runtimes.base import Runtime, TensorSpec
@@ -70,12 +70,15 @@ class ParityChecker:
     Args:
         images: RGB uint8 images (any sizes).
         reference_for: (head, resolution) -> a Segmenter over the Keras model.
+        int8_agreement: the agreement int8 and int8-mixed artifacts must reach; None: the
+            table's.
     """
 
-    def __init__(self, images: Sequence[np.ndarray], reference_for):
+    def __init__(self, images: Sequence[np.ndarray], reference_for, int8_agreement: Optional[float] = None):
         if not images:
             raise InvalidInputError("no images for the parity check")
         self.images = list(images)
+        self.int8_agreement = int8_agreement
         self._reference_for = reference_for
         self._labels: Dict[tuple, np.ndarray] = {}
         self._scores: Dict[str, np.ndarray] = {}
@@ -113,6 +116,8 @@ class ParityChecker:
                 np.max(np.abs(scores - self.reference_scores(meta.output_resolution)))
             )
         figures["tolerance"] = TOLERANCES[precision]["agreement"]
+        if precision.startswith("int8") and self.int8_agreement is not None:
+            figures["tolerance"] = self.int8_agreement
         figures["passed"] = bool(agreement >= figures["tolerance"])
         return figures
 

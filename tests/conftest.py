@@ -17,6 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 TINY_SIZE = (64, 64)
 TINY_CLASSES = 3
+# The parity bar tests hold the tiny model's int8 artifacts to. Its own int8 agreement with
+# Keras spreads 96.2-99.1% between training runs on this machine (5 runs measured, stop 11):
+# barely trained, it has many near-tied logits that int8 flips. Real models meet the
+# product's 0.97 with room (CamVid: 98.8-98.9%).
+TINY_INT8_AGREEMENT = 0.95
 
 
 def _shared_path() -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_INT8_AGREEMENT
 from edge_deeplab.converters import CONVERTERS, TOLERANCES, convert, plan_conversions
 from edge_deeplab.converters.base import BUDGETED
 
@@ -39,7 +40,8 @@ def converted(tiny_run, tmp_path_factory):
     """{(target, precision): ConversionResult} for every target available here."""
     pytest.importorskip("tensorflow")
     out = tmp_path_factory.mktemp("converted")
-    results = convert(tiny_run, "all", "all", out, calib_size=64, parity_images=16, progress=False)
+    results = convert(tiny_run, "all", "all", out, calib_size=64, parity_images=16, progress=False,
+                      int8_agreement=TINY_INT8_AGREEMENT)
     return {(r.target, r.precision): r for r in results}, out
 
 
@@ -55,7 +57,8 @@ def test_converts_loads_and_passes_parity(converted, name, precision):
     result = results[(name, precision)]
     assert result.status == "ok", f"{result.status}: {result.reason} {result.parity}"
     assert result.path == out / f"model_{precision}{CONVERTERS.get(name).suffix}"
-    assert result.parity["agreement"] >= TOLERANCES[precision]["agreement"]
+    bar = TINY_INT8_AGREEMENT if precision.startswith("int8") else TOLERANCES[precision]["agreement"]
+    assert result.parity["agreement"] >= bar and result.parity["tolerance"] == bar
     assert result.parity["images"] == 16
     if precision in ("fp32", "fp16") and result.head == "logits":
         assert result.parity["max_abs_diff"] < 0.1
@@ -408,3 +411,11 @@ def test_openvino_argmax_runs_planar_with_the_same_class_map():
     maps = [core.compile_model(m, "CPU")({0: x})[0] for m in (before, after)]
     assert maps[1].shape == (1, 1, 65, 91)
     np.testing.assert_array_equal(maps[0], maps[1])
+
+
+@pytest.mark.parametrize("value", [0.0, 1.5, float("nan")])
+def test_int8_agreement_outside_zero_one_is_refused(value):
+    from edge_deeplab.converters.api import ConvertOptions
+
+    with pytest.raises(InvalidInputError, match="--int8-agreement must be in"):
+        ConvertOptions(int8_agreement=value)

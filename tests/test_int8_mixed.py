@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import TINY_INT8_AGREEMENT
 from edge_deeplab.converters.tflite_mixed import fewest_layers
 
 from edge_deeplab.deps import available as deps_available
@@ -77,6 +78,7 @@ def test_int8_mixed_holds_its_budget_and_records_it(tiny_run, tmp_path):
         pytest.skip("needs the TFLite converter (tensorflow) and nncf for OpenVINO/ONNX")
     # 64 calibration images, as test_converters: with 16 the int8 parity sat on its 97% line
     results = convert(tiny_run, targets, "int8-mixed", tmp_path, calib_size=64, parity_images=8,
+                      int8_agreement=TINY_INT8_AGREEMENT,
                       max_miou_drop=1.0, val_data="synthetic", val_limit=12, progress=False)
     assert [r.target for r in results] == targets
     for result in results:
@@ -104,6 +106,7 @@ def test_tflite_search_keeps_the_chosen_layers_in_float(tiny_run, tmp_path, monk
 
     monkeypatch.setattr(Validation, "drop", fake_drop)
     (result,) = convert(tiny_run, "tflite", "int8-mixed", tmp_path, calib_size=64, parity_images=4,
+                        int8_agreement=TINY_INT8_AGREEMENT,
                         max_miou_drop=1.0, val_limit=4, progress=False)
     record = result.accuracy
     assert result.status == "ok" and len(record["float_layers"]) == 1 and record["quantized_layers"] > 20

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_INT8_AGREEMENT
 
 from edge_deeplab.bench import pareto
 from edge_deeplab.bench.machine import cpu_model, describe_machine
@@ -402,6 +403,7 @@ def test_end_to_end_every_field_for_every_row(tiny_run, tmp_path):
         progress=False,
         bench=BenchOptions(**FAST),
         examples=2,
+        int8_agreement=TINY_INT8_AGREEMENT,
     )
     data = json.loads((tmp_path / "report.json").read_text())
     assert result.passed and [r.variant.key for r in result.rows] == [

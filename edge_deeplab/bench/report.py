@@ -126,6 +126,7 @@ class ReportOptions:
         mixed_precision: add an int8-mixed row for every format that makes it: int8 with
             the fewest layers kept in float that hold the mIoU drop on the evaluated images
             within max_miou_drop (0.5 point when None). Also made when --variants names it.
+        int8_agreement: the conversions' parity bar for int8 rows (None: the table's 0.97).
     """
 
     variants: Optional[Union[str, Sequence[Variant]]] = None
@@ -143,6 +144,7 @@ class ReportOptions:
     reconvert: bool = False
     device: Optional[str] = None
     mixed_precision: bool = False
+    int8_agreement: Optional[float] = None
 
 
 def report(model, data, out_dir, options: Optional[ReportOptions] = None, **overrides) -> ReportResult:
@@ -171,6 +173,7 @@ def report(model, data, out_dir, options: Optional[ReportOptions] = None, **over
     runner.val_data = dataset
     if options.max_miou_drop is not None:
         runner.budget = float(options.max_miou_drop)
+    runner.int8_agreement = options.int8_agreement
     show = _Progress(options.progress, len(chosen))
     show.note(
         f"report: {show.total} variants of {model_path}; {len(dataset)} images, "

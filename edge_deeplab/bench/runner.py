@@ -64,6 +64,7 @@ class VariantRunner:
         self._meta = None
         self.val_data = None  # int8-mixed: the images its budget is measured on (the evaluated ones)
         self.budget: Optional[float] = None  # int8-mixed: mIoU points (None: the converter's default)
+        self.int8_agreement: Optional[float] = None  # int8 parity bar (None: the converter's table)
 
     def reference_metadata(self):
         """The float model's metadata: the evaluation protocol every variant follows."""
@@ -165,6 +166,7 @@ class VariantRunner:
                 calib_data=self.calib_data,
                 progress=self.progress,
                 val_data=self.val_data,
+                int8_agreement=self.int8_agreement,
                 **budget,
             )
         except Exception as exc:  # noqa: BLE001 - any converter crash is this format's row, not the report's

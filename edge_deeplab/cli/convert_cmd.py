@@ -67,6 +67,10 @@ def _add_quantization_args(parser: argparse.ArgumentParser, default_calib_size: 
     parser.add_argument(
         "--parity-images", type=int, default=32, help="images of the parity check (default 32)"
     )
+    parser.add_argument(
+        "--int8-agreement", type=float, default=None,
+        help="argmax agreement with Keras an int8 artifact must reach (default 0.97)",
+    )
 
 
 def _add_budget_args(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         io_dtype=args.io_dtype,
         strict=args.strict,
         parity_images=args.parity_images,
+        int8_agreement=args.int8_agreement,
         progress=not args.quiet,
         max_miou_drop=args.max_miou_drop,
         val_data=args.val_data,
