@@ -18,7 +18,6 @@ dropped; files and folders are read frame by frame and never dropped.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -30,6 +29,7 @@ from edge_deeplab import deps
 from edge_deeplab.errors import SourceError
 from edge_deeplab.imageio import IMAGE_SUFFIXES, list_images, read_image
 
+from .capture_options import decode_params, quiet_opencv
 from .source_base import Source
 from .synthetic_source import SyntheticSource
 
@@ -63,33 +63,6 @@ def rtsp_pipeline(url: str, latency: int = 200) -> str:
     )
 
 
-@contextlib.contextmanager
-def _quiet_opencv(cv2):
-    """OpenCV logs WARN/ERROR lines for a camera that is not there; we raise our own error."""
-    logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is None:
-        yield
-        return
-    level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        logging.setLogLevel(level)
-
-
-def _decode_params(cv2, live: bool) -> tuple:
-    """VideoCapture params: one decoding thread for a video file.
-
-    FFmpeg's default thread pool decodes a 768x432 H.264 frame in 1.44 ms of CPU here, one
-    thread in 0.91 ms; with the model's threads already on every core of a small box, the
-    pool only competes with inference. Cameras keep their backend's default.
-    """
-    if live or not hasattr(cv2, "CAP_PROP_N_THREADS"):  # OpenCV < 4.5.2 takes no params
-        return ()
-    return ([cv2.CAP_PROP_N_THREADS, 1],)
-
-
 class OpenCVSource(Source):
     """Anything cv2.VideoCapture opens: a camera index, a device node, a file, a stream.
 
@@ -121,8 +94,8 @@ class OpenCVSource(Source):
             )
         self.close()
         api = getattr(cv2, self.backend) if self.backend else cv2.CAP_ANY
-        with _quiet_opencv(cv2):
-            cap = cv2.VideoCapture(self.target, api, *_decode_params(cv2, self.live))
+        with quiet_opencv(cv2):
+            cap = cv2.VideoCapture(self.target, api, *decode_params(cv2, self.live))
         if not cap.isOpened():
             cap.release()
             what = "camera" if self.live else "video"
