@@ -313,6 +313,8 @@ def test_cli_gate_exit_status(tmp_path, monkeypatch, capsys, max_drop, status):
             str(max_drop),
             "--variants",
             "tflite:int8",
+            "--int8-agreement",
+            "0.9",
         ]
     )
     assert code == status
@@ -320,6 +322,7 @@ def test_cli_gate_exit_status(tmp_path, monkeypatch, capsys, max_drop, status):
     assert ("tflite:int8@tflite" in err) == (status == 3)
     assert (tmp_path / "out" / "report.md").is_file()  # written even when the gate fails
     assert seen["variants"] == "tflite:int8" and seen["data"].ignore_label == 255
+    assert seen["int8_agreement"] == 0.9
 
 
 def test_cli_rejects_bad_numbers(tmp_path, capsys):
@@ -328,6 +331,8 @@ def test_cli_rejects_bad_numbers(tmp_path, capsys):
     run = _fake_run(tmp_path)
     assert main(["report", str(run), "--out", str(tmp_path / "o"), "--max-miou-drop", "-1"]) == 2
     assert "--max-miou-drop" in capsys.readouterr().err
+    assert main(["report", str(run), "--out", str(tmp_path / "o"), "--int8-agreement", "1.5"]) == 2
+    assert "--int8-agreement must be in (0, 1]" in capsys.readouterr().err
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "o")]) == 2  # not a run folder
 
 

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..data.evaluation_set import load_data
+from ..errors import InvalidInputError
 from ..imageio import atomic_write_text
 from ..runs import resolve_model_path
 from . import pareto
@@ -145,6 +146,11 @@ class ReportOptions:
     device: Optional[str] = None
     mixed_precision: bool = False
     int8_agreement: Optional[float] = None
+
+    def __post_init__(self):
+        # Checked here, not at the first int8 conversion minutes into the report.
+        if self.int8_agreement is not None and not 0 < float(self.int8_agreement) <= 1:
+            raise InvalidInputError(f"--int8-agreement must be in (0, 1], got {self.int8_agreement}")
 
 
 def report(model, data, out_dir, options: Optional[ReportOptions] = None, **overrides) -> ReportResult:

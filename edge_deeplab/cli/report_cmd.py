@@ -59,6 +59,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="exit with status 3 if any variant loses more mIoU points than this",
     )
+    parser.add_argument(
+        "--int8-agreement", type=float, default=None,
+        help="argmax agreement with the float model an int8 conversion must reach (default 0.97)",
+    )
     _add_measurement_args(parser)
     parser.add_argument(
         "--reconvert", action="store_true", help="convert again even where artifacts exist"
@@ -178,6 +182,7 @@ def run(args) -> int:
         examples=args.examples,
         reconvert=args.reconvert,
         mixed_precision=args.mixed_precision,
+        int8_agreement=args.int8_agreement,
         bench=BenchOptions(warmup=args.warmup, min_time_s=args.min_time, max_runs=args.max_runs),
     )
     from ..bench.render_md import markdown_table
