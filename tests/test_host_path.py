@@ -264,3 +264,13 @@ def test_reduce_shrink_is_block_averaging_then_close_to_area(shared_dir):
         return 10 * np.log10(255.0**2 / error)
 
     assert psnr_to_area("reduce") > psnr_to_area("linear") + 3  # measured 45 vs 39 dB
+
+
+@pytest.mark.parametrize("source, size", [((145, 257), (432, 768)), ((145, 257), (1080, 1920)),
+                                          ((64, 64), (65, 300)), ((9, 13), (30, 5)), ((7, 5, 2), (50, 12))])
+def test_nearest_enlarge_gives_opencvs_own_pixels(source, size):
+    """The class-map upsample (columns, then whole rows repeated) is OpenCV's nearest exactly."""
+    cv2 = pytest.importorskip("cv2")
+    labels = np.random.default_rng(2).integers(0, 21, source, dtype=np.uint8)
+    expected = cv2.resize(labels, size[::-1], interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(resize(labels, size, nearest=True), expected.reshape(*size, *source[2:]))
