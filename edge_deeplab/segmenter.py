@@ -70,8 +70,8 @@ class Segmenter:
             with float32 (H, W, C) softmax scores (at the resolution `upsample` gives) and
             the uint8 image they came from. Models with an in-graph ArgMax skip them.
         shrink: how an image larger than the input is shrunk: "reduce" (the default:
-            average whole pixel blocks, then bilinear for the rest, as Pillow's
-            reducing_gap), "area" (exact pixel averaging, 4-7x slower on video frames) or
+            average 2x2 pixel blocks while the image is twice the input, then bilinear,
+            as Pillow's reducing_gap), "area" (exact pixel averaging, 10x slower) or
             "linear" (OpenCV's bilinear, aliased but cheapest; the demo uses it).
     """
 

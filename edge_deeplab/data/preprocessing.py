@@ -17,9 +17,10 @@ from .. import deps
 from ..errors import MissingDependencyError
 from ..metadata import ArtifactMetadata
 
-# How images larger than the model's input are shrunk by default: whole-block averaging,
-# then bilinear (within 45 dB PSNR of exact area averaging on a 768x432 video frame, against
-# 39 dB for plain bilinear, at 0.29 ms instead of INTER_AREA's 1.9 ms).
+# How images larger than the model's input are shrunk by default: 2x2-block averaging while
+# the image is twice the size, then bilinear. Against exact area averaging (INTER_AREA) to
+# 257 wide: 45.7 dB PSNR on a 768x432 video frame (bilinear alone 39.4) at 0.19 ms instead of
+# INTER_AREA's 2.1 ms; 47.9 dB at 1080p in 0.9 ms instead of 11.7 ms.
 DEFAULT_SHRINK = "reduce"
 
 
@@ -75,8 +76,8 @@ def cv2_or_none():
 
 def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False, shrink: str = DEFAULT_SHRINK) -> np.ndarray:
     """Resize (H, W[, C]) to size=(height, width): bilinear, or nearest; a uint8 image
-    shrunk in both directions by pixel averaging (`shrink` "area"), by whole-block averaging
-    then bilinear for the rest ("reduce"), or bilinear ("linear").
+    shrunk in both directions by pixel averaging (`shrink` "area"), by 2x2-block averaging
+    while twice the size then bilinear ("reduce"), or bilinear ("linear").
 
     OpenCV does it when importable; without OpenCV, numpy (nearest, or bilinear with
     half-pixel centres as OpenCV's INTER_LINEAR).
@@ -96,20 +97,24 @@ def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False, shri
     elif shrinking and shrink == "area":
         mode = cv2.INTER_AREA
     elif shrinking and shrink == "reduce":
-        array = _reduce(cv2, array, min(array.shape[0] // h, array.shape[1] // w))
+        array = _halve_while_twice(cv2, array, (h, w))
+        if array.shape[:2] == (h, w):
+            return array
     return _cv2_resize(cv2, array, (w, h), mode)
 
 
-def _reduce(cv2, array: np.ndarray, factor: int) -> np.ndarray:
-    """Average `factor` x `factor` pixel blocks: OpenCV's fast integer-scale area path.
+def _halve_while_twice(cv2, array: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """Average 2x2 pixel blocks while the image is at least twice `size` in both directions.
 
-    Pillow's `reducing_gap` idea: shrink by the whole factor with a box filter, and leave
-    the rest (under 2x) to bilinear. 4-7x faster than a general INTER_AREA on video frames.
+    Pillow's `reducing_gap` idea, leaving the rest (under 2x) to bilinear, with OpenCV's
+    SIMD 2x area path: other whole factors take its generic path, 3x slower at 3x (0.59
+    ms on a 768x432 frame) and further from INTER_AREA than repeated halving at 7x (1080p).
     """
-    if factor < 2:
-        return array
-    # fx/fy (not a size) tell OpenCV the scale is whole even where the sides do not divide.
-    return _cv2_resize(cv2, array, None, cv2.INTER_AREA, 1.0 / factor)
+    h, w = size
+    while array.shape[0] >= 2 * h and array.shape[1] >= 2 * w:
+        # fx/fy (not a size) keep the fast path where a side is odd.
+        array = _cv2_resize(cv2, array, None, cv2.INTER_AREA, 0.5)
+    return array
 
 
 def _cv2_resize(cv2, array: np.ndarray, size_wh, mode: int, scale: float = 0.0) -> np.ndarray:
