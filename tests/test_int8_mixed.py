@@ -88,6 +88,9 @@ def test_int8_mixed_holds_its_budget_and_records_it(tiny_run, tmp_path):
         with load_runtime(result.path) as runtime:  # the artifact carries what the search did
             assert runtime.metadata.precision == "int8-mixed"
             assert runtime.metadata.source["accuracy_control"] == record
+            # OpenVINO puts its pixel preprocessing on the searched model; the others keep
+            # the normalised float input their quantizers searched with.
+            assert runtime.metadata.input_kind == ("pixels" if result.target == "openvino" else "normalized")
 
 
 @pytest.mark.slow
