@@ -112,8 +112,10 @@ class ConversionJob:
         is exactly 0..255: uint8 input scale 1, zero point 0.
         """
         meta = self.source.metadata
-        batches = self.calibration() * np.asarray(meta.std, np.float32) + np.asarray(meta.mean, np.float32)
-        pixels = np.clip(np.round(batches), 0, 255).astype(np.float32)
+        pixels = self.calibration() * np.asarray(meta.std, np.float32)  # in place from here:
+        pixels += np.asarray(meta.mean, np.float32)  # 200 CamVid images are 415 MB a copy
+        np.round(pixels, out=pixels)
+        np.clip(pixels, 0, 255, out=pixels)
         pixels[0, 0, 0], pixels[0, 0, -1] = 0.0, 255.0
         return pixels
 
