@@ -280,3 +280,35 @@ def test_nearest_enlarge_gives_opencvs_own_pixels(source, size):
     labels = np.random.default_rng(2).integers(0, 21, source, dtype=np.uint8)
     expected = cv2.resize(labels, size[::-1], interpolation=cv2.INTER_NEAREST)
     np.testing.assert_array_equal(resize(labels, size, nearest=True), expected.reshape(*size, *source[2:]))
+
+
+@pytest.mark.parametrize("opencv", [True, False])
+@pytest.mark.parametrize("raw", [True, False])
+def test_reused_buffer_equals_a_fresh_write_whatever_the_sizes(raw, opencv, monkeypatch):
+    """The reused input buffer keeps its letterbox bands while the region stays and
+    repaints them when it moves; every step writes straight into it where it can (also
+    into a pillarbox region, which is not contiguous). Each call equals a fresh buffer."""
+    from edge_deeplab.data.host_input import InputWriter
+
+    if not opencv:
+        monkeypatch.setitem(sys.modules, "cv2", None)
+    meta = ArtifactMetadata(labels=("a", "b"), input_size=(32, 32), mean=(120.0, 110.0, 100.0), std=(60.0,) * 3,
+                            resize="letterbox")
+    spec = TensorSpec("x", (1, 32, 32, 3), np.dtype(np.uint8 if raw else np.float32))
+    writer = InputWriter(meta, spec, raw=raw)
+    rng = np.random.default_rng(4)
+    shapes = [(48, 96), (96, 40), (32, 32), (48, 96), (48, 96), (20, 30), (64, 64)]
+    for shape, order in zip(shapes, ["BGR", "RGB", "RGB", "BGR", "RGB", "BGR", "BGR"]):
+        image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+        reused, placements = writer.write([image], [order], reuse=True)
+        fresh, again = InputWriter(meta, spec, raw=raw).write([image], [order])
+        assert placements == again
+        np.testing.assert_array_equal(reused, fresh, err_msg=f"{shape} {order}")
+        top, left, rh, rw = placements[0].region
+        assert (top, left) != (0, 0) or shape in [(32, 32), (64, 64)]  # letterbox or pillarbox
+        if (rh, rw) != (32, 32):  # the bands are the pad value (black), the region is not
+            assert (reused[0, :top] == writer.pad).all() and (reused[0, :, :left] == writer.pad).all()
+        rgb = image if order == "RGB" else image[:, :, ::-1]
+        expected = resize(np.ascontiguousarray(rgb), (rh, rw))
+        region = reused[0, top : top + rh, left : left + rw]
+        np.testing.assert_array_equal(region, expected if raw else writer.table[expected, np.arange(3)])

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..metadata import ArtifactMetadata
-from .preprocessing import DEFAULT_SHRINK, Placement, cv2_or_none, normalize, place, resize
+from .preprocessing import DEFAULT_SHRINK, Placement, cv2_or_none, normalize, place, resize, write_into
 
 # Input dtypes a table can produce directly (others take Segmenter's general path).
 TABLE_DTYPES = (np.uint8, np.int8, np.int16, np.float32)
@@ -92,6 +92,7 @@ class InputWriter:
         self.pad = np.zeros(3, self.dtype) if raw else self.table[0].copy()  # black pixels
         self._lut = None if raw else np.ascontiguousarray(self.table.reshape(1, 256, 3))
         self._buffers: Dict[int, np.ndarray] = {}
+        self._padded: Dict[Tuple[int, int], Optional[tuple]] = {}  # (n, i) -> region
 
     @staticmethod
     def supports(spec) -> bool:
@@ -103,7 +104,14 @@ class InputWriter:
         (N, h, w, 3) of the engine's dtype, one Placement per image)."""
         n = len(images)
         batch = self._buffer(n) if reuse else np.empty((n, *self.meta.input_size, 3), self.dtype)
-        placements = [self._write_one(image, order, batch[i]) for i, (image, order) in enumerate(zip(images, orders))]
+        placements = []
+        for i, (image, order) in enumerate(zip(images, orders)):
+            placement = place(image.shape[:2], self.meta.input_size, self.meta.resize)
+            if not reuse or self._padded.get((n, i)) != placement.region:
+                self._pad(batch[i], placement)
+                self._padded[n, i] = placement.region if reuse else None
+            self._write_one(image, order, batch[i], placement)
+            placements.append(placement)
         return batch, placements
 
     def _buffer(self, n: int) -> np.ndarray:
@@ -111,39 +119,45 @@ class InputWriter:
             self._buffers[n] = np.empty((n, *self.meta.input_size, 3), self.dtype)
         return self._buffers[n]
 
-    def _write_one(self, image: np.ndarray, order: str, out: np.ndarray) -> Placement:
-        meta = self.meta
-        placement = place(image.shape[:2], meta.input_size, meta.resize)
-        top, left, rh, rw = placement.region
-        resized = resize(image, (rh, rw), shrink=self.shrink)
-        if order != meta.channel_order:
-            resized = flip_channels(resized)
-        if (rh, rw) != tuple(meta.input_size):
+    def _pad(self, out: np.ndarray, placement: Placement) -> None:
+        """Letterbox bands in black. A reused buffer keeps them while the region stays (a
+        video's frames): no 200 KB fill per frame."""
+        if placement.region[2:] != tuple(self.meta.input_size):
             out[...] = self.pad
+
+    def _write_one(self, image: np.ndarray, order: str, out: np.ndarray, placement: Placement) -> None:
+        # Every step past the resize writes straight into the buffer where it can: on a busy
+        # machine each pass over memory costs several times its cached time.
+        top, left, rh, rw = placement.region
         region = out[top : top + rh, left : left + rw]
+        flip = order != self.meta.channel_order
+        if self.raw and not flip:
+            resize(image, (rh, rw), shrink=self.shrink, out=region)
+            return
+        resized = resize(image, (rh, rw), shrink=self.shrink)
         if self.raw:
-            np.copyto(region, resized)
+            flip_channels(resized, out=region)
         else:
-            apply_table(resized, self._lut, region)
-        return placement
+            apply_table(flip_channels(resized) if flip else resized, self._lut, region)
 
 
-def flip_channels(image: np.ndarray) -> np.ndarray:
-    """RGB <-> BGR of a (small, resized) uint8 image, as a new contiguous array."""
+def flip_channels(image: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """RGB <-> BGR of a (small, resized) uint8 image: a new contiguous array, or into `out`."""
     cv2 = cv2_or_none()
-    if cv2 is not None:
-        return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    return np.ascontiguousarray(image[:, :, ::-1])
+    if cv2 is None:
+        flipped = image[:, :, ::-1]
+        return np.ascontiguousarray(flipped) if out is None else write_into(out, flipped)
+    if out is None or not out.flags.c_contiguous:
+        flipped = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        return flipped if out is None else write_into(out, flipped)
+    return write_into(out, cv2.cvtColor(image, cv2.COLOR_RGB2BGR, dst=out))
 
 
 def apply_table(image: np.ndarray, lut: np.ndarray, out: np.ndarray) -> None:
     """out[y, x, c] = lut[0, image[y, x, c], c] for uint8 `image` (one pass)."""
     cv2 = cv2_or_none()
     if cv2 is not None and out.flags.c_contiguous and lut.dtype != np.int16:
-        written = cv2.LUT(image, lut, dst=out)
-        if written is out or np.shares_memory(written, out):
-            return
-        np.copyto(out, written)
+        write_into(out, cv2.LUT(image, lut, dst=out))
         return
     for c in range(3):
         np.take(lut[0, :, c], image[:, :, c], out=out[:, :, c])

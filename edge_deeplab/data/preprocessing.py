@@ -74,20 +74,23 @@ def cv2_or_none():
         return None
 
 
-def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False, shrink: str = DEFAULT_SHRINK) -> np.ndarray:
+def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False, shrink: str = DEFAULT_SHRINK,
+           out: Optional[np.ndarray] = None) -> np.ndarray:
     """Resize (H, W[, C]) to size=(height, width): bilinear, or nearest; a uint8 image
     shrunk in both directions by pixel averaging (`shrink` "area"), by 2x2-block averaging
     while twice the size then bilinear ("reduce"), or bilinear ("linear").
 
     OpenCV does it when importable; without OpenCV, numpy (nearest, or bilinear with
-    half-pixel centres as OpenCV's INTER_LINEAR).
+    half-pixel centres as OpenCV's INTER_LINEAR). With `out` ((height, width[, C]), the
+    array's dtype), the result is written there and `out` returned.
     """
     h, w = size
     if array.shape[:2] == (h, w):
-        return array
+        return array if out is None else write_into(out, array)
     cv2 = cv2_or_none()
     if cv2 is None:
-        return _numpy_resize(array, (h, w), nearest)
+        resized = _numpy_resize(array, (h, w), nearest)
+        return resized if out is None else write_into(out, resized)
     mode = cv2.INTER_LINEAR
     shrinking = h < array.shape[0] and w < array.shape[1] and array.dtype == np.uint8
     if nearest and h > array.shape[0]:
@@ -99,8 +102,19 @@ def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False, shri
     elif shrinking and shrink == "reduce":
         array = _halve_while_twice(cv2, array, (h, w))
         if array.shape[:2] == (h, w):
-            return array
-    return _cv2_resize(cv2, array, (w, h), mode)
+            return array if out is None else write_into(out, array)
+    if out is None or not out.flags.c_contiguous:
+        resized = _cv2_resize(cv2, array, (w, h), mode)
+        return resized if out is None else write_into(out, resized)
+    return write_into(out, cv2.resize(array, (w, h), dst=out, interpolation=mode))
+
+
+def write_into(out: np.ndarray, result: np.ndarray) -> np.ndarray:
+    """`out` holding `result`. OpenCV writes into a `dst` it can use (contiguous, the right
+    shape) and returns a new array otherwise: that one is copied."""
+    if result is not out and not np.may_share_memory(result, out):
+        np.copyto(out, result.reshape(out.shape))
+    return out
 
 
 def _halve_while_twice(cv2, array: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
