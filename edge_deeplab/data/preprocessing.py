@@ -94,7 +94,8 @@ def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False, shri
     mode = cv2.INTER_LINEAR
     shrinking = h < array.shape[0] and w < array.shape[1] and array.dtype == np.uint8
     if nearest and h > array.shape[0]:
-        return _nearest_enlarge(cv2, array, (h, w))
+        enlarged = _nearest_enlarge(cv2, array, (h, w))
+        return enlarged if out is None else write_into(out, enlarged)
     if nearest:
         mode = cv2.INTER_NEAREST
     elif shrinking and shrink == "area":
@@ -112,7 +113,10 @@ def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False, shri
 def write_into(out: np.ndarray, result: np.ndarray) -> np.ndarray:
     """`out` holding `result`. OpenCV writes into a `dst` it can use (contiguous, the right
     shape) and returns a new array otherwise: that one is copied."""
-    if result is not out and not np.may_share_memory(result, out):
+    written = result is out or (
+        result.__array_interface__["data"][0] == out.__array_interface__["data"][0] and result.size == out.size
+    )
+    if not written:
         np.copyto(out, result.reshape(out.shape))
     return out
 
