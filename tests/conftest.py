@@ -60,6 +60,21 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_converted(tiny_run, tmp_path_factory):
+    """({(target, precision): ConversionResult}, folder): every target and precision this
+    machine makes from the tiny run, converted once for the converter, runtime and host-path
+    tests (minutes of conversion each when every module made its own)."""
+    pytest.importorskip("tensorflow")
+    from edge_deeplab.converters import convert
+
+    out = tmp_path_factory.mktemp("converted")
+    # 64 calibration images: 16 leave the tiny model's int8 ranges loose (agreement near 97%).
+    results = convert(tiny_run, "all", "all", out, calib_size=64, parity_images=16, progress=False,
+                      int8_agreement=TINY_INT8_AGREEMENT)
+    return {(r.target, r.precision): r for r in results}, out
+
+
+@pytest.fixture(scope="session")
 def tiny_data():
     """(images uint8 (16,64,64,3), masks uint8 (16,64,64)): synthetic val-like scenes."""
     from edge_deeplab.data import synthetic

@@ -36,13 +36,10 @@ def _pair_param(name, precision):
 
 
 @pytest.fixture(scope="module")
-def converted(tiny_run, tmp_path_factory):
-    """{(target, precision): ConversionResult} for every target available here."""
-    pytest.importorskip("tensorflow")
-    out = tmp_path_factory.mktemp("converted")
-    results = convert(tiny_run, "all", "all", out, calib_size=64, parity_images=16, progress=False,
-                      int8_agreement=TINY_INT8_AGREEMENT)
-    return {(r.target, r.precision): r for r in results}, out
+def converted(tiny_converted):
+    """({(target, precision): ConversionResult}, folder) for every target available here
+    (conftest's session conversion, shared with test_runtimes and test_host_path)."""
+    return tiny_converted
 
 
 @pytest.mark.slow

@@ -49,27 +49,32 @@ class SpyRuntime:
         return self._runtime.run(batch)
 
 
-def _convert_int8(run, out_root, targets) -> dict:
-    """{(target, io): ConversionResult} for io "pixels" and "int8", same calibration."""
+def _convert_int8(run, out_root, targets, ios=("pixels", "int8")) -> dict:
+    """{(target, io): ConversionResult} for each io, with conftest's `tiny_converted` options
+    (the same calibration and parity images)."""
     from edge_deeplab.converters import convert
 
     found = {}
-    for io in ("pixels", "int8"):
+    for io in ios:
         results = convert(run, targets=targets, precisions=["int8"], out_dir=out_root / io,
-                          calib_data="synthetic", calib_size=64, parity_images=8,
+                          calib_data="synthetic", calib_size=64, parity_images=16,
                           io_dtype=io, int8_agreement=TINY_INT8_AGREEMENT, progress=False)
         found.update({(r.target, io): r for r in results if r.path})
     return found
 
 
 @pytest.fixture(scope="module")
-def int8_results(tiny_run, tmp_path_factory):
-    """The tiny run (mean = std = 127.5) as int8 TFLite, OpenVINO and ONNX, pixels and int8 I/O."""
+def int8_results(tiny_run, tiny_converted, tmp_path_factory):
+    """The tiny run (mean = std = 127.5) as int8 TFLite, OpenVINO and ONNX: pixel input from
+    the session's conversion (the default io), int8 I/O made here the same way."""
     pytest.importorskip("tensorflow")
     from edge_deeplab.converters import CONVERTERS
 
     targets = [t for t in PIXEL_TARGETS if CONVERTERS.get(t).available()[0]]
-    return _convert_int8(tiny_run, tmp_path_factory.mktemp("int8"), targets)
+    session = tiny_converted[0]
+    found = {(t, "pixels"): session[(t, "int8")] for t in targets if session[(t, "int8")].path}
+    found.update(_convert_int8(tiny_run, tmp_path_factory.mktemp("int8"), targets, ios=("int8",)))
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -56,39 +56,15 @@ class Artifacts(dict):
 
 
 @pytest.fixture(scope="module")
-def artifacts(tiny_run, tmp_path_factory):
-    """{(target, precision): path} for the targets available here (one convert call)."""
-    pytest.importorskip("tensorflow")
-    from edge_deeplab.converters import CONVERTERS, convert
+def artifacts(tiny_converted):
+    """{(target, precision): path} of conftest's session conversion of the tiny run.
 
-    targets = sorted(
-        {
-            t
-            for t, _ in filter(None, ENGINE_ARTIFACTS.values())
-            if t in CONVERTERS and CONVERTERS.get(t).available()[0]
-        }
-        - {"tensorrt"}
-    )
-    out = tmp_path_factory.mktemp("artifacts")
-    results = convert(
-        tiny_run,
-        targets=targets,
-        precisions=["fp32", "int8"],
-        out_dir=out,
-        calib_data="synthetic",
-        calib_size=64,  # 16 leaves the tiny model's int8 ranges loose (agreement near 97 %)
-        parity_images=8,
-        int8_agreement=TINY_INT8_AGREEMENT,
-        progress=False,
-    )
-    # An artifact that missed the converter's own parity check is still written and tested
-    # here (and fails here if it disagrees); only a missing file is skipped, with its reason.
+    An artifact that missed the converter's own parity check is still written and tested
+    here (and fails here if it disagrees); only a missing file is skipped, with its reason.
+    """
+    results = tiny_converted[0].values()
     artifacts = Artifacts(
-        {
-            (r.target, r.precision): Path(r.path)
-            for r in results
-            if r.path and Path(r.path).is_file()
-        }
+        {(r.target, r.precision): Path(r.path) for r in results if r.path and Path(r.path).is_file()}
     )
     artifacts.statuses = {(r.target, r.precision): f"{r.status} ({r.reason})" for r in results}
     return artifacts
