@@ -84,6 +84,7 @@ class Converter(ABC):
         quickstart: the precisions `edge-deeplab quickstart` makes and reports (none: skipped).
         pixel_input: whether its int8 artifacts take raw uint8 pixels when the job's
             io_dtype is "pixels" (the normalisation then sits in the graph).
+        pixel_precisions: the precisions whose artifacts take them then.
         order: where it is listed (CLI choices, `formats`, report rows).
 
     Register a subclass with `@CONVERTERS.register`; a module in this package is found
@@ -99,6 +100,7 @@ class Converter(ABC):
     libraries: ClassVar[Tuple[str, ...]] = ()
     quickstart: ClassVar[Tuple[str, ...]] = ()
     pixel_input: ClassVar[bool] = False
+    pixel_precisions: ClassVar[Tuple[str, ...]] = ("int8",)
     order: ClassVar[int] = 100
     # The in-graph argmax was the fastest placement end to end on every CPU target
     # (benchmarks/head_placement.py, 128x128, 11 classes, 360x480 frames, 2 threads:
@@ -124,7 +126,7 @@ class Converter(ABC):
 
     def takes_pixels(self, job: ConversionJob, precision: str) -> bool:
         """Whether the artifact of `precision` made in `job` takes raw uint8 pixels."""
-        return self.pixel_input and job.pixel_input(precision)
+        return self.pixel_input and job.io_dtype == "pixels" and precision in self.pixel_precisions
 
     def artifact_path(self, out_dir: Path, precision: str) -> Path:
         return Path(out_dir) / f"model_{precision}{self.suffix}"

@@ -55,16 +55,13 @@ class OpenVINOConverter(Converter):
     libraries = ("openvino", "nncf")
     quickstart = ("fp32", "int8")
     pixel_input = True
+    # int8-mixed too: NNCF searches the normalised model and the PrePostProcessor goes on
+    # afterwards, float arithmetic in front of the first FakeQuantize: the same maps.
+    pixel_precisions = ("int8", "int8-mixed")
     order = 40
 
     def files(self, path: Path) -> List[Path]:
         return [Path(path).with_suffix(".bin"), Path(path)]
-
-    def takes_pixels(self, job: ConversionJob, precision: str) -> bool:
-        """int8-mixed too: NNCF searches the normalised model and the PrePostProcessor goes on
-        afterwards, float arithmetic in front of the first FakeQuantize, so the searched
-        model's maps are unchanged."""
-        return job.io_dtype == "pixels" and precision in ("int8", "int8-mixed")
 
     def convert(
         self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path

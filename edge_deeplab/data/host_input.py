@@ -92,7 +92,7 @@ class InputWriter:
         self.pad = np.zeros(3, self.dtype) if raw else self.table[0].copy()  # black pixels
         self._lut = None if raw else np.ascontiguousarray(self.table.reshape(1, 256, 3))
         self._buffers: Dict[int, np.ndarray] = {}
-        self._padded: Dict[Tuple[int, int], Optional[tuple]] = {}  # (n, i) -> region
+        self._padded: Dict[Tuple[int, int], tuple] = {}  # (n, i) -> the region its bands frame
 
     @staticmethod
     def supports(spec) -> bool:
@@ -109,7 +109,8 @@ class InputWriter:
             placement = place(image.shape[:2], self.meta.input_size, self.meta.resize)
             if not reuse or self._padded.get((n, i)) != placement.region:
                 self._pad(batch[i], placement)
-                self._padded[n, i] = placement.region if reuse else None
+                if reuse:
+                    self._padded[n, i] = placement.region
             self._write_one(image, order, batch[i], placement)
             placements.append(placement)
         return batch, placements

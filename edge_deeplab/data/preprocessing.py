@@ -84,18 +84,22 @@ def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False, shri
     half-pixel centres as OpenCV's INTER_LINEAR). With `out` ((height, width[, C]), the
     array's dtype), the result is written there and `out` returned.
     """
+    resized = _resize(array, size, nearest, shrink, out)
+    return resized if out is None else write_into(out, resized)
+
+
+def _resize(array: np.ndarray, size: Tuple[int, int], nearest: bool, shrink: str, out) -> np.ndarray:
+    """`resize`'s result: a new array, `array` itself, or `out` where OpenCV wrote into it."""
     h, w = size
     if array.shape[:2] == (h, w):
-        return array if out is None else write_into(out, array)
+        return array
     cv2 = cv2_or_none()
     if cv2 is None:
-        resized = _numpy_resize(array, (h, w), nearest)
-        return resized if out is None else write_into(out, resized)
+        return _numpy_resize(array, (h, w), nearest)
     mode = cv2.INTER_LINEAR
     shrinking = h < array.shape[0] and w < array.shape[1] and array.dtype == np.uint8
     if nearest and h > array.shape[0]:
-        enlarged = _nearest_enlarge(cv2, array, (h, w))
-        return enlarged if out is None else write_into(out, enlarged)
+        return _nearest_enlarge(cv2, array, (h, w))
     if nearest:
         mode = cv2.INTER_NEAREST
     elif shrinking and shrink == "area":
@@ -103,11 +107,10 @@ def resize(array: np.ndarray, size: Tuple[int, int], nearest: bool = False, shri
     elif shrinking and shrink == "reduce":
         array = _halve_while_twice(cv2, array, (h, w))
         if array.shape[:2] == (h, w):
-            return array if out is None else write_into(out, array)
+            return array
     if out is None or not out.flags.c_contiguous:
-        resized = _cv2_resize(cv2, array, (w, h), mode)
-        return resized if out is None else write_into(out, resized)
-    return write_into(out, cv2.resize(array, (w, h), dst=out, interpolation=mode))
+        return _cv2_resize(cv2, array, (w, h), mode)
+    return cv2.resize(array, (w, h), dst=out, interpolation=mode)
 
 
 def write_into(out: np.ndarray, result: np.ndarray) -> np.ndarray:
