@@ -47,6 +47,7 @@ def convert_one(
         meta = _accuracy_control(job, converter, tmp, meta, result)
         result.parity = _parity(checker, converter, tmp, precision)
         converter.embed_metadata(tmp, meta.replace(parity=result.parity))
+        result.client = converter.client if converter.client_ready(meta) else ""
     except EdgeDeeplabError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         return _failed(result, "conversion failed", exc)
@@ -143,4 +144,6 @@ def summary_line(result: ConversionResult) -> str:
     if accuracy:
         drop, budget = accuracy["miou_drop_points"], accuracy["budget_points"]
         line += f"  mIoU drop {drop:.2f} (budget {budget:g}), {float_layers(accuracy)}"
+    if result.client:
+        line += f"  [{result.client}-ready]"
     return line

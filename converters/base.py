@@ -61,6 +61,7 @@ class ConversionResult:
     head: str = "logits"
     resolution: str = "full"
     accuracy: Dict[str, object] = field(default_factory=dict)
+    client: str = ""  # the client that reads it right ("" where its client refuses it)
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -107,6 +108,8 @@ class Converter(ABC):
     # TFLite int8 2.7 ms vs 6.5 logits/full and 5.1 logits/feature; the host's upsample +
     # argmax of C channels costs 2.5-5.6 ms, the uint8 map's nearest resize 0.1 ms).
     default_head: ClassVar[str] = "argmax"
+    # The ecosystem client apps are built on that reads this format's artifacts ("": none).
+    client: ClassVar[str] = ""
     default_resolution: ClassVar[str] = "full"
 
     @classmethod
@@ -155,6 +158,11 @@ class Converter(ABC):
         Formats with a place for metadata inside the file override this and the reader.
         """
         write_sidecar_metadata(path, meta)
+
+    def client_ready(self, meta: ArtifactMetadata) -> bool:
+        """Whether `client` reads an artifact with `meta` right; where not, the client
+        refuses it (tests/test_clients.py runs them)."""
+        return False
 
 
 CONVERTERS: Registry[type] = Registry("converter")

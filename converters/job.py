@@ -126,19 +126,20 @@ class ConversionJob:
             lambda: variant_model(self.source.model, variant.resolution),
         )
 
-    def saved_model(self, variant: HeadPlacement, pixels: bool = False) -> Path:
+    def saved_model(self, variant: HeadPlacement, pixels: bool = False, label_dtype: str = "uint8") -> Path:
         """The SavedModel export of `variant` (the common intermediate); with `pixels`,
-        one that takes pixel values 0..255 and normalises them in the graph."""
+        one that takes pixel values 0..255 and normalises them in the graph; an argmax
+        head's class map in `label_dtype`."""
         def build():
             kind = ", pixel input" if pixels else ""
             self.progress(
                 f"  exporting SavedModel ({variant.head}, {variant.resolution} resolution{kind})"
             )
-            folder = self.workdir / f"saved_model_{variant.head}_{variant.resolution}{'_pixels' * pixels}"
+            name = f"saved_model_{variant.head}_{variant.resolution}{'_pixels' * pixels}_{label_dtype}"
             meta = self.source.metadata if pixels else None
-            return export_saved_model(self.keras_model(variant), variant.head, folder, meta)
+            return export_saved_model(self.keras_model(variant), variant.head, self.workdir / name, meta, label_dtype)
 
-        return self._cached(("saved_model", variant, pixels), build)
+        return self._cached(("saved_model", variant, pixels, label_dtype), build)
 
     def onnx_model(self, variant: HeadPlacement) -> Path:
         """The fp32 ONNX export of the SavedModel (for ONNX, OpenVINO and TensorRT)."""

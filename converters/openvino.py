@@ -21,11 +21,11 @@ The IR is a pair: `model_<p>.xml` (graph, metadata in rt_info) and `model_<p>.bi
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import List
 
 import numpy as np
+from edge_deeplab.runtimes import openvino_metadata
 
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
@@ -55,6 +55,7 @@ class OpenVINOConverter(Converter):
     libraries = ("openvino", "nncf")
     quickstart = ("fp32", "int8")
     pixel_input = True
+    client = "OpenVINO model_api"
     # int8-mixed too: NNCF searches the normalised model and the PrePostProcessor goes on
     # afterwards, float arithmetic in front of the first FakeQuantize: the same maps.
     pixel_precisions = ("int8", "int8-mixed")
@@ -79,22 +80,18 @@ class OpenVINOConverter(Converter):
         _planar_argmax(model)
         if self.takes_pixels(job, precision):
             model = _pixel_input(ov, model, job.source.metadata)
+        if variant.head == "logits":
+            model = _planar_scores(ov, model)
         # In rt_info (saved into the .xml); `embed_metadata` replaces it with the final one.
         model.set_rt_info(job.source.metadata.to_json(), METADATA_KEY)
         ov.save_model(model, str(dest), compress_to_fp16=(precision == "fp16"))
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
-        """Rewrite rt_info/edge_deeplab in the .xml only; the .bin is left untouched."""
-        tree = ET.parse(path)
-        root = tree.getroot()
-        rt_info = root.find("rt_info")
-        if rt_info is None:
-            rt_info = ET.SubElement(root, "rt_info")
-        entry = rt_info.find(METADATA_KEY)
-        if entry is None:
-            entry = ET.SubElement(rt_info, METADATA_KEY)
-        entry.set("value", meta.to_json())
-        tree.write(path, encoding="utf-8", xml_declaration=True)
+        """rt_info: our metadata and model_api's model_info (the .bin is left untouched)."""
+        openvino_metadata.embed(path, meta)
+
+    def client_ready(self, meta: ArtifactMetadata) -> bool:
+        return openvino_metadata.client_ready(meta)
 
 
 def _planar_argmax(model) -> int:
@@ -134,6 +131,15 @@ def _pixel_input(ov, model, meta: ArtifactMetadata):
     ppp.input().model().set_layout(layout)
     steps = ppp.input().preprocess().convert_element_type(ov.Type.f32)
     steps.mean(list(meta.mean)).scale(list(meta.std))
+    return ppp.build()
+
+
+def _planar_scores(ov, model):
+    """Scores out in NCHW, the layout model_api's SegmentationModel reads (a Transpose the
+    CPU plugin folds into the layout it computes in)."""
+    ppp = ov.preprocess.PrePostProcessor(model)
+    ppp.output().model().set_layout(ov.Layout("NHWC"))
+    ppp.output().tensor().set_layout(ov.Layout(openvino_metadata.SCORES_LAYOUT))
     return ppp.build()
 
 

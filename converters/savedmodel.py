@@ -168,12 +168,13 @@ def variant_model(model, resolution: str):
     return keras.Model(model.input, logits, name=f"{model.name}_feature")
 
 
-def export_saved_model(model, head: str, directory, pixels: Optional[ArtifactMetadata] = None) -> Path:
+def export_saved_model(model, head: str, directory, pixels: Optional[ArtifactMetadata] = None,
+                       label_dtype: str = "uint8") -> Path:
     """Write a SavedModel serving `model(x, training=False)` (+ argmax when head="argmax").
 
     Contract: input "image" float32 (1, H, W, 3) normalised, or, with `pixels` (the
     metadata whose mean/std the graph applies), RGB pixel values 0..255 normalised in the
-    graph; output "scores" float32 (1, H', W', C) or "labels" uint8 (1, H', W').
+    graph; output "scores" float32 (1, H', W', C) or "labels" `label_dtype` (1, H', W').
     """
     tf = deps.tensorflow()
     keras = deps.keras()
@@ -181,7 +182,7 @@ def export_saved_model(model, head: str, directory, pixels: Optional[ArtifactMet
     spec = tf.TensorSpec((1, h, w, 3), tf.float32, name=INPUT_NAME)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(name="serve", fn=serving_function(model, head, pixels), input_signature=[spec])
+    archive.add_endpoint(name="serve", fn=serving_function(model, head, pixels, label_dtype), input_signature=[spec])
     try:
         archive.write_out(str(directory), verbose=False)
     except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as exc:
@@ -191,8 +192,10 @@ def export_saved_model(model, head: str, directory, pixels: Optional[ArtifactMet
     return Path(directory)
 
 
-def serving_function(model, head: str, pixels: Optional[ArtifactMetadata] = None):
-    """image -> {output name: tensor}: the graph every converter starts from."""
+def serving_function(model, head: str, pixels: Optional[ArtifactMetadata] = None, label_dtype: str = "uint8"):
+    """image -> {output name: tensor}: the graph every converter starts from. The class map
+    is uint8, or int64 where a client must not mistake it for scores (TFLite: MediaPipe
+    reads any uint8 output as confidence masks, but refuses int64 outputs)."""
     tf = deps.tensorflow()
     name = OUTPUT_NAMES[head]
 
@@ -201,6 +204,8 @@ def serving_function(model, head: str, pixels: Optional[ArtifactMetadata] = None
             image = normalize(image, pixels.mean, pixels.std)
         scores = model(image, training=False)
         if head == "argmax":
+            if label_dtype == "int64":
+                return {name: tf.argmax(scores, axis=-1, output_type=tf.int64)}
             return {name: tf.cast(tf.argmax(scores, axis=-1, output_type=tf.int32), tf.uint8)}
         return {name: scores}
 

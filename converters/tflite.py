@@ -14,12 +14,10 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
-from edge_deeplab.runtimes.tflite_runtime import ASSOCIATED_FILE, strip_appended_zip
+from edge_deeplab.runtimes import tflite_metadata
 
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
@@ -42,6 +40,7 @@ class TFLiteConverter(Converter):
     libraries = ("tensorflow",)
     quickstart = ("int8",)
     pixel_input = True
+    client = "MediaPipe ImageSegmenter"
     order = 10
 
     def convert(
@@ -54,7 +53,8 @@ class TFLiteConverter(Converter):
             return
         tf = deps.tensorflow()
         pixels = self.takes_pixels(job, precision)
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(job.saved_model(variant, pixels)))
+        saved = job.saved_model(variant, pixels, label_dtype=tflite_metadata.CLASS_MAP_DTYPE)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
         if precision == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
@@ -94,13 +94,12 @@ class TFLiteConverter(Converter):
         )
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
-        """Append (or replace) the `edge_deeplab.json` associated-file zip of the .tflite."""
+        """TFLite Metadata for MediaPipe / LiteRT, and our JSON and the labels appended."""
         path = Path(path)
-        content = strip_appended_zip(path.read_bytes())
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr(ASSOCIATED_FILE, meta.to_json())
-        path.write_bytes(content + buffer.getvalue())
+        path.write_bytes(tflite_metadata.embed(path.read_bytes(), meta))
+
+    def client_ready(self, meta: ArtifactMetadata) -> bool:
+        return tflite_metadata.client_ready(meta)
 
 
 def _full_integer(converter, job: ConversionJob, variant: HeadPlacement) -> None:
@@ -120,7 +119,7 @@ def _full_integer(converter, job: ConversionJob, variant: HeadPlacement) -> None
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     io = {"pixels": tf.uint8, "int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[job.io_dtype]
     converter.inference_input_type = io
-    if variant.head == "logits":  # an argmax head already returns a uint8 class map
+    if variant.head == "logits":  # an argmax head already returns an int64 class map
         converter.inference_output_type = tf.int8 if pixels else io
 
 

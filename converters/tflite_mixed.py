@@ -16,6 +16,8 @@ import math
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
+from edge_deeplab.runtimes import tflite_metadata
+
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
 
@@ -101,7 +103,7 @@ def convert_mixed(job, variant: HeadPlacement, dest: Path) -> dict:
     """Write the int8-mixed .tflite of `variant` to `dest`; returns its accuracy record."""
     tf = deps.tensorflow("mixed-precision conversion")
     validation = job.validation()
-    saved = job.saved_model(variant)
+    saved = job.saved_model(variant, label_dtype=tflite_metadata.CLASS_MAP_DTYPE)
     calibration = job.calibration()[:DEBUG_IMAGES]
     meta = job.source.metadata.replace(
         format="tflite", precision="int8-mixed", head=variant.head, output_resolution=variant.resolution

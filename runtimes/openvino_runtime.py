@@ -9,6 +9,7 @@ with the synchronous `run` instead.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -16,9 +17,9 @@ import numpy as np
 
 from edge_deeplab import deps
 from edge_deeplab.errors import InvalidInputError, ModelLoadError, first_line
-from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
-from edge_deeplab.metadata_io import parse_metadata
+from edge_deeplab.metadata import ArtifactMetadata
 
+from . import openvino_metadata
 from .base import RUNTIMES, Runtime, TensorSpec
 
 HINTS = ("latency", "throughput", "cumulative_throughput", "none")
@@ -80,6 +81,7 @@ class OpenVINORuntime(Runtime):
             ) from None
         self._metadata = _read_metadata(model, self.path)
         self._model = model
+        self._planar = openvino_metadata.scores_are_planar(model)
         self._compiled = self._request = self._queue = None
         static = _static_shape(
             model, size or (self._metadata.input_size if self._metadata else None)
@@ -94,7 +96,10 @@ class OpenVINORuntime(Runtime):
 
     @property
     def output_spec(self) -> TensorSpec:
-        return _spec(self._model.outputs[0])
+        spec = _spec(self._model.outputs[0])
+        if self._planar:  # handed on as NHWC
+            spec = dataclasses.replace(spec, shape=(spec.shape[0], *spec.shape[2:], spec.shape[1]))
+        return spec
 
     @property
     def device_name(self) -> str:
@@ -116,7 +121,11 @@ class OpenVINORuntime(Runtime):
             )
         except RuntimeError as exc:
             raise InvalidInputError(f"{self.path}: inference failed: {_first_line(exc)}") from None
-        return np.array(result[self._compiled.outputs[0]], copy=True)
+        return self._nhwc(np.array(result[self._compiled.outputs[0]], copy=True))
+
+    def _nhwc(self, output: np.ndarray) -> np.ndarray:
+        """NCHW scores (model_api's layout, see openvino_metadata) -> NHWC, contiguous."""
+        return np.ascontiguousarray(output.transpose(0, 2, 3, 1)) if self._planar else output
 
     def start_async(
         self,
@@ -138,7 +147,7 @@ class OpenVINORuntime(Runtime):
 
             def done(request, data):
                 callback, userdata = data
-                callback(np.array(request.get_tensor(output).data, copy=True), userdata)
+                callback(self._nhwc(np.array(request.get_tensor(output).data, copy=True)), userdata)
 
             self._queue = self._ov.AsyncInferQueue(self._compiled, self._requests)
             self._queue.set_callback(done)
@@ -176,7 +185,7 @@ class OpenVINORuntime(Runtime):
             raise ModelLoadError(
                 f"{path}: not a readable OpenVINO IR: {first_line(exc)}"
             ) from None
-        return model_metadata(model, path)
+        return openvino_metadata.read(model, path)
 
     @classmethod
     def available(cls) -> bool:
@@ -283,16 +292,7 @@ def _read_metadata(model, path: Path) -> Optional[ArtifactMetadata]:
         from . import read_metadata
 
         return read_metadata(path)
-    return model_metadata(model, path)
-
-
-def model_metadata(model, path="model") -> Optional[ArtifactMetadata]:
-    """The metadata in an `openvino.Model`'s rt_info, or None."""
-    if not model.has_rt_info(METADATA_KEY):
-        return None
-    value = model.get_rt_info(METADATA_KEY)
-    text = value.astype(str) if hasattr(value, "astype") else str(value)
-    return parse_metadata(text, path)
+    return openvino_metadata.read(model, path)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
-import io
 import os
-import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -24,9 +22,9 @@ from edge_deeplab.errors import (
     ModelLoadError,
     first_line,
 )
-from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
-from edge_deeplab.metadata_io import parse_metadata
+from edge_deeplab.metadata import ArtifactMetadata
 
+from . import tflite_metadata
 from .base import RUNTIMES, Runtime, TensorSpec
 
 # Interpreter modules in order of preference, with the package that provides each.
@@ -65,12 +63,6 @@ class _TFLiteShim:
         self.Interpreter = lite.Interpreter
         self.load_delegate = lite.experimental.load_delegate
         self.OpResolverType = lite.experimental.OpResolverType
-
-
-# The metadata is an associated file in a zip archive appended to the flatbuffer, the way
-# TFLite metadata stores associated files (MediaPipe models do the same). The interpreter
-# ignores the trailing bytes; `zipfile` finds the archive from the end.
-ASSOCIATED_FILE = f"{METADATA_KEY}.json"
 
 
 @RUNTIMES.register
@@ -163,17 +155,7 @@ class TFLiteRuntime(Runtime):
     @classmethod
     def read_metadata(cls, path) -> Optional[ArtifactMetadata]:
         """The `edge_deeplab.json` appended to the flatbuffer (pure Python), or None."""
-        path = Path(path)
-        try:
-            with zipfile.ZipFile(path) as archive:
-                if ASSOCIATED_FILE not in archive.namelist():
-                    return None
-                text = archive.read(ASSOCIATED_FILE).decode("utf-8")
-        except zipfile.BadZipFile:
-            return None
-        except OSError as exc:
-            raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
-        return parse_metadata(text, path)
+        return tflite_metadata.read(path)
 
     @classmethod
     def available(cls) -> bool:
@@ -236,15 +218,3 @@ def _spec(detail: dict) -> TensorSpec:
     else:
         scale, zero_point = float(scale), int(zero_point)
     return TensorSpec(detail["name"], shape, np.dtype(detail["dtype"]), scale, zero_point)
-
-
-def strip_appended_zip(content: bytes) -> bytes:
-    """The flatbuffer without the metadata archive an earlier embed appended."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            # zipfile shifts offsets by the bytes in front of the archive: the first local
-            # header is where the model ends.
-            starts = [info.header_offset for info in archive.infolist()]
-    except zipfile.BadZipFile:
-        return content
-    return content[: min(starts)] if starts else content

@@ -31,6 +31,8 @@ def formats_table() -> list:
                 "extra": cls.extra,
                 "runtime": cls.runtime,
                 "head": f"{cls.default_head}/{cls.default_resolution}",
+                # The client reads logits artifacts; the default head may be for speed.
+                "client": f"{cls.client} (--head logits)" if cls.client else "",
                 "available": ok,
                 "reason": why,
             }
@@ -48,12 +50,13 @@ def run(args: argparse.Namespace) -> int:
     header = (
         f"{'target':<10}{'suffix':<9}"
         + "".join(f"{p:<9}" for p in PRECISIONS)
-        + f"{'head':<15}available here"
+        + f"{'head':<15}{'client-ready':<42}available here"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         marks = "".join(f"{'yes' if p in row['precisions'] else '-':<9}" for p in PRECISIONS)
         status = "yes" if row["available"] else f"no: {row['reason']}"
-        print(f"{row['target']:<10}{row['suffix']:<9}{marks}{row['head']:<15}{status}")
+        client = row["client"] or "-"
+        print(f"{row['target']:<10}{row['suffix']:<9}{marks}{row['head']:<15}{client:<42}{status}")
     return 0
