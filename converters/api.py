@@ -129,6 +129,7 @@ class ConvertOptions:
         val_data: int8-mixed's validation images: a DataConfig, a loaded dataset,
             "synthetic" or a dataset root (None: synthetic for a synthetic-trained model).
         val_split, val_limit: the split of `val_data` scored, and at most how many images.
+        preset: labels and normalisation of a published .tflite model (`published.py`).
     """
 
     calib_data: object = None
@@ -145,6 +146,7 @@ class ConvertOptions:
     val_data: object = None
     val_split: str = "val"
     val_limit: Optional[int] = None
+    preset: Optional[str] = None
 
     def __post_init__(self):
         _check_options(self.head, self.resolution, self.io_dtype, self.calib_size, self.parity_images)
@@ -179,7 +181,7 @@ def convert(
     out_dir = prepare_out_dir(out_dir)
     say = Progress(options.progress)
     say(f"loading {model}")
-    source = load_source(model, options.size)
+    source = load_source(model, options.size, options.preset)
     calib_source = calibration_source(options.calib_data, source)
     remove_stale_staging(out_dir, say)
     with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir) as work:

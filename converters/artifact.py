@@ -46,7 +46,8 @@ def convert_one(
         converter.embed_metadata(tmp, meta)
         meta = _accuracy_control(job, converter, tmp, meta, result)
         result.parity = _parity(checker, converter, tmp, precision)
-        converter.embed_metadata(tmp, meta.replace(parity=result.parity))
+        selftest = checker.selftest(variant.head, variant.resolution, result.parity["tolerance"])
+        converter.embed_metadata(tmp, meta.replace(parity=result.parity, selftest=selftest))
         result.client = converter.client if converter.client_ready(meta) else ""
     except EdgeDeeplabError as exc:
         shutil.rmtree(staging, ignore_errors=True)

@@ -103,6 +103,14 @@ class ParityChecker:
             )
         return self._scores[resolution]
 
+    def selftest(self, head: str, resolution: str, bar: float) -> dict:
+        """The self-test an artifact of this head placement carries (`selftest.py`)."""
+        from edge_deeplab import selftest
+
+        inputs = selftest.thumbnails(self.images)
+        reference = self._reference_for(head, resolution)
+        return selftest.build(inputs, [r.labels for r in reference.predict_batch(inputs)], bar)
+
     def check(self, segmenter: Segmenter, precision: str) -> dict:
         """Parity figures of `segmenter` (the artifact through its engine)."""
         meta = segmenter.metadata

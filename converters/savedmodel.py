@@ -54,17 +54,23 @@ class SourceModel:
         return tuple(int(v) for v in self.model.input_shape[1:3])
 
 
-def load_source(model_path, size: Optional[Tuple[int, int]] = None) -> SourceModel:
-    """Open MODEL (a run folder or a .keras file), optionally rebuilt at another input size.
+def load_source(model_path, size: Optional[Tuple[int, int]] = None, preset: Optional[str] = None) -> SourceModel:
+    """Open MODEL (a run folder, a .keras file, or a .tflite whose weights are imported:
+    `published.py`), optionally rebuilt at another input size.
 
     Raises:
         InvalidInputError: not a model, no metadata, or --size without the run's config.
         ModelLoadError: a .keras file Keras cannot load (unknown layers, corrupt).
     """
     path = resolve_model_path(model_path)
+    if path.is_file() and path.suffix.lower() == ".tflite":
+        from .published import load_published
+
+        source = SourceModel(path, *load_published(path, preset))
+        return source if size is None else resize_source(source, tuple(size))
     if path.is_dir() or path.suffix != ".keras":
         raise InvalidInputError(
-            f"{path}: not a Keras model; convert takes a training run folder or a .keras file"
+            f"{path}: not a Keras model; convert takes a training run folder, a .keras file or a .tflite"
         )
     model = _load_keras(path)
     meta = _load_metadata(path, model)

@@ -63,6 +63,8 @@ class ArtifactMetadata:
         format, precision: how the artifact was made ("tflite", "int8", ...).
         source: provenance (training run folder, git commit, dataset).
         parity: the conversion's parity figures against the Keras reference.
+        selftest: inputs and the Keras reference's class maps for them, compressed, for
+            `edge-deeplab verify` where the artifact runs (`selftest.py`); {} if none.
     """
 
     labels: Tuple[str, ...]
@@ -80,6 +82,7 @@ class ArtifactMetadata:
     precision: str = "fp32"
     source: Dict[str, Any] = field(default_factory=dict)
     parity: Dict[str, Any] = field(default_factory=dict)
+    selftest: Dict[str, Any] = field(default_factory=dict)
     version: int = SCHEMA_VERSION
 
     def __post_init__(self):

@@ -17,11 +17,12 @@ generated schema. Both ship with `edge-deeplab[tflite]`, so no TensorFlow is nee
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from pathlib import Path
 from typing import Optional
 
-from edge_deeplab.errors import ModelLoadError
+from edge_deeplab.errors import ConversionError, ModelLoadError
 from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 from edge_deeplab.metadata_io import parse_metadata
 
@@ -88,7 +89,10 @@ def _with_model_metadata(content: bytes, meta: ArtifactMetadata) -> bytes:
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    try:
+        model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    except (TypeError, ValueError, IndexError, struct.error) as exc:  # what flatbuffers raises
+        raise ConversionError(f"not a TFLite flatbuffer LiteRT's schema reads ({exc})") from None
     graph = model.subgraphs[0]
     float_input = graph.tensors[graph.inputs[0]].type == schema.TensorType.FLOAT32
     metadata = _metadata_flatbuffer(meta, float_input)

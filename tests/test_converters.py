@@ -100,25 +100,37 @@ def test_metadata_readers_need_no_engine_session(converted):
         assert meta.mean == (127.5, 127.5, 127.5) and meta.palette
 
 
-def test_tflite_metadata_roundtrip_replaces_previous(tmp_path):
-    from edge_deeplab.runtimes import RUNTIMES
+@pytest.mark.slow
+def test_tflite_metadata_roundtrip_replaces_previous(tmp_path, tiny_converted):
+    from ai_edge_litert import schema_py_generated as schema
+    from edge_deeplab.runtimes import RUNTIMES, load_runtime, tflite_metadata
 
-    from edge_deeplab.metadata import ArtifactMetadata
-
-    embed_tflite_metadata = CONVERTERS.get("tflite")().embed_metadata
-    read_tflite_metadata = RUNTIMES.get("tflite").read_metadata
-
+    results, _ = tiny_converted
     path = tmp_path / "m.tflite"
-    body = b"\x18\x00\x00\x00TFL3" + bytes(range(256)) * 4
-    path.write_bytes(body)
-    assert read_tflite_metadata(path) is None
-    first = ArtifactMetadata(labels=("a", "b"), input_size=(32, 48), format="tflite")
+    shutil.copy(results["tflite", "fp32"].path, path)
+    embed_tflite_metadata = CONVERTERS.get("tflite")().embed_metadata
+    first = RUNTIMES.get("tflite").read_metadata(path)
     embed_tflite_metadata(path, first)
     embed_tflite_metadata(path, first.replace(precision="int8", parity={"agreement": 0.99}))
-    meta = read_tflite_metadata(path)
+    meta = RUNTIMES.get("tflite").read_metadata(path)
     assert meta.precision == "int8" and meta.parity == {"agreement": 0.99}
-    assert meta.input_size == (32, 48) and meta.labels == ("a", "b")
-    assert path.read_bytes().startswith(body) and path.read_bytes().count(b"PK\x03\x04") == 1
+    assert meta.labels == first.labels and meta.selftest == first.selftest
+    content = path.read_bytes()
+    assert content.count(b"PK\x03\x04") == 2  # one archive: edge_deeplab.json + labels.txt
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_metadata.strip_appended_zip(content)), 0)
+    names = [m.name.decode() for m in model.metadata]
+    assert names.count(tflite_metadata.TFLITE_METADATA) == 1
+    with load_runtime(path) as runtime:  # the interpreter still loads and runs it
+        assert runtime.run(np.zeros(runtime.input_spec.shape, runtime.input_spec.dtype)).shape[:3] == (1, 64, 64)
+
+
+def test_tflite_metadata_refuses_a_file_that_is_not_a_flatbuffer(tmp_path):
+    from edge_deeplab.metadata import ArtifactMetadata
+
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"\x18\x00\x00\x00TFL3" + bytes(range(256)) * 4)
+    with pytest.raises(ConversionError, match="not a TFLite flatbuffer"):
+        CONVERTERS.get("tflite")().embed_metadata(path, ArtifactMetadata(labels=("a", "b"), input_size=(32, 48)))
 
 
 @pytest.mark.slow

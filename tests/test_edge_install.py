@@ -1,6 +1,6 @@
 """The edge install: `edge-deeplab[tflite]` + OpenCV in a fresh venv, no TensorFlow.
 
-Proves on a real install that predict, bench and demo run on a converted model with
+Proves on a real install that predict, bench, verify and demo run on a converted model with
 TensorFlow neither installed nor imported (a Jetson or a small CPU box has no 1.9 GB wheel).
 """
 
@@ -21,6 +21,7 @@ assert importlib.util.find_spec("tensorflow") is None, "tensorflow is installed"
 from edge_deeplab.cli.main import main
 status = main(["predict", sys.argv[1], sys.argv[2], "--out", sys.argv[3]])
 status |= main(["bench", sys.argv[1], "--min-time", "0.2"])
+status |= main(["verify", sys.argv[1]])  # the self-test, on LiteRT alone
 assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "tensorflow was imported"
 sys.exit(status)
 """

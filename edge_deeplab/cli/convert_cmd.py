@@ -21,7 +21,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "precision. Each artifact is checked against the Keras model and gets a "
         "<artifact>.parity.json report.",
     )
-    parser.add_argument("model", help="training run folder or .keras file")
+    parser.add_argument("model", help="training run folder, .keras file, or a .tflite "
+                        "(a published DeepLab: give --preset)")
     parser.add_argument(
         "--to",
         dest="targets",
@@ -41,6 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _add_quantization_args(parser, DEFAULT_CALIB_SIZE)
     _add_budget_args(parser)
     _add_placement_args(parser, HEADS, RESOLUTIONS, IO_DTYPES)
+    _add_source_args(parser)
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -117,6 +119,14 @@ def _add_placement_args(parser: argparse.ArgumentParser, heads, resolutions, io_
     )
 
 
+def _add_source_args(parser: argparse.ArgumentParser) -> None:
+    from edge_deeplab.presets import PRESETS
+
+    parser.add_argument("--preset", choices=PRESETS.names(), default=None,
+                        help="labels and normalisation of a published .tflite MODEL (its weights are "
+                        "imported as `train --weights` does; our own artifacts carry them)")
+
+
 def run(args: argparse.Namespace) -> int:
     from edge_deeplab.converters import convert, summary_line
     from edge_deeplab.errors import ConversionError
@@ -140,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         val_data=args.val_data,
         val_split=args.val_split,
         val_limit=args.val_limit,
+        preset=args.preset,
     )
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))

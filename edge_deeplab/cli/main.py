@@ -16,7 +16,7 @@ from .. import __version__
 from ..guard import guarded
 
 # One module per subcommand, in the order `--help` lists them.
-SUBCOMMANDS = ("quickstart", "train", "eval", "convert", "formats", "predict", "bench", "report", "demo")
+SUBCOMMANDS = ("quickstart", "train", "eval", "convert", "formats", "verify", "predict", "bench", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
