@@ -45,8 +45,7 @@ def convert_one(
         meta = _artifact_metadata(job, converter, precision, variant)
         converter.embed_metadata(tmp, meta)
         meta = _accuracy_control(job, converter, tmp, meta, result)
-        result.parity = _parity(checker, converter, tmp, precision)
-        selftest = checker.selftest(variant.head, variant.resolution, result.parity["tolerance"])
+        result.parity, selftest = _parity(checker, converter, tmp, precision)
         converter.embed_metadata(tmp, meta.replace(parity=result.parity, selftest=selftest))
         result.client = converter.client if converter.client_ready(meta) else ""
     except EdgeDeeplabError as exc:
@@ -118,8 +117,9 @@ def _artifact_metadata(job: ConversionJob, converter: Converter, precision: str,
     )
 
 
-def _parity(checker: ParityChecker, converter: Converter, path: Path, precision: str) -> dict:
-    """Open the artifact in its own engine (configured by its metadata) and compare."""
+def _parity(checker: ParityChecker, converter: Converter, path: Path, precision: str):
+    """Open the artifact in its own engine (configured by its metadata) and compare:
+    (parity figures, the self-test it will carry)."""
     from edge_deeplab.runtimes import load_runtime
 
     from edge_deeplab.segmenter import Segmenter
@@ -129,7 +129,9 @@ def _parity(checker: ParityChecker, converter: Converter, path: Path, precision:
             raise ConversionError(
                 f"{path.name}: the {converter.runtime} runtime finds no embedded metadata"
             )
-        return checker.check(Segmenter(runtime), precision)
+        segmenter = Segmenter(runtime)
+        figures = checker.check(segmenter, precision)
+        return figures, checker.selftest(segmenter, figures["tolerance"])
 
 
 def summary_line(result: ConversionResult) -> str:
