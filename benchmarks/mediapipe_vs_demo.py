@@ -95,7 +95,8 @@ def main() -> int:
     print(f"{'pipeline':<44}{'FPS':>8}")
     print(f"{'edge-deeplab Segmenter (demo inference stage)':<44}{figures['ours_fps']:8.1f}")
     print(f"{'MediaPipe ImageSegmenter, VIDEO mode':<44}{figures['mediapipe_fps']:8.1f}")
-    print(f"class-map agreement: {figures['agreement']:.2%} over {len(frames)} frames {frames.shape[2]}x{frames.shape[1]}")
+    size = f"{frames.shape[2]}x{frames.shape[1]}"
+    print(f"class-map agreement: {figures['agreement']:.2%} over {len(frames)} frames {size}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
