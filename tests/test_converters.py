@@ -452,3 +452,20 @@ def test_keras_reference_runs_one_image_at_a_time(tiny_run):
     labels = reference.run(batch)
     assert seen == [1] * 5
     assert labels.shape == whole.shape and (labels == whole).mean() > 0.999
+
+
+@pytest.mark.slow
+def test_openvino_int8_keeps_convolution_weights_in_seven_bits(converted):
+    """CPUs without VNNI saturate u8 x s8 pairs summed in int16: the IR's dense convolution
+    weights use half the int8 range wherever it runs (depthwise kernels do not overflow and
+    keep the whole range)."""
+    ov = pytest.importorskip("openvino")
+    results, _ = converted
+    result = results[("openvino", "int8")]
+    if result.path is None:
+        pytest.skip(f"openvino: {result.reason}")
+    weights = [op.get_data() for op in ov.Core().read_model(str(result.path)).get_ops()
+               if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8]
+    dense = [w for w in weights if w.ndim == 4]
+    assert dense and all(np.abs(w.astype(np.int16)).max() <= 64 for w in dense)
+    assert any(np.abs(w.astype(np.int16)).max() > 64 for w in weights if w.ndim == 5)

@@ -98,14 +98,38 @@ def _class_maps(path, images) -> np.ndarray:
         return np.stack([r.labels for r in segmenter.predict_batch(images)])
 
 
+def _first_conv_input(path, image: np.ndarray) -> np.ndarray:
+    """The int8 tensor the first convolution of a TFLite artifact reads for one model-size image."""
+    from edge_deeplab.runtimes.tflite_runtime import interpreter_module
+
+    interpreter = interpreter_module().Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    conv = next(op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D")
+    tensor = interpreter.get_input_details()[0]
+    interpreter.set_tensor(tensor["index"], image[None].astype(tensor["dtype"]))
+    interpreter.invoke()
+    return interpreter.get_tensor(conv["inputs"][0])[0]
+
+
 def test_pixel_tflite_equals_int8_io_where_int8_holds_the_normalisation(run_128, tiny_data, tmp_path):
     """mean = std = 128: normalised pixels are exactly int8 values (scale 1/128), so the
-    graph's normalisation loses nothing and the class maps are those of int8 I/O."""
+    graph's normalisation loses nothing: the first convolution reads p - 128, bit for bit,
+    as it does from the host's int8 input.
+
+    The class maps are not held to equality: the two conversions calibrate the rest of the
+    graph a hair apart (one activation scale 0.0666 vs 0.0666 + 0.05%), which flips near-tie
+    pixels of the barely trained model (99.5% here, 99.37% on a CI CPU); a lost normalisation
+    drops tens of points."""
     pytest.importorskip("tensorflow")
     results = _convert_int8(run_128, tmp_path, ["tflite"])
     images = list(tiny_data[0][:8])
-    maps = {io: _class_maps(results[("tflite", io)].path, images) for io in ("pixels", "int8")}
-    assert (maps["pixels"] == maps["int8"]).mean() >= AGREEMENT
+    pixels, int8 = results[("tflite", "pixels")].path, results[("tflite", "int8")].path
+    for image in images[:2]:
+        shifted = image.astype(np.int16) - 128
+        assert np.array_equal(_first_conv_input(pixels, image), shifted)
+        assert np.array_equal(_first_conv_input(int8, shifted), shifted)
+    maps = {io: _class_maps(path, images) for io, path in (("pixels", pixels), ("int8", int8))}
+    assert (maps["pixels"] == maps["int8"]).mean() >= 1 - TINY_INT8_NOISE
 
 
 def test_pixel_artifacts_lose_nothing_against_int8_io(int8_results, tiny_data):
