@@ -111,7 +111,7 @@ def _artifact_metadata(job: ConversionJob, converter: Converter, precision: str,
         precision=precision,
         head=variant.head,
         output_resolution=variant.resolution,
-        input_kind="pixels" if converter.takes_pixels(job, precision) else "normalized",
+        input_kind="pixels" if converter.takes_pixels(job, precision, variant) else "normalized",
         source=source,
         parity={},
     )

@@ -127,8 +127,8 @@ class Converter(ABC):
             return False, f"needs {names}: pip install 'edge-deeplab[{extras}]'"
         return True, ""
 
-    def takes_pixels(self, job: ConversionJob, precision: str) -> bool:
-        """Whether the artifact of `precision` made in `job` takes raw uint8 pixels."""
+    def takes_pixels(self, job: ConversionJob, precision: str, variant: HeadPlacement) -> bool:
+        """Whether the artifact of `precision` and head `variant` made in `job` takes raw uint8 pixels."""
         return self.pixel_input and job.io_dtype == "pixels" and precision in self.pixel_precisions
 
     def artifact_path(self, out_dir: Path, precision: str) -> Path:

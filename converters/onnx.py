@@ -17,6 +17,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
+from edge_deeplab.runtimes import model_api_info
 
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
@@ -42,6 +43,7 @@ class ONNXConverter(Converter):
         ("onnxruntime", "onnx"),
     )
     runtime = "onnxruntime"
+    client = "OpenVINO model_api"
     libraries = ("onnx", "tf2onnx")
     quickstart = ("fp32",)
     pixel_input = True
@@ -60,10 +62,13 @@ class ONNXConverter(Converter):
                 quantize_onnx_int8(job, fp32, out, exclude=exclude)
 
             job.records[self.name, precision] = convert_mixed(job, variant, fp32, dest, quantize)
-        elif self.takes_pixels(job, precision):
-            quantize_pixel_int8(job, fp32, dest)
+        elif self.takes_pixels(job, precision, variant):
+            # model_api feeds ONNX float32 only: logits artifacts take the pixels as floats.
+            quantize_pixel_int8(job, fp32, dest, np.float32 if variant.head == "logits" else np.uint8)
         else:
             quantize_onnx_int8(job, fp32, dest)
+        if variant.head == "logits":  # what model_api_info.client_ready reads right
+            with_planar_io(dest)
 
     def layer_sqnr(self, path: Path, precision: str, inputs):
         """onnxruntime's qdq_loss_debug on the QDQ artifact (int8 and int8-mixed)."""
@@ -74,23 +79,56 @@ class ONNXConverter(Converter):
         return "onnxruntime qdq_loss_debug (qdq_err)", onnx_layer_sqnr(path, inputs.artifact_batches)
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
-        """Set `metadata_props["edge_deeplab"]` (rewrites the file in place)."""
+        """Set `metadata_props["edge_deeplab"]` and model_api's `model_info ...` keys
+        (rewrites the file in place)."""
         onnx = deps._import("onnx", "onnx", "onnx", "writing ONNX metadata")
         model = onnx.load(str(path))
-        props = [p for p in model.metadata_props if p.key != METADATA_KEY]
+        ours = {METADATA_KEY: meta.to_json(), **model_api_info.onnx_props(meta)}
+        props = [p for p in model.metadata_props if p.key not in ours]
         del model.metadata_props[:]
         model.metadata_props.extend(props)
-        entry = model.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, meta.to_json()
+        for key, value in ours.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
         onnx.save(model, str(path))
+
+    def client_ready(self, meta: ArtifactMetadata) -> bool:
+        return model_api_info.client_ready(meta)
+
+
+def with_planar_io(path: Path) -> None:
+    """model_api's layout: NCHW input transposed to the graph's NHWC, and the NHWC scores
+    transposed to NCHW (in place, after any quantisation: both Transposes stay float)."""
+    onnx = deps._import("onnx", "onnx", "onnx", "ONNX input and output layout")
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    image, scores = graph.input[0], graph.output[0]
+    for node in graph.node:
+        node.input[:] = [image.name + "_nhwc" if name == image.name else name for name in node.input]
+        node.output[:] = [scores.name + "_nhwc" if name == scores.name else name for name in node.output]
+    graph.node.insert(0, helper.make_node("Transpose", [image.name], [image.name + "_nhwc"], perm=[0, 2, 3, 1],
+                                          name="image_nhwc"))
+    graph.node.append(helper.make_node("Transpose", [scores.name + "_nhwc"], [scores.name], perm=[0, 3, 1, 2],
+                                       name="scores_nchw"))
+    for value, order in ((image, (0, 3, 1, 2)), (scores, (0, 3, 1, 2))):
+        dims = value.type.tensor_type.shape.dim
+        planar = [onnx.TensorShapeProto.Dimension() for _ in order]
+        for new, old in zip(planar, order):
+            new.CopyFrom(dims[old])
+        del dims[:]
+        dims.extend(planar)
+    onnx.save(model, str(path))
 
 
 # The normalisation nodes stay float: quantising the centred pixels too would round twice.
 PIXEL_NODES = ("pixel_cast", "pixel_sub", "pixel_mul")
 
 
-def with_pixel_input(fp32: Path, meta: ArtifactMetadata, dest: Path) -> Path:
-    """`fp32` with a uint8 pixel input normalised in the graph ((p - mean) / std), at `dest`."""
+def with_pixel_input(fp32: Path, meta: ArtifactMetadata, dest: Path, dtype=np.uint8) -> Path:
+    """`fp32` with a pixel input (values 0..255 in `dtype`) normalised in the graph
+    ((p - mean) / std), at `dest`."""
     onnx = deps._import("onnx", "onnx", "onnx", "ONNX pixel input")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -113,16 +151,16 @@ def with_pixel_input(fp32: Path, meta: ArtifactMetadata, dest: Path) -> Path:
     for index, (node, name) in enumerate(zip(nodes, PIXEL_NODES)):
         node.name = name
         graph.node.insert(index, node)
-    image.type.tensor_type.elem_type = TensorProto.UINT8
+    image.type.tensor_type.elem_type = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     onnx.save(model, str(dest))
     return dest
 
 
-def quantize_pixel_int8(job: ConversionJob, fp32: Path, dest: Path) -> None:
-    """int8 of `fp32` with a uint8 pixel input (normalisation in the graph, kept float)."""
-    pixels = with_pixel_input(fp32, job.source.metadata, dest.with_name(dest.stem + ".pixels.onnx"))
+def quantize_pixel_int8(job: ConversionJob, fp32: Path, dest: Path, dtype=np.uint8) -> None:
+    """int8 of `fp32` with a pixel input in `dtype` (normalisation in the graph, kept float)."""
+    pixels = with_pixel_input(fp32, job.source.metadata, dest.with_name(dest.stem + ".pixels.onnx"), dtype)
     try:
-        batches = job.pixel_calibration().astype(np.uint8)
+        batches = job.pixel_calibration().astype(dtype)
         quantize_onnx_int8(job, pixels, dest, exclude=PIXEL_NODES, batches=batches)
     finally:
         pixels.unlink(missing_ok=True)

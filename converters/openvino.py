@@ -78,7 +78,7 @@ class OpenVINOConverter(Converter):
         elif precision == "int8-mixed":
             model, job.records[self.name, precision] = quantize_within_budget(job, model, variant)
         _planar_argmax(model)
-        if self.takes_pixels(job, precision):
+        if self.takes_pixels(job, precision, variant):
             model = _pixel_input(ov, model, job.source.metadata)
         if variant.head == "logits":
             model = _planar_scores(ov, model)

@@ -52,7 +52,7 @@ class TFLiteConverter(Converter):
             job.records[self.name, precision] = convert_mixed(job, variant, dest)
             return
         tf = deps.tensorflow()
-        pixels = self.takes_pixels(job, precision)
+        pixels = self.takes_pixels(job, precision, variant)
         saved = job.saved_model(variant, pixels, label_dtype=tflite_metadata.CLASS_MAP_DTYPE)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
         if precision == "fp16":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ from edge_deeplab.errors import InvalidInputError, ModelLoadError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.metadata_io import metadata_from_props
 
+from . import model_api_info
 from .base import RUNTIMES, Runtime, TensorSpec
 
 # `device` values -> the execution providers to ask for, best first (CPU is always the fallback).
@@ -83,14 +85,23 @@ class ONNXRuntime(Runtime):
         # `metadata_props["edge_deeplab"]`, read from the open session (no second parse).
         custom = dict(self._session.get_modelmeta().custom_metadata_map)
         self._metadata = metadata_from_props(custom, self.path)
+        # model_api's layout (model_api_info): NCHW in and out, presented and fed as NHWC;
+        # pixels it takes as float32 are presented as the uint8 they hold.
+        self._planar = model_api_info.planar_in_props(custom)
+        self._feed = _spec(self._in).dtype
 
     @property
     def input_spec(self) -> TensorSpec:
-        return _spec(self._in)
+        spec = _spec(self._in)
+        if not self._planar:
+            return spec
+        pixels = self._metadata is not None and self._metadata.input_kind == "pixels"
+        return model_api_info.nhwc_spec(dataclasses.replace(spec, dtype=np.dtype(np.uint8)) if pixels else spec)
 
     @property
     def output_spec(self) -> TensorSpec:
-        return _spec(self._out)
+        spec = _spec(self._out)
+        return model_api_info.nhwc_spec(spec) if self._planar else spec
 
     @property
     def providers(self) -> list:
@@ -108,13 +119,13 @@ class ONNXRuntime(Runtime):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """NHWC batch of input_spec.dtype -> the raw output tensor."""
-        dtype = np.dtype(self.input_spec.dtype)
+        batch = np.asarray(batch, self._feed)
+        batch = model_api_info.to_nchw(batch) if self._planar and batch.ndim == 4 else np.ascontiguousarray(batch)
         try:
-            return self._session.run(
-                [self._out.name], {self._in.name: np.ascontiguousarray(batch, dtype)}
-            )[0]
+            output = self._session.run([self._out.name], {self._in.name: batch})[0]
         except Exception as exc:  # shape/type mismatches come back as ORT exceptions
             raise InvalidInputError(f"{self.path}: inference failed: {_first_line(exc)}") from None
+        return model_api_info.to_nhwc(output) if self._planar else output
 
     @classmethod
     def read_metadata(cls, path) -> Optional[ArtifactMetadata]:

@@ -1,51 +1,21 @@
 """The metadata of an OpenVINO IR, written and read in one place (converter and runtime).
 
 An IR's rt_info carries our `edge_deeplab` JSON and, for OpenVINO's own clients,
-`model_info`: what openvino-model-api (OpenVINO's demos, Geti) reads to pick the model
-wrapper and configure its pre/post-processing. model_api's SegmentationModel wants
-per-class scores in NCHW (1, C, H, W) and takes images as OpenCV gives them (BGR), so a
-logits IR outputs NCHW scores (`SCORES_LAYOUT`; our runtime hands them on as NHWC) and says
-`reverse_input_channels`. Its class-map path (a 3-D output) fails in model_api 0.4.7
-(`np.argmax(axis=2)` of a 2-D map), so an argmax IR names a model type model_api does not
-have: it refuses the IR with that name instead of crashing or misreading it.
+`model_info` (`model_api_info.py`: what openvino-model-api reads, and why).
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Optional
 
 from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 from edge_deeplab.metadata_io import parse_metadata
 
-MODEL_INFO = "model_info"
-SCORES_LAYOUT = "NCHW"
-NOT_FOR_MODEL_API = "edge-deeplab class map (for model_api convert with --head logits)"
+from .model_api_info import MODEL_INFO, SCORES_LAYOUT, client_ready, model_info
 
-
-def client_ready(meta: ArtifactMetadata) -> bool:
-    """Whether model_api's SegmentationModel reads this IR right."""
-    return meta.head == "logits"
-
-
-def model_info(meta: ArtifactMetadata) -> Dict[str, str]:
-    """model_api's parameters (strings, lists space-separated) for an IR with `meta`."""
-    info = {
-        "model_type": "Segmentation" if client_ready(meta) else NOT_FOR_MODEL_API,
-        # A label with a space would split in two (model_api splits lists on whitespace).
-        "labels": " ".join(label.replace(" ", "_") for label in meta.labels),
-        "reverse_input_channels": str(meta.channel_order == "RGB"),
-        "resize_type": "standard" if meta.resize == "stretch" else "fit_to_window_letterbox",
-        "pad_value": "0",
-        "blur_strength": "-1",  # a plain argmax of the scores, as our Segmenter does
-        "soft_threshold": "-inf",
-        "return_soft_prediction": "False",
-    }
-    if meta.input_kind == "normalized":  # pixel-input IRs normalise in their graph
-        info["mean_values"] = " ".join(f"{v:g}" for v in meta.mean)
-        info["scale_values"] = " ".join(f"{v:g}" for v in meta.std)
-    return info
+__all__ = ["MODEL_INFO", "SCORES_LAYOUT", "client_ready", "embed", "model_info", "read", "scores_are_planar"]
 
 
 def embed(path, meta: ArtifactMetadata) -> None:

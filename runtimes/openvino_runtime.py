@@ -9,7 +9,6 @@ with the synchronous `run` instead.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -19,7 +18,7 @@ from edge_deeplab import deps
 from edge_deeplab.errors import InvalidInputError, ModelLoadError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
 
-from . import openvino_metadata
+from . import model_api_info, openvino_metadata
 from .base import RUNTIMES, Runtime, TensorSpec
 
 HINTS = ("latency", "throughput", "cumulative_throughput", "none")
@@ -98,7 +97,7 @@ class OpenVINORuntime(Runtime):
     def output_spec(self) -> TensorSpec:
         spec = _spec(self._model.outputs[0])
         if self._planar:  # handed on as NHWC
-            spec = dataclasses.replace(spec, shape=(spec.shape[0], *spec.shape[2:], spec.shape[1]))
+            spec = model_api_info.nhwc_spec(spec)
         return spec
 
     @property
@@ -124,8 +123,8 @@ class OpenVINORuntime(Runtime):
         return self._nhwc(np.array(result[self._compiled.outputs[0]], copy=True))
 
     def _nhwc(self, output: np.ndarray) -> np.ndarray:
-        """NCHW scores (model_api's layout, see openvino_metadata) -> NHWC, contiguous."""
-        return np.ascontiguousarray(output.transpose(0, 2, 3, 1)) if self._planar else output
+        """NCHW scores (model_api's layout, see model_api_info) -> NHWC, contiguous."""
+        return model_api_info.to_nhwc(output) if self._planar else output
 
     def start_async(
         self,

@@ -77,7 +77,7 @@ def logits_artifacts(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("logits")
     results = convert(tiny_run, ["tflite", "openvino"], ["fp32", "int8"], out, head="logits",
                       calib_size=64, parity_images=8, progress=False, int8_agreement=TINY_INT8_AGREEMENT)
-    assert all(r.client for r in results), [(r.target, r.precision, r.status) for r in results]
+    assert all(r.client and r.status == "ok" for r in results), [(r.target, r.precision, r.status) for r in results]
     return {(r.target, r.precision): r.path for r in results}
 
 
@@ -126,3 +126,22 @@ def test_client_refuses_default_argmax_artifact(target, client, message, tiny_co
     assert not results[target, "int8"].client
     masks, result = _client_masks(client, model, client_images[1], tmp_path, check=False)
     assert masks is None and message in result.stderr, result.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_onnx_logits_artifact_is_planar_for_model_api_and_nhwc_for_us(precision, logits_artifacts):
+    """model_api's ONNXRuntimeAdapter feeds float32 NCHW; our runtime presents NHWC (uint8
+    pixels where the int8 graph normalises them)."""
+    onnx = pytest.importorskip("onnx")
+    from edge_deeplab.runtimes import load_runtime
+
+    path = logits_artifacts["onnx", precision]
+    graph = onnx.load(str(path)).graph
+    for value in (graph.input[0], graph.output[0]):
+        assert [d.dim_value for d in value.type.tensor_type.shape.dim] == [1, 3, 64, 64]
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    with load_runtime(path) as runtime:
+        assert runtime.input_spec.shape == runtime.output_spec.shape == (1, 64, 64, 3)
+        assert runtime.input_spec.dtype == np.dtype(np.uint8 if precision == "int8" else np.float32)
+        assert runtime.metadata.input_kind == ("pixels" if precision == "int8" else "normalized")

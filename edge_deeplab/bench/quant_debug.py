@@ -58,7 +58,12 @@ def onnx_layer_sqnr(path: Path, batches: Sequence[np.ndarray]) -> Dict[str, floa
         modify_model_output_intermediate_tensors,
     )
 
-    input_name = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    from edge_deeplab.runtimes import model_api_info
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    if model_api_info.planar_in_props(session.get_modelmeta().custom_metadata_map):  # model_api's layout
+        batches = [model_api_info.to_nchw(batch).astype(np.float32) for batch in batches]
 
     class Reader(CalibrationDataReader):
         def __init__(self):
