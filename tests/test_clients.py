@@ -1,7 +1,8 @@
 """The ecosystem's own clients read our artifacts right, or refuse them; never misread them.
 
 MediaPipe's ImageSegmenter (what Android, iOS, web and Python apps use) and
-openvino-model-api's SegmentationModel (OpenVINO's demos, Geti) run as their users run them:
+openvino-model-api's SegmentationModel (OpenVINO's demos, Geti; IRs and, through its ONNXRuntimeAdapter,
+ONNX models) run as their users run them:
 each in its own virtual environment (mediapipe needs opencv-contrib-python, model_api
 opencv-python-headless; either clashes with our opencv-python), built once and cached in
 ~/.cache/edge-deeplab/clients, with the scripts in tests/clients. Their category masks are
@@ -28,7 +29,7 @@ SCRIPTS = REPO / "tests" / "clients"
 CACHE = Path(os.environ.get("EDGE_DEEPLAB_CLIENT_CACHE", Path.home() / ".cache" / "edge-deeplab" / "clients"))
 CLIENTS = {
     "mediapipe": ["mediapipe==1.2.3"],
-    "model_api": ["openvino-model-api==0.4.7", "opencv-python-headless"],
+    "model_api": ["openvino-model-api[onnx]==0.4.7", "opencv-python-headless"],
 }
 BARS = {"fp32": 0.995, "int8": 0.99}
 
@@ -69,13 +70,13 @@ def client_images(shared_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def logits_artifacts(tiny_run, tmp_path_factory):
-    """The logits-head artifacts (the client-ready ones): tflite and openvino, fp32 and int8."""
+    """The logits-head artifacts (the client-ready ones): tflite, openvino and onnx, fp32 and int8."""
     pytest.importorskip("tensorflow")
     from conftest import TINY_INT8_AGREEMENT
     from edge_deeplab.converters import convert
 
     out = tmp_path_factory.mktemp("logits")
-    results = convert(tiny_run, ["tflite", "openvino"], ["fp32", "int8"], out, head="logits",
+    results = convert(tiny_run, ["tflite", "openvino", "onnx"], ["fp32", "int8"], out, head="logits",
                       calib_size=64, parity_images=8, progress=False, int8_agreement=TINY_INT8_AGREEMENT)
     assert all(r.client and r.status == "ok" for r in results), [(r.target, r.precision, r.status) for r in results]
     return {(r.target, r.precision): r.path for r in results}
@@ -98,7 +99,7 @@ def _agreement(model: Path, images: dict, masks) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target, client", [("tflite", "mediapipe"), ("openvino", "model_api")])
+@pytest.mark.parametrize("target, client", [("tflite", "mediapipe"), ("openvino", "model_api"), ("onnx", "model_api")])
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_client_reads_logits_artifact_like_our_segmenter(
     target, client, precision, logits_artifacts, client_images, tmp_path
@@ -119,6 +120,7 @@ def test_client_reads_logits_artifact_like_our_segmenter(
 @pytest.mark.parametrize("target, client, message", [
     ("tflite", "mediapipe", "Unsupported output tensor type:INT64"),
     ("openvino", "model_api", "There is no model with name edge-deeplab class map"),
+    ("onnx", "model_api", "There is no model with name edge-deeplab class map"),
 ])
 def test_client_refuses_default_argmax_artifact(target, client, message, tiny_converted, client_images, tmp_path):
     results, _ = tiny_converted
