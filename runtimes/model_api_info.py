@@ -10,7 +10,9 @@ does not have: it refuses it with that name instead of crashing or misreading it
 
 model_api's ONNXRuntimeAdapter (0.4.7) feeds float32 only (its dtype table has no uint8)
 and adds the batch axis only for a planar input, so a logits ONNX model also takes NCHW
-float input (normalised by the host: no uint8 pixel input), transposed by our runtime.
+float32 input, transposed by our runtime: normalised values for fp32, and for int8 the
+pixels themselves as floats, normalised in the graph (model_api's `(p - m) / s` and our
+`(p - m) * (1 / s)` differ by an ulp, right on int8 rounding edges where mean = std = 127.5).
 """
 
 from __future__ import annotations
