@@ -22,11 +22,13 @@ from edge_deeplab.errors import EdgeDeeplabError, SourceError
 
 from .capture import END, CaptureThread, Frame, Mailbox
 from .interrupts import Terminated, signals_as_interrupts
-from .outputs import VideoRecorder, Window, save_snapshot
+from .outputs import save_snapshot
 from .render import Renderer, draw_hud
+from .serve_address import ServeAddress
+from .sinks import Sinks, open_sinks
 from .smoothing import FlickerMeter, ProbabilitySmoother
 from .sources import Source
-from .stats import Tally, build_stats, record
+from .stats import Tally, build_stats, live_stats, record
 
 
 @dataclass
@@ -46,6 +48,7 @@ class DemoOptions:
     hud: bool = True
     legend: bool = True
     snapshot_dir: str = "."
+    serve: Optional[ServeAddress] = None  # where to serve the view and stats over HTTP
 
 
 @dataclass
@@ -137,8 +140,6 @@ def run_pipeline(
         background=options.background,
         show_legend=options.legend,
     )
-    window = Window() if options.show else None
-    recorder = VideoRecorder(options.output, source.fps) if options.output else None
     capture = CaptureThread(
         source,
         realtime=options.realtime,
@@ -149,13 +150,15 @@ def run_pipeline(
     worker = InferenceThread(
         segmenter, capture.frames, drop=capture.drop, smooth=options.smooth, log=log
     )
+    sinks = open_sinks(segmenter, source, options, log)
+    recorder = sinks.recorder
     tally = Tally()
     quit_key, interrupted = False, None
     try:
         capture.start()
         worker.start()
         with signals_as_interrupts():
-            quit_key = _main_loop(worker, renderer, window, recorder, options, tally, log)
+            quit_key = _main_loop(worker, renderer, sinks, options, tally, log)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what was recorded so far
         interrupted = "terminated" if isinstance(exc, Terminated) else "interrupted"
     except BaseException:
@@ -167,15 +170,15 @@ def run_pipeline(
         worker.stop()
         capture.join(timeout=5.0)
         worker.join(timeout=30.0)
-        if window is not None:
-            window.close()
+        sinks.close()
     written = _finish_recording(recorder, capture, worker, log)
     end = interrupted or ("quit" if quit_key else _end_reason(capture, tally, options, log))
     return build_stats(segmenter, source, options, capture, worker, tally, end, written)
 
 
-def _main_loop(worker, renderer, window, recorder, options, tally, log) -> bool:
+def _main_loop(worker, renderer, sinks: Sinks, options, tally, log) -> bool:
     """Render results until the stream ends; True when the user quit with q/Esc."""
+    window, recorder, server = sinks.window, sinks.recorder, sinks.server
     fps = None
     paused = None
     while True:
@@ -193,7 +196,7 @@ def _main_loop(worker, renderer, window, recorder, options, tally, log) -> bool:
             return False
         stages = dict(item.timings, capture=item.frame.capture_ms)
         picture = None
-        if window is not None or recorder is not None:  # headless, unrecorded: nobody sees it
+        if sinks.wanted:  # headless, unrecorded, unwatched: nobody sees it
             t0 = time.perf_counter()
             picture = renderer.render(item.frame.image, item.labels)
             if options.hud:
@@ -201,9 +204,13 @@ def _main_loop(worker, renderer, window, recorder, options, tally, log) -> bool:
             stages["render"] = (time.perf_counter() - t0) * 1e3
         if recorder is not None:
             recorder.write(picture)
+        if server is not None and picture is not None:
+            server.offer(picture)
         key = window.show(picture) if window is not None else -1
         now = time.perf_counter()
         fps = record(tally, item, stages, now, fps)
+        if server is not None:
+            server.publish(live_stats(sinks.live, tally, item, stages, fps, renderer, worker))
         if key in (ord("q"), 27):
             return True
         paused = _handle_key(key, picture, renderer, options, tally, log)

@@ -111,3 +111,39 @@ def build_stats(segmenter, source, options, capture, worker, tally, end, written
         "end": end,
         "power": power_state(),
     }
+
+
+def live_header(segmenter, source) -> dict:
+    """The figures of a served demo that do not change while it runs (see `live_stats`)."""
+    meta = segmenter.metadata
+    return {
+        "source": source.uri,
+        "runtime": getattr(segmenter.runtime, "name", type(segmenter.runtime).__name__),
+        "model": str(getattr(segmenter.runtime, "path", "")),
+        "colours": {name: "#{:02x}{:02x}{:02x}".format(*rgb) for name, rgb in zip(meta.labels, meta.palette)},
+    }
+
+
+def live_stats(header: dict, tally: Tally, item, stages: Dict[str, float], fps, renderer, worker) -> dict:
+    """What `demo --serve` shows beside the picture, as the HUD has it: the latest frame's
+    stage times and class shares, the smoothed FPS, flicker and drops so far."""
+    names = header["colours"]
+    labels = item.labels
+    counts = np.bincount(labels.ravel(), minlength=len(names))
+    keys = list(names)
+    share = {
+        keys[i] if i < len(keys) else str(i): round(int(n) / labels.size, 4) for i, n in enumerate(counts) if n
+    }
+    flicker = worker.flicker.value
+    return dict(
+        header,
+        frames=tally.frames,
+        fps=None if fps is None else round(fps, 2),
+        stages={name: round(stages[name], 2) for name in STAGES if name in stages},
+        latency_ms=round(tally.latency[-1], 2) if tally.latency else None,
+        class_share=share,
+        flicker=None if flicker is None else round(flicker, 6),
+        dropped=worker.frames.dropped + worker.results.dropped,
+        view=renderer.view,
+        alpha=round(renderer.alpha, 2),
+    )

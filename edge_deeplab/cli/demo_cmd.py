@@ -8,6 +8,7 @@ v switch view, +/- alpha, space pause, s snapshot, q or Esc quit.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Callable, List, Optional
@@ -16,6 +17,7 @@ from edge_deeplab.demos.interrupts import EXIT_STATUS
 from edge_deeplab.demos.outputs import display_available
 from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline
 from edge_deeplab.demos.render import VIEWS
+from edge_deeplab.demos.serve_address import parse_serve
 from edge_deeplab.demos.sources import parse_source
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.guard import guarded
@@ -95,11 +97,25 @@ def add_demo_arguments(parser: argparse.ArgumentParser, *, source: str = "0") ->
         help="seconds to retry a camera that stops delivering frames (default: 10)",
     )
     parser.add_argument("--snapshot-dir", default=".", help="where key s writes snapshots")
+    add_serve_arguments(parser)
     parser.add_argument(
         "--no-hud", dest="hud", action="store_false", help="hide the FPS / timings overlay"
     )
     common.add_model_source_args(parser)
     common.add_runtime_args(parser)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """--serve and --token: the demo as a web page for a headless box."""
+    parser.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve the view and live stats to a browser at http://HOST:PORT/ (default host "
+        "127.0.0.1; any other host needs the access token printed in the URL)",
+    )
+    parser.add_argument(
+        "--token", help="the access token for --serve (default: generated unless on 127.0.0.1)"
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
@@ -112,6 +128,9 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         raise InvalidInputError(f"--max-frames must be >= 0, got {args.max_frames}")
     if args.reconnect_timeout < 0:
         raise InvalidInputError(f"--reconnect-timeout must be >= 0, got {args.reconnect_timeout}")
+    if args.token is not None and not args.serve:
+        raise InvalidInputError("--token goes with --serve [HOST:]PORT")
+    serve = parse_serve(args.serve, args.token) if args.serve else None
     background = read_image(args.background)[:, :, ::-1].copy() if args.background else None
     return DemoOptions(
         view=args.view,
@@ -126,6 +145,7 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         reconnect_timeout=args.reconnect_timeout,
         hud=args.hud,
         snapshot_dir=args.snapshot_dir,
+        serve=serve,
     )
 
 
@@ -133,6 +153,9 @@ def run_demo(args: argparse.Namespace, log: Callable[[str], None] = None) -> int
     """Run the demo from parsed flags; returns the exit status (1 when the camera was lost)."""
     log = log or (lambda message: print(message, file=sys.stderr))
     options = options_from_args(args)
+    if options.show and options.serve and not display_available():
+        log("no display here: the demo is shown in the browser only")
+        options = dataclasses.replace(options, show=False)
     if options.show and not display_available():
         raise InvalidInputError(
             "no display to show the demo on (DISPLAY is not set): run with --no-show, "
