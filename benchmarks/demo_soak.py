@@ -86,8 +86,8 @@ def main(argv=None) -> int:
     pipeline.Tally = watched_tally
     sampler = Sampler(lambda: tallies[0].frames if tallies else 0)
     options = pipeline.DemoOptions(max_frames=args.frames, smooth=args.smooth)
-    with Segmenter(load_runtime(args.model, threads=args.threads), preset=args.preset,
-                   upsample="labels") as segmenter, parse_source(args.source) as source:
+    with Segmenter(load_runtime(args.model, threads=args.threads), preset=args.preset, upsample="labels",
+                   score_filters=pipeline.smoothing_filters(options)) as segmenter, parse_source(args.source) as source:
         sampler.start()
         stats = pipeline.run_pipeline(segmenter, source, options, log=lambda m: None)
         sampler.stop()

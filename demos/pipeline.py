@@ -14,26 +14,30 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from edge_deeplab.errors import EdgeDeeplabError, SourceError
+from edge_deeplab.errors import EdgeDeeplabError, InvalidInputError, SourceError
 
 from .capture import END, CaptureThread, Frame, Mailbox
 from .interrupts import Terminated, signals_as_interrupts
 from .outputs import save_snapshot
-from .render import Renderer, draw_hud
+from .render import Renderer, check_view, draw_hud
 from .serve_address import ServeAddress
 from .sinks import Sinks, open_sinks
-from .smoothing import FlickerMeter, ProbabilitySmoother
+from .smoothing import FlickerMeter, ProbabilitySmoother, check_smoothing
 from .sources import Source
 from .stats import Tally, build_stats, live_stats, record
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class DemoOptions:
-    """How to run the demo (the CLI flags, past parsing)."""
+    """How to run the demo (the CLI flags, past parsing); checks itself when made.
+
+    `smooth` needs the Segmenter to carry the smoother (`smoothing_filters(options)` as its
+    score_filters): the Segmenter's post-processing owns it, the pipeline only reports it.
+    """
 
     view: str = "overlay"
     alpha: float = 0.5
@@ -49,6 +53,21 @@ class DemoOptions:
     legend: bool = True
     snapshot_dir: str = "."
     serve: Optional[ServeAddress] = None  # where to serve the view and stats over HTTP
+
+    def __post_init__(self) -> None:
+        check_view(self.view, self.alpha)
+        check_smoothing(self.smooth)
+        if self.max_frames < 0:
+            raise InvalidInputError(f"max_frames (--max-frames) must be >= 0, got {self.max_frames}")
+        if self.reconnect_timeout < 0:
+            raise InvalidInputError(
+                f"reconnect_timeout (--reconnect-timeout) must be >= 0, got {self.reconnect_timeout}"
+            )
+
+
+def smoothing_filters(options: DemoOptions) -> Tuple[ProbabilitySmoother, ...]:
+    """The Segmenter score filters the options' smoothing needs (none when it is off)."""
+    return (ProbabilitySmoother(options.smooth),) if options.smooth else ()
 
 
 @dataclass
@@ -69,14 +88,15 @@ class InferenceThread(threading.Thread):
         frames: Mailbox,
         *,
         drop: bool,
-        smooth: Optional[float],
         log: Callable[[str], None] = print,
     ):
         super().__init__(name="inference", daemon=True)
         self.segmenter = segmenter
         self.frames = frames
         self.results = Mailbox("latest" if drop else "queue", capacity=2)
-        self.smoother = ProbabilitySmoother(smooth) if smooth else None
+        # The smoother is one of the Segmenter's score filters (it resets itself on a size
+        # change or a scene cut); found here only to report its resets.
+        self.smoother = next((f for f in segmenter.score_filters if isinstance(f, ProbabilitySmoother)), None)
         self.flicker = FlickerMeter()
         self.resolution_changes = 0
         self.log = log
@@ -87,11 +107,6 @@ class InferenceThread(threading.Thread):
         self.results.discard()
 
     def run(self) -> None:
-        # Smoothing is one of the Segmenter's score filters, for this run only.
-        filters = self.segmenter.score_filters
-        smoothing = self.smoother.update if self.smoother is not None else None
-        if smoothing is not None:
-            filters.append(smoothing)  # resets itself on a size change or a scene cut
         try:
             while True:
                 frame = self.frames.get()
@@ -100,8 +115,6 @@ class InferenceThread(threading.Thread):
         except Exception as exc:  # noqa: BLE001 - handed to the main thread, which reports it
             self.error = exc
         finally:
-            if smoothing is not None:
-                filters.remove(smoothing)
             self.frames.discard()  # unblock the capture thread if we stopped early
             self.results.close()
 
@@ -147,9 +160,7 @@ def run_pipeline(
         max_frames=0 if source.live else options.max_frames,
         log=log,
     )
-    worker = InferenceThread(
-        segmenter, capture.frames, drop=capture.drop, smooth=options.smooth, log=log
-    )
+    worker = _inference_thread(segmenter, capture, options, log)
     sinks = open_sinks(segmenter, source, options, log)
     recorder = sinks.recorder
     tally = Tally()
@@ -174,6 +185,16 @@ def run_pipeline(
     written = _finish_recording(recorder, capture, worker, log)
     end = interrupted or ("quit" if quit_key else _end_reason(capture, tally, options, log))
     return build_stats(segmenter, source, options, capture, worker, tally, end, written)
+
+
+def _inference_thread(segmenter, capture: CaptureThread, options: DemoOptions, log) -> InferenceThread:
+    worker = InferenceThread(segmenter, capture.frames, drop=capture.drop, log=log)
+    if options.smooth and worker.smoother is None:
+        raise InvalidInputError(
+            "smoothing is on but the Segmenter has no ProbabilitySmoother: build it with "
+            "score_filters=smoothing_filters(options)"
+        )
+    return worker
 
 
 def _main_loop(worker, renderer, sinks: Sinks, options, tally, log) -> bool:

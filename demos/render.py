@@ -36,6 +36,14 @@ def class_index(labels: Sequence[str], name: Optional[str]) -> Optional[int]:
     return lowered.index(name.lower())
 
 
+def check_view(view: str, alpha: float) -> None:
+    """The rule for a view and its overlay weight, shared by Renderer and DemoOptions."""
+    if view not in VIEWS:
+        raise InvalidInputError(f"view (--view) must be one of {', '.join(VIEWS)}; got {view!r}")
+    if not 0.0 <= alpha <= 1.0:
+        raise InvalidInputError(f"alpha (--alpha) must be in 0..1, got {alpha}")
+
+
 class Renderer:
     """Turns (frame, class map) into the picture shown and recorded.
 
@@ -60,10 +68,7 @@ class Renderer:
         background: Optional[np.ndarray] = None,
         show_legend: bool = True,
     ):
-        if view not in VIEWS:
-            raise InvalidInputError(f"view must be one of {', '.join(VIEWS)}; got {view!r}")
-        if not 0.0 <= alpha <= 1.0:
-            raise InvalidInputError(f"alpha must be in 0..1, got {alpha}")
+        check_view(view, alpha)
         self.labels = tuple(labels)
         self.palette_bgr = tuple(tuple(int(v) for v in color[::-1]) for color in palette)
         self.view = view

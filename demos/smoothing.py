@@ -34,6 +34,12 @@ def is_scene_cut(
     return float(np.mean(np.abs(previous - current))) > threshold
 
 
+def check_smoothing(alpha: Optional[float]) -> None:
+    """The rule for a smoothing weight (None: off), shared by the smoother and DemoOptions."""
+    if alpha is not None and not 0.0 < float(alpha) <= 1.0:
+        raise InvalidInputError(f"smoothing (--smooth) must be in (0, 1], got {alpha}")
+
+
 class ProbabilitySmoother:
     """Exponential moving average of (H, W, C) class probabilities.
 
@@ -47,8 +53,7 @@ class ProbabilitySmoother:
     """
 
     def __init__(self, alpha: float, cut_threshold: Optional[float] = 0.15):
-        if not 0.0 < float(alpha) <= 1.0:
-            raise InvalidInputError(f"smoothing alpha must be in (0, 1], got {alpha}")
+        check_smoothing(alpha)
         self.alpha = float(alpha)
         self.cut_threshold = cut_threshold
         self.resets = 0
@@ -60,6 +65,10 @@ class ProbabilitySmoother:
         self._state = None
         self._thumb = None
         self._frame_size = None
+
+    def __call__(self, probabilities: np.ndarray, frame: Optional[np.ndarray] = None) -> np.ndarray:
+        """A Segmenter score filter: `Segmenter(..., score_filters=[smoother])`."""
+        return self.update(probabilities, frame)
 
     def update(self, probabilities: np.ndarray, frame: Optional[np.ndarray] = None) -> np.ndarray:
         """Fold in one frame's float (H, W, C) probabilities; returns the smoothed ones.

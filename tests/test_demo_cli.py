@@ -108,6 +108,16 @@ def test_live_synthetic_camera_drops_instead_of_lagging(tiny_segmenter):
     assert stats["frames"] == 15 and stats["live"] and stats["dropped"] > 0
 
 
+def test_smoothing_belongs_to_the_segmenter_not_to_a_run(tiny_segmenter):
+    from edge_deeplab.demos.sources import parse_source
+
+    before = list(tiny_segmenter.score_filters)
+    with parse_source("synthetic?size=64x64&fps=0&frames=4") as source:
+        with pytest.raises(InvalidInputError, match="smoothing_filters"):
+            run_pipeline(tiny_segmenter, source, DemoOptions(smooth=0.5), log=lambda m: None)
+    assert tiny_segmenter.score_filters == before  # the shared Segmenter is left as it was
+
+
 def test_real_video_finds_the_people_walking(anchor, shared_dir, tmp_path):
     video = shared_dir / "media" / "one-by-one-person-detection.mp4"
     out, stats_path = tmp_path / "people.mp4", tmp_path / "stats.json"

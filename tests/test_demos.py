@@ -517,3 +517,20 @@ def test_recorder_keeps_a_good_video(tmp_path):
         recorder.write(np.full((32, 48, 3), i * 40, np.uint8))
     assert recorder.finish() == tmp_path / "out.mp4"
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_demo_options_are_frozen_and_check_themselves():
+    import dataclasses
+
+    from edge_deeplab.demos.pipeline import DemoOptions, smoothing_filters
+
+    options = DemoOptions(smooth=0.4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.alpha = 0.9
+    for bad, flag in (({"alpha": 1.5}, "--alpha"), ({"smooth": 0.0}, "--smooth"), ({"view": "x"}, "--view"),
+                      ({"max_frames": -1}, "--max-frames"), ({"reconnect_timeout": -1.0}, "--reconnect-timeout")):
+        with pytest.raises(InvalidInputError, match=flag):
+            DemoOptions(**bad)
+    (smoother,) = smoothing_filters(options)
+    assert isinstance(smoother, ProbabilitySmoother) and smoother.alpha == 0.4
+    assert smoothing_filters(DemoOptions()) == ()

@@ -15,7 +15,7 @@ from typing import Callable, List, Optional
 
 from edge_deeplab.demos.interrupts import EXIT_STATUS
 from edge_deeplab.demos.outputs import display_available
-from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline
+from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline, smoothing_filters
 from edge_deeplab.demos.render import VIEWS
 from edge_deeplab.demos.serve_address import parse_serve
 from edge_deeplab.demos.sources import parse_source
@@ -119,15 +119,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
-    """Validate the flags into DemoOptions (InvalidInputError names the bad value)."""
-    if not 0.0 <= args.alpha <= 1.0:
-        raise InvalidInputError(f"--alpha must be in 0..1, got {args.alpha}")
-    if args.smooth is not None and not 0.0 < args.smooth <= 1.0:
-        raise InvalidInputError(f"--smooth must be in (0, 1], got {args.smooth}")
-    if args.max_frames < 0:
-        raise InvalidInputError(f"--max-frames must be >= 0, got {args.max_frames}")
-    if args.reconnect_timeout < 0:
-        raise InvalidInputError(f"--reconnect-timeout must be >= 0, got {args.reconnect_timeout}")
+    """The flags as DemoOptions, which check themselves (InvalidInputError names the bad value)."""
     if args.token is not None and not args.serve:
         raise InvalidInputError("--token goes with --serve [HOST:]PORT")
     serve = parse_serve(args.serve, args.token) if args.serve else None
@@ -166,7 +158,9 @@ def run_demo(args: argparse.Namespace, log: Callable[[str], None] = None) -> int
     # upsampling 21 channels of logits to a 768x432 frame cost more than the model itself.
     # Frames are shrunk bilinearly: OpenCV's area averaging of a 768x432 frame to 257x257
     # took 1.7 ms, a third of the int8 model's time (benchmarks/host_overhead.py).
-    segmenter = common.open_segmenter(args, upsample="labels", shrink="linear")
+    segmenter = common.open_segmenter(
+        args, upsample="labels", shrink="linear", score_filters=smoothing_filters(options)
+    )
     try:
         if options.smooth and segmenter.metadata.head != "logits":
             raise InvalidInputError(
@@ -176,7 +170,7 @@ def run_demo(args: argparse.Namespace, log: Callable[[str], None] = None) -> int
         with source:
             stats = run_pipeline(segmenter, source, options, log=log)
     finally:
-        segmenter.runtime.close()
+        segmenter.close()
     if args.stats:
         atomic_write_text(args.stats, json.dumps(stats, indent=2) + "\n")
     print(summary(stats))
