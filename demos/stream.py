@@ -29,6 +29,7 @@ from .stream_page import PAGE
 
 BOUNDARY = "edgedeeplabframe"
 JPEG_QUALITY = 80
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 SEND_TIMEOUT_S = 10.0  # a viewer whose socket takes nothing for this long is dropped
 
 
@@ -126,6 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._plain(404, "not found")
         if not self.server.authorised(parse_qs(url.query).get("token", [""])[0]):
             return self._plain(403, "a valid ?token= is needed (printed when the demo started)")
+        if not self.server.host_allowed(self.headers.get("Host", "")):
+            return self._plain(403, "this address serves localhost only; start the demo with --serve HOST:PORT")
         try:
             route(self)
         except (OSError, ValueError):  # the viewer disconnected or stalled past the timeout
@@ -207,6 +210,15 @@ class _Server(ThreadingHTTPServer):
 
     def authorised(self, given: str) -> bool:
         return self.token is None or hmac.compare_digest(given.encode(), self.token.encode())
+
+    def host_allowed(self, host_header: str) -> bool:
+        """Without a token, only requests addressed to a loopback name: a web page the user
+        visits cannot then read the stream through DNS rebinding (a name of its own that it
+        points at 127.0.0.1), as Jupyter guards its loopback server."""
+        if self.token is not None:
+            return True
+        host = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
+        return host.strip("[]") in LOOPBACK_NAMES
 
     def track(self, connection: socket.socket, active: bool) -> None:
         with self._lock:

@@ -86,6 +86,9 @@ def test_server_routes_and_encodes_only_while_watched():
         status, page = get(base + "/")
         assert status == 200 and b"stream.mjpg" in page and b"http" not in page  # self-contained
         assert get(base + "/nope")[0] == 404 and get(base + "/stream.mjpg/x")[0] == 404
+        rebound = urllib.request.Request(base + "/stats.json", headers={"Host": "evil.example:80"})
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(rebound, timeout=10)  # DNS rebinding: a foreign name, refused
         server.publish({"frames": 7})
         assert json.loads(get(base + "/stats.json")[1]) == {"frames": 7}
         threading.Timer(0.3, server.offer, (picture(200),)).start()
@@ -218,7 +221,8 @@ def test_browser_shows_the_live_view_and_stats_and_ctrl_c_closes_the_port(shared
     stats_path, log_lines = tmp_path / "stats.json", queue.Queue()
     child = serving_demo(
         [str(anchor), "--preset", "pascal-voc", "--source", str(video), "--realtime", "--no-show",
-         "--alpha", "1.0", "--serve", "127.0.0.1:0", "--stats", str(stats_path)], log_lines)
+         "--alpha", "1.0", "--serve", "127.0.0.1:0", "--stats", str(stats_path),
+         "--output", str(tmp_path / "demo.mp4")], log_lines)
     try:
         url = served_url(child, log_lines)
         port = int(re.search(r":(\d+)/", url).group(1))
@@ -232,7 +236,9 @@ def test_browser_shows_the_live_view_and_stats_and_ctrl_c_closes_the_port(shared
         child.send_signal(signal.SIGINT)
         child.communicate(timeout=60)
     assert child.returncode == 130  # Ctrl-C: the demo's own ending, stats written
-    assert json.loads(stats_path.read_text())["end"] == "interrupted"
+    stats = json.loads(stats_path.read_text())
+    assert stats["end"] == "interrupted" and stats["output"]  # the recording beside the stream
+    assert (tmp_path / "demo.mp4").stat().st_size > 0
     assert refused(port)
     shots = [cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR) for png, _ in (first, second)]
     view = [shot[16:248, 16:328].astype(np.int16) for shot in shots]  # where the <img> is
