@@ -261,6 +261,29 @@ def test_markdown_and_html_are_written(tmp_path):
     assert not list(tmp_path.glob("*.tmp*"))  # atomic writes leave no temporaries
 
 
+def test_a_column_declared_once_reaches_json_markdown_and_html(tmp_path, monkeypatch):
+    import dataclasses
+    from typing import Optional
+
+    from edge_deeplab.bench import report_row
+
+    @dataclasses.dataclass
+    class WithEnergy(report_row.ReportRow):
+        energy_mj: Optional[float] = report_row.column("energy mJ", "millijoules per frame", ".2f")
+
+    monkeypatch.setattr(report_row, "ReportRow", WithEnergy)  # the one place a column is declared
+    rows = [dict(row, energy_mj=1.5 + i) for i, row in enumerate(hand_rows())]
+    written = write_report(dict(hand_report(rows), units=report_row.units()), tmp_path)
+    data = json.loads(written["json"].read_text())
+    assert data["units"]["energy_mj"] == "millijoules per frame" and data["rows"][2]["energy_mj"] == 3.5
+    md = written["md"].read_text()
+    assert "| peak MB | energy mJ | best |" in md and "| 100 | 3.50 |" in md
+    html = written["html"].read_text()
+    assert "<th>energy mJ</th>" in html and "<td>3.50</td>" in html
+    with pytest.raises(KeyError, match="energy_mj"):  # a row without the column fails loudly
+        write_report(hand_report(hand_rows()), tmp_path / "old")
+
+
 def test_html_without_measurements_says_so(tmp_path):
     rows = [
         hand_row(

@@ -9,44 +9,27 @@ from __future__ import annotations
 from typing import Callable, List, Optional, Sequence
 
 from .pareto import DEFAULT_BUDGET, best_choices, marks
-
-# (header, row -> cell text); None values render as "–".
-Column = tuple
-
-
-def fmt(value, spec: str = ".1f", scale: float = 1.0, signed: bool = False) -> str:
-    """A number for a table cell, or an en dash when it was not measured."""
-    if value is None:
-        return "–"
-    return format(value * scale, ("+" if signed else "") + spec)
+from .report_row import fmt, table_columns
 
 
 def variant_name(row: dict) -> str:
     return f"{row['format']} {row['precision']}"
 
 
-COLUMNS: Sequence[Column] = (
-    ("variant", variant_name),
-    ("runtime", lambda r: r.get("runtime") or "–"),
-    ("status", lambda r: r.get("status") or "–"),
-    ("size MB", lambda r: fmt(r.get("size_mb"), ".2f")),
-    ("mIoU %", lambda r: fmt(r.get("miou"), ".2f", 100)),
-    ("Δ mIoU pts", lambda r: fmt(r.get("delta_miou"), ".2f", signed=True)),
-    ("agree %", lambda r: fmt(r.get("agreement"), ".2f", 100)),
-    ("p50 ms", lambda r: fmt(r.get("latency_p50_ms"))),
-    ("p90 ms", lambda r: fmt(r.get("latency_p90_ms"))),
-    ("infer p50 ms", lambda r: fmt(r.get("infer_p50_ms"))),
-    ("FPS", lambda r: fmt(r.get("fps"))),
-    ("peak MB", lambda r: fmt(r.get("peak_mem_mb"), ".0f")),
-)
+# The variant and its runtime lead; the measured columns are declared on ReportRow's fields.
+LEADING = (("variant", variant_name), ("runtime", lambda r: r["runtime"] or "–"))
 
 
 def table_cells(report: dict) -> List[List[str]]:
     """Header row then one row of cell strings per variant (the marks column last)."""
     rows = report["rows"]
     tags = marks(rows, report.get("max_miou_drop"))
-    header = [name for name, _ in COLUMNS] + ["best"]
-    body = [[cell(row) for _, cell in COLUMNS] + [", ".join(tags[i])] for i, row in enumerate(rows)]
+    columns = table_columns()
+    header = [name for name, _ in LEADING] + [c.header for c in columns] + ["best"]
+    body = [
+        [cell(row) for _, cell in LEADING] + [c.cell(row) for c in columns] + [", ".join(tags[i])]
+        for i, row in enumerate(rows)
+    ]
     return [header, *body]
 
 

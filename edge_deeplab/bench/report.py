@@ -30,23 +30,12 @@ from .pareto import gate
 from .render_html import Examples, render_html
 from .render_md import render_markdown
 from .report_data import default_calibration, protocol_of
-from .report_row import ReportRow
+from .report_row import ReportRow, units
 from .runner import VariantRunner
 from .variants import Variant, all_variants, parse_variant_specs, select_variants
 
 STATUSES = ("ok", "conversion failed", "parity failed", "not available", "run failed")
-UNITS = {
-    "miou": "fraction 0..1",
-    "per_class_iou": "fraction 0..1",
-    "agreement": "fraction 0..1",
-    "delta_miou": "points (x100) vs the keras fp32 reference",
-    "delta_per_class_iou": "points (x100)",
-    "latency_p50_ms": "ms, end to end: image in -> class map out",
-    "infer_p50_ms": "ms, the engine alone",
-    "size_mb": "MiB on disk (all files of the artifact)",
-    "peak_mem_mb": "MiB, the bench harness's process-wide RSS high-water mark (grows across rows)",
-    "rss_growth_mb": "MiB, resident memory gained while the variant was loaded, evaluated, timed",
-}
+UNITS = units()  # per field, declared on ReportRow
 
 
 @dataclass(frozen=True)
@@ -255,7 +244,7 @@ def _report_dict(
         "date": utc_now(),
         "machine": describe_machine(),
         "protocol": protocol,
-        "units": UNITS,
+        "units": units(),
         "max_miou_drop": max_drop,
         "rows": plain,
         "pareto": [plain[i]["id"] for i in pareto.pareto_front(plain)],

@@ -3,40 +3,54 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from .variants import Variant
 
 
+def column(header: Optional[str] = None, unit: Optional[str] = None, spec: str = ".1f", *, scale: float = 1.0,
+           signed: bool = False, default=None, default_factory=None):
+    """A ReportRow field declared once: its table header (None: JSON only), its unit (report.json's
+    "units") and how its number is written in report.md and report.html."""
+    metadata = {"header": header, "unit": unit, "spec": spec, "scale": scale, "signed": signed}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class ReportRow:
-    """The measurements of one variant (None where not measured). Units: see report.UNITS."""
+    """The measurements of one variant (None where not measured); each column's header, unit and
+    format are declared on its field, and the JSON, Markdown and HTML are derived from them."""
 
     variant: Variant
-    status: str = "ok"
+    status: str = column("status", default="ok")
     reason: str = ""
     device: Optional[str] = None
     artifact: Optional[str] = None
     reused: bool = False
-    size_mb: Optional[float] = None
-    miou: Optional[float] = None
+    size_mb: Optional[float] = column("size MB", "MiB on disk (all files of the artifact)", ".2f")
+    miou: Optional[float] = column("mIoU %", "fraction 0..1", ".2f", scale=100)
     pixel_accuracy: Optional[float] = None
-    delta_miou: Optional[float] = None
-    per_class_iou: Dict[str, Optional[float]] = field(default_factory=dict)
-    delta_per_class_iou: Dict[str, Optional[float]] = field(default_factory=dict)
-    agreement: Optional[float] = None
-    latency_p50_ms: Optional[float] = None
-    latency_p90_ms: Optional[float] = None
+    delta_miou: Optional[float] = column("Δ mIoU pts", "points (x100) vs the keras fp32 reference", ".2f",
+                                         signed=True)
+    per_class_iou: Dict[str, Optional[float]] = column(unit="fraction 0..1", default_factory=dict)
+    delta_per_class_iou: Dict[str, Optional[float]] = column(unit="points (x100)", default_factory=dict)
+    agreement: Optional[float] = column("agree %", "fraction 0..1", ".2f", scale=100)
+    latency_p50_ms: Optional[float] = column("p50 ms", "ms, end to end: image in -> class map out")
+    latency_p90_ms: Optional[float] = column("p90 ms")
     latency_mean_ms: Optional[float] = None
-    infer_p50_ms: Optional[float] = None
+    infer_p50_ms: Optional[float] = column("infer p50 ms", "ms, the engine alone")
     stages_p50_ms: Dict[str, float] = field(default_factory=dict)
-    fps: Optional[float] = None
-    peak_mem_mb: Optional[float] = None
-    rss_growth_mb: Optional[float] = None
+    fps: Optional[float] = column("FPS")
+    peak_mem_mb: Optional[float] = column(
+        "peak MB", "MiB, the bench harness's process-wide RSS high-water mark (grows across rows)", ".0f")
+    rss_growth_mb: Optional[float] = column(
+        unit="MiB, resident memory gained while the variant was loaded, evaluated, timed")
     threads: Optional[int] = None
     bench_runs: Optional[int] = None
     parity: Dict[str, object] = field(default_factory=dict)
@@ -67,6 +81,45 @@ class ReportRow:
         )
         flag = "" if self.status == "ok" else f" [{self.status}]"
         return f"mIoU {self.miou * 100:.2f}%  agreement {_pct(self.agreement)}  {lat}{flag}"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column of the report, derived from a ReportRow field's `column(...)` declaration."""
+
+    name: str
+    header: str
+    spec: str
+    scale: float
+    signed: bool
+
+    def cell(self, row: dict) -> str:
+        value = row[self.name]  # a KeyError, not a silent "–", when a row lacks a declared column
+        if isinstance(value, str) or value is None:
+            return value or "–"
+        return fmt(value, self.spec, self.scale, self.signed)
+
+
+def table_columns() -> List[Column]:
+    """The declared table columns, in field order (looked up per call: a subclass patched in as
+    ReportRow, or a field added to it, shows up in every renderer)."""
+    return [
+        Column(f.name, f.metadata["header"], f.metadata["spec"], f.metadata["scale"], f.metadata["signed"])
+        for f in fields(ReportRow)
+        if f.metadata.get("header")
+    ]
+
+
+def units() -> Dict[str, str]:
+    """report.json's "units": field name -> unit, for every field that declares one."""
+    return {f.name: f.metadata["unit"] for f in fields(ReportRow) if f.metadata.get("unit")}
+
+
+def fmt(value, spec: str = ".1f", scale: float = 1.0, signed: bool = False) -> str:
+    """A number for a table cell, or an en dash when it was not measured."""
+    if value is None:
+        return "–"
+    return format(value * scale, ("+" if signed else "") + spec)
 
 
 def _pct(value: Optional[float]) -> str:
