@@ -6,7 +6,8 @@ each target registers itself under its class's `name`: adding a format adds a fi
 imported until a converter runs.
 """
 
-from .base import CONVERTERS, PRECISIONS, ConversionResult, Converter, HeadPlacement
+from .base import CONVERTERS, PRECISIONS, ConversionResult, Converter
+from .placement import HeadPlacement
 
 CONVERTERS.discover(__name__)
 

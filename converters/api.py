@@ -22,13 +22,15 @@ from edge_deeplab.errors import (
     MissingDependencyError,
     ParityError,
 )
-from edge_deeplab.metadata import HEADS, RESOLUTIONS
+from edge_deeplab.metadata import OUTPUT_HEADS, RESOLUTIONS
+from edge_deeplab.status import Status
 
 from .artifact import convert_one, summary_line
-from .base import BUDGETED, CONVERTERS, IO_DTYPES, PRECISIONS, ConversionResult, Converter, HeadPlacement
+from .base import BUDGETED, CONVERTERS, IO_DTYPES, PRECISIONS, ConversionResult, Converter
 from .calibration import calibration, calibration_source, parity_image_set
 from .job import ConversionJob, Progress
 from .parity import ParityChecker
+from .placement import HeadPlacement
 from .savedmodel import load_source
 from .staging import STAGING_PREFIX, prepare_out_dir, remove_stale_staging
 from .validation import DEFAULT_BUDGET, Validation, load_validation
@@ -213,16 +215,16 @@ def convert(
 def _convert_step(job, checker, step, plan: Plan, options: ConvertOptions, out_dir: Path):
     """One target x precision of the plan, with its progress lines."""
     index, (converter, precision) = step
-    variant = _variant(converter, options.head, options.resolution)
-    where = f"{variant.head}, {variant.resolution} resolution"
+    placement = _placement(converter, options.head, options.resolution)
+    where = f"{placement.head}, {placement.resolution} resolution"
     job.progress(f"[{index}/{len(plan)}] {converter.name} {precision} ({where})")
-    result = convert_one(job, checker, converter, precision, variant, out_dir, options.strict)
+    result = convert_one(job, checker, converter, precision, placement, out_dir, options.strict)
     job.progress(f"  -> {summary_line(result)}")
     return result
 
 
 def _raise_if_strict(results: List[ConversionResult], strict: bool) -> None:
-    failed = [r for r in results if r.status == "parity failed"]
+    failed = [r for r in results if r.status == Status.PARITY_FAILED]
     if strict and failed:
         names = ", ".join(
             f"{r.target} {r.precision} ({r.parity.get('agreement', 0):.2%})" for r in failed
@@ -241,12 +243,12 @@ def unavailable_results(targets, precisions) -> List[ConversionResult]:
         for precision in cls.precisions if not ok else ():
             if precision in wanted or (ALL in wanted and precision in _everything([precision])):
                 results.append(
-                    ConversionResult(name, precision, status="not available", reason=why)
+                    ConversionResult(name, precision, status=Status.NOT_AVAILABLE, reason=why)
                 )
     return results
 
 
-def _variant(converter: Converter, head: Optional[str], resolution: Optional[str]) -> HeadPlacement:
+def _placement(converter: Converter, head: Optional[str], resolution: Optional[str]) -> HeadPlacement:
     """The requested head placement, else the target's fastest. Feature-resolution output
     defaults to logits: a class map at 1/16 of the input size would come back blocky."""
     resolution = resolution or converter.default_resolution
@@ -256,8 +258,8 @@ def _variant(converter: Converter, head: Optional[str], resolution: Optional[str
 
 
 def _check_options(head, resolution, io_dtype, calib_size, parity_images) -> None:
-    if head is not None and head not in HEADS:
-        raise InvalidInputError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
+    if head is not None and head not in OUTPUT_HEADS:
+        raise InvalidInputError(f"head must be one of {', '.join(OUTPUT_HEADS)}; got {head!r}")
     if resolution is not None and resolution not in RESOLUTIONS:
         raise InvalidInputError(
             f"resolution must be one of {', '.join(RESOLUTIONS)}; got {resolution!r}"

@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 from edge_deeplab.errors import ConversionError, EdgeDeeplabError
+from edge_deeplab.status import Status
 
-from .base import ConversionResult, Converter, HeadPlacement
+from .base import ConversionResult, Converter
 from .job import ConversionJob
 from .parity import ParityChecker, format_parity
+from .placement import HeadPlacement
 from .validation import float_layers, measured
 
 
@@ -27,22 +29,22 @@ def convert_one(
     checker: ParityChecker,
     converter: Converter,
     precision: str,
-    variant: HeadPlacement,
+    placement: HeadPlacement,
     out_dir: Path,
     strict: bool,
 ) -> ConversionResult:
     """Convert, embed metadata, check parity, then rename the files into `out_dir`."""
     final = converter.artifact_path(out_dir, precision)
     result = ConversionResult(
-        converter.name, precision, head=variant.head, resolution=variant.resolution
+        converter.name, precision, head=placement.head, resolution=placement.resolution
     )
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=job.workdir))
     tmp = staging / final.name
     try:
         start = time.perf_counter()
-        converter.convert(job, precision, variant, tmp)
+        converter.convert(job, precision, placement, tmp)
         result.seconds = round(time.perf_counter() - start, 2)
-        meta = _artifact_metadata(job, converter, precision, variant)
+        meta = _artifact_metadata(job, converter, precision, placement)
         converter.embed_metadata(tmp, meta)
         meta = _accuracy_control(job, converter, tmp, meta, result)
         result.parity, selftest = _parity(checker, converter, tmp, precision)
@@ -50,10 +52,10 @@ def convert_one(
         result.client = converter.client if converter.client_ready(meta) else ""
     except EdgeDeeplabError as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        return _failed(result, "conversion failed", exc)
+        return _failed(result, Status.CONVERSION_FAILED, exc)
     result.size_mb = round(sum(f.stat().st_size for f in converter.files(tmp)) / 2**20, 3)
-    if result.status == "ok" and not result.parity["passed"]:
-        result.status, result.reason = "parity failed", format_parity(result.parity)
+    if result.status == Status.OK and not result.parity["passed"]:
+        result.status, result.reason = Status.PARITY_FAILED, format_parity(result.parity)
         if strict:
             shutil.rmtree(staging, ignore_errors=True)
             return result
@@ -86,18 +88,18 @@ def _accuracy_control(job: ConversionJob, converter: Converter, path: Path, meta
     record = measured(record, validation.budget, drop)
     result.accuracy = record
     if not record["budget_met"]:
-        result.status = "budget missed"
+        result.status = Status.BUDGET_MISSED
         result.reason = f"mIoU drop {drop:.2f} points > budget {validation.budget:g} with {float_layers(record)}"
     job.progress(f"  mIoU drop {drop:.2f} points (budget {validation.budget:g}), {float_layers(record)}")
     return meta.replace(source={**meta.source, "accuracy_control": record})
 
 
-def _failed(result: ConversionResult, status: str, exc: Exception) -> ConversionResult:
+def _failed(result: ConversionResult, status: Status, exc: Exception) -> ConversionResult:
     result.status, result.reason = status, str(exc)
     return result
 
 
-def _artifact_metadata(job: ConversionJob, converter: Converter, precision: str, variant: HeadPlacement):
+def _artifact_metadata(job: ConversionJob, converter: Converter, precision: str, placement: HeadPlacement):
     meta = job.source.metadata
     source = {
         **meta.source,
@@ -109,9 +111,9 @@ def _artifact_metadata(job: ConversionJob, converter: Converter, precision: str,
     return meta.replace(
         format=converter.name,
         precision=precision,
-        head=variant.head,
-        output_resolution=variant.resolution,
-        input_kind="pixels" if converter.takes_pixels(job, precision, variant) else "normalized",
+        head=placement.head,
+        output_resolution=placement.resolution,
+        input_kind="pixels" if converter.takes_pixels(job, precision, placement) else "normalized",
         source=source,
         parity={},
     )
@@ -136,7 +138,7 @@ def _parity(checker: ParityChecker, converter: Converter, path: Path, precision:
 
 def summary_line(result: ConversionResult) -> str:
     """One line per artifact: status, file, size, time and parity."""
-    if result.status in ("conversion failed", "not available"):
+    if not result.status.written:
         return f"{result.target} {result.precision}: {result.status}: {result.reason}"
     where = result.path.name if result.path else "(not written)"
     line = (

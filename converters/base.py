@@ -20,8 +20,11 @@ from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.metadata_io import write_sidecar_metadata
 from edge_deeplab.registry import Registry
 from edge_deeplab.runs import sidecar_metadata_path
+from edge_deeplab.status import Status
 
-if TYPE_CHECKING:  # annotations only: the job module builds on this one
+from .placement import HeadPlacement
+
+if TYPE_CHECKING:  # annotations only (the job does not import this module)
     from .job import ConversionJob
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int8-mixed")  # every precision any target knows
@@ -32,20 +35,13 @@ BUDGETED = ("int8-mixed",)
 IO_DTYPES = ("pixels", "int8", "uint8", "float32")
 
 
-@dataclass(frozen=True)
-class HeadPlacement:
-    """Where the segmentation head sits: "logits"/"argmax", at "full"/"feature" resolution."""
-
-    head: str = "logits"
-    resolution: str = "full"
-
-
 @dataclass
 class ConversionResult:
     """The outcome of one target x precision.
 
-    status: "ok", "conversion failed", "parity failed", "not available" or "budget missed"
-        (int8-mixed over its mIoU budget: written, the best the search found).
+    status: a `Status` (a plain string is taken and checked): ok, conversion failed,
+        parity failed, not available or budget missed (int8-mixed over its mIoU budget:
+        written, the best the search found).
     parity: {"agreement", "miou", "max_abs_diff", "images", "passed", ...} or {}.
     accuracy: int8-mixed's record (budget, measured drop, float layers), else {}.
     """
@@ -53,7 +49,7 @@ class ConversionResult:
     target: str
     precision: str
     path: Optional[Path] = None
-    status: str = "ok"
+    status: Status = Status.OK
     reason: str = ""
     parity: Dict[str, object] = field(default_factory=dict)
     seconds: float = 0.0
@@ -62,6 +58,9 @@ class ConversionResult:
     resolution: str = "full"
     accuracy: Dict[str, object] = field(default_factory=dict)
     client: str = ""  # the client that reads it right ("" where its client refuses it)
+
+    def __post_init__(self):
+        self.status = Status(self.status)  # a misspelt status raises here, not in a report
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -127,8 +126,8 @@ class Converter(ABC):
             return False, f"needs {names}: pip install 'edge-deeplab[{extras}]'"
         return True, ""
 
-    def takes_pixels(self, job: ConversionJob, precision: str, variant: HeadPlacement) -> bool:
-        """Whether the artifact of `precision` and head `variant` made in `job` takes raw uint8 pixels."""
+    def takes_pixels(self, job: ConversionJob, precision: str, placement: HeadPlacement) -> bool:
+        """Whether the artifact of `precision` and head `placement` made in `job` takes raw uint8 pixels."""
         return self.pixel_input and job.io_dtype == "pixels" and precision in self.pixel_precisions
 
     def artifact_path(self, out_dir: Path, precision: str) -> Path:
@@ -141,7 +140,7 @@ class Converter(ABC):
 
     @abstractmethod
     def convert(
-        self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
+        self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
     ) -> None:
         """Write the artifact for `precision` at `dest` (a temporary path in the out dir)."""
 

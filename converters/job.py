@@ -14,8 +14,8 @@ import numpy as np
 
 from edge_deeplab.errors import InvalidInputError
 
-from .base import HeadPlacement
 from .onnx_export import export_onnx
+from .placement import HeadPlacement
 from .savedmodel import export_saved_model, variant_model
 
 
@@ -82,18 +82,18 @@ class ConversionJob:
             raise InvalidInputError("int8-mixed needs validation images (ConvertOptions.val_data)")
         return self._cached(("validation",), self._validation)
 
-    def reference(self, variant: HeadPlacement):
-        """A Segmenter over the in-memory Keras model with the variant's head placement."""
+    def reference(self, placement: HeadPlacement):
+        """A Segmenter over the in-memory Keras model with the head placement."""
         from edge_deeplab.segmenter import Segmenter
 
         from .parity import KerasReference
 
         def build():
-            model = self.keras_model(variant)
-            meta = self.source.metadata.replace(head=variant.head, output_resolution=variant.resolution)
-            return Segmenter(KerasReference(model, self.source.path, variant.head), meta)
+            model = self.keras_model(placement)
+            meta = self.source.metadata.replace(head=placement.head, output_resolution=placement.resolution)
+            return Segmenter(KerasReference(model, self.source.path, placement.head), meta)
 
-        return self._cached(("reference", variant), build)
+        return self._cached(("reference", placement), build)
 
     def calibration(self) -> np.ndarray:
         """float32 (N, H, W, 3) normalised calibration images (computed once)."""
@@ -119,35 +119,36 @@ class ConversionJob:
         pixels[0, 0, 0], pixels[0, 0, -1] = 0.0, 255.0
         return pixels
 
-    def keras_model(self, variant: HeadPlacement):
-        """The Keras model at the variant's resolution (logits out)."""
+    def keras_model(self, placement: HeadPlacement):
+        """The Keras model at the placement's resolution (logits out)."""
         return self._cached(
-            ("keras", variant.resolution),
-            lambda: variant_model(self.source.model, variant.resolution),
+            ("keras", placement.resolution),
+            lambda: variant_model(self.source.model, placement.resolution),
         )
 
-    def saved_model(self, variant: HeadPlacement, pixels: bool = False, label_dtype: str = "uint8") -> Path:
-        """The SavedModel export of `variant` (the common intermediate); with `pixels`,
+    def saved_model(self, placement: HeadPlacement, pixels: bool = False, label_dtype: str = "uint8") -> Path:
+        """The SavedModel export of `placement` (the common intermediate); with `pixels`,
         one that takes pixel values 0..255 and normalises them in the graph; an argmax
         head's class map in `label_dtype`."""
         def build():
             kind = ", pixel input" if pixels else ""
             self.progress(
-                f"  exporting SavedModel ({variant.head}, {variant.resolution} resolution{kind})"
+                f"  exporting SavedModel ({placement.head}, {placement.resolution} resolution{kind})"
             )
-            name = f"saved_model_{variant.head}_{variant.resolution}{'_pixels' * pixels}_{label_dtype}"
+            name = f"saved_model_{placement.head}_{placement.resolution}{'_pixels' * pixels}_{label_dtype}"
             meta = self.source.metadata if pixels else None
-            return export_saved_model(self.keras_model(variant), variant.head, self.workdir / name, meta, label_dtype)
+            model = self.keras_model(placement)
+            return export_saved_model(model, placement.head, self.workdir / name, meta, label_dtype)
 
-        return self._cached(("saved_model", variant, pixels, label_dtype), build)
+        return self._cached(("saved_model", placement, pixels, label_dtype), build)
 
-    def onnx_model(self, variant: HeadPlacement) -> Path:
+    def onnx_model(self, placement: HeadPlacement) -> Path:
         """The fp32 ONNX export of the SavedModel (for ONNX, OpenVINO and TensorRT)."""
         def build():
-            path = self.workdir / f"onnx_{variant.head}_{variant.resolution}.onnx"
-            return export_onnx(self, variant, path)
+            path = self.workdir / f"onnx_{placement.head}_{placement.resolution}.onnx"
+            return export_onnx(self, placement, path)
 
-        return self._cached(("onnx", variant), build)
+        return self._cached(("onnx", placement), build)
 
     def _cached(self, key: Tuple, build: Callable[[], object]):
         if key not in self._cache:

@@ -22,7 +22,7 @@ from edge_deeplab import deps
 from edge_deeplab.data.evaluation_set import subset
 from edge_deeplab.errors import ConversionError, first_line
 
-from .base import HeadPlacement
+from .placement import HeadPlacement
 from .validation import accuracy_record
 
 
@@ -91,12 +91,12 @@ def advanced_parameters():
     )
 
 
-def quantize_within_budget(job, model, variant: HeadPlacement):
+def quantize_within_budget(job, model, placement: HeadPlacement):
     """(int8 model, accuracy record) of the OpenVINO `model` within the job's budget. The
     record's drop is measured later, on the written artifact."""
-    nncf = deps._import("nncf", "nncf", "openvino", "accuracy-controlled int8")
+    nncf = deps.optional("nncf", "openvino", "accuracy-controlled int8")
     validation = job.validation()
-    reference = job.reference(variant)
+    reference = job.reference(placement)
     meta = reference.metadata
     specs = (reference.runtime.input_spec, reference.runtime.output_spec)
     batches = job.calibration()

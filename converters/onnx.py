@@ -23,8 +23,9 @@ from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
 from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 
-from .base import CONVERTERS, Converter, HeadPlacement
+from .base import CONVERTERS, Converter
 from .job import ConversionJob
+from .placement import HeadPlacement
 from .savedmodel import INPUT_NAME
 
 
@@ -50,9 +51,9 @@ class ONNXConverter(Converter):
     order = 30
 
     def convert(
-        self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
+        self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
     ) -> None:
-        fp32 = job.onnx_model(variant)
+        fp32 = job.onnx_model(placement)
         if precision == "fp32":
             dest.write_bytes(Path(fp32).read_bytes())
         elif precision == "int8-mixed":
@@ -61,13 +62,13 @@ class ONNXConverter(Converter):
             def quantize(out: Path, exclude) -> None:
                 quantize_onnx_int8(job, fp32, out, exclude=exclude)
 
-            job.records[self.name, precision] = convert_mixed(job, variant, fp32, dest, quantize)
-        elif self.takes_pixels(job, precision, variant):
+            job.records[self.name, precision] = convert_mixed(job, placement, fp32, dest, quantize)
+        elif self.takes_pixels(job, precision, placement):
             # model_api feeds ONNX float32 only: logits artifacts take the pixels as floats.
-            quantize_pixel_int8(job, fp32, dest, np.float32 if variant.head == "logits" else np.uint8)
+            quantize_pixel_int8(job, fp32, dest, np.float32 if placement.head == "logits" else np.uint8)
         else:
             quantize_onnx_int8(job, fp32, dest)
-        if variant.head == "logits":  # what model_api_info.client_ready reads right
+        if placement.head == "logits":  # what model_api_info.client_ready reads right
             with_planar_io(dest)
 
     def layer_sqnr(self, path: Path, precision: str, inputs):
@@ -81,7 +82,7 @@ class ONNXConverter(Converter):
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
         """Set `metadata_props["edge_deeplab"]` and model_api's `model_info ...` keys
         (rewrites the file in place)."""
-        onnx = deps._import("onnx", "onnx", "onnx", "writing ONNX metadata")
+        onnx = deps.optional("onnx", "onnx", "writing ONNX metadata")
         model = onnx.load(str(path))
         ours = {METADATA_KEY: meta.to_json(), **model_api_info.onnx_props(meta)}
         props = [p for p in model.metadata_props if p.key not in ours]
@@ -99,7 +100,7 @@ class ONNXConverter(Converter):
 def with_planar_io(path: Path) -> None:
     """model_api's layout: NCHW input transposed to the graph's NHWC, and the NHWC scores
     transposed to NCHW (in place, after any quantisation: both Transposes stay float)."""
-    onnx = deps._import("onnx", "onnx", "onnx", "ONNX input and output layout")
+    onnx = deps.optional("onnx", "onnx", "ONNX input and output layout")
     from onnx import helper
 
     model = onnx.load(str(path))
@@ -129,7 +130,7 @@ PIXEL_NODES = ("pixel_cast", "pixel_sub", "pixel_mul")
 def with_pixel_input(fp32: Path, meta: ArtifactMetadata, dest: Path, dtype=np.uint8) -> Path:
     """`fp32` with a pixel input (values 0..255 in `dtype`) normalised in the graph
     ((p - mean) / std), at `dest`."""
-    onnx = deps._import("onnx", "onnx", "onnx", "ONNX pixel input")
+    onnx = deps.optional("onnx", "onnx", "ONNX pixel input")
     from onnx import TensorProto, helper, numpy_helper
 
     model = onnx.load(str(fp32))

@@ -14,15 +14,15 @@ from edge_deeplab.errors import ConversionError, first_line
 OPSET = 17
 
 
-def export_onnx(job, variant, path: Path) -> Path:
-    """Export the SavedModel of `variant` to an fp32 ONNX file at `path`.
+def export_onnx(job, placement, path: Path) -> Path:
+    """Export the SavedModel of `placement` to an fp32 ONNX file at `path`.
 
     Contract: input "image" float32 (1, H, W, 3); output "scores" float32 (1, H', W', C) or
     "labels" uint8 (1, H', W').
     """
-    tf2onnx = deps._import("tf2onnx", "tf2onnx", "onnx", "ONNX export")
-    saved_model = str(job.saved_model(variant))
-    job.progress(f"  tf2onnx: opset {OPSET} ({variant.head}, {variant.resolution} resolution)")
+    tf2onnx = deps.optional("tf2onnx", "onnx", "ONNX export")
+    saved_model = str(job.saved_model(placement))
+    job.progress(f"  tf2onnx: opset {OPSET} ({placement.head}, {placement.resolution} resolution)")
     try:
         # The Python API of `python -m tf2onnx.convert --saved-model`.
         graph_def, inputs, outputs, _tables, renames = tf2onnx.tf_loader.from_saved_model(

@@ -17,15 +17,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-from .base import HeadPlacement
+from .placement import HeadPlacement
 from .tflite_mixed import fewest_layers
 from .validation import accuracy_record
 
 RANKING_IMAGES = 8  # calibration images the debugger ranks layers on (it keeps every activation)
 
 
-def convert_mixed(job, variant: HeadPlacement, fp32: Path, dest: Path, quantize) -> dict:
-    """Write the int8-mixed ONNX of `variant` to `dest`; returns its accuracy record.
+def convert_mixed(job, placement: HeadPlacement, fp32: Path, dest: Path, quantize) -> dict:
+    """Write the int8-mixed ONNX of `placement` to `dest`; returns its accuracy record.
 
     `quantize(dest, exclude)` makes the QDQ int8 model of `fp32` with the nodes `exclude`
     left in float (the converter's own quantization, calibration included).
@@ -34,7 +34,7 @@ def convert_mixed(job, variant: HeadPlacement, fp32: Path, dest: Path, quantize)
 
     validation = job.validation()
     meta = job.source.metadata.replace(
-        format="onnx", precision="int8-mixed", head=variant.head, output_resolution=variant.resolution
+        format="onnx", precision="int8-mixed", head=placement.head, output_resolution=placement.resolution
     )
     quantize(dest, ())
     job.progress("  ranking layers by their quantization noise (onnxruntime qdq_loss_debug)")

@@ -31,9 +31,10 @@ from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
 from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 
-from .base import CONVERTERS, Converter, HeadPlacement
+from .base import CONVERTERS, Converter
 from .job import ConversionJob
 from .nncf_budget import advanced_parameters, quantize_within_budget
+from .placement import HeadPlacement
 
 
 @CONVERTERS.register
@@ -65,22 +66,22 @@ class OpenVINOConverter(Converter):
         return [Path(path).with_suffix(".bin"), Path(path)]
 
     def convert(
-        self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
+        self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
     ) -> None:
         ov = deps.openvino("OpenVINO conversion")
         job.progress(f"  openvino.convert_model: {precision}")
         try:
-            model = ov.convert_model(str(job.onnx_model(variant)))
+            model = ov.convert_model(str(job.onnx_model(placement)))
         except Exception as exc:  # OpenVINO raises OpConversionFailure, RuntimeError...
             raise ConversionError(f"openvino.convert_model failed: {first_line(exc)}") from exc
         if precision == "int8":
             model = _quantize(job, model)
         elif precision == "int8-mixed":
-            model, job.records[self.name, precision] = quantize_within_budget(job, model, variant)
+            model, job.records[self.name, precision] = quantize_within_budget(job, model, placement)
         _planar_argmax(model)
-        if self.takes_pixels(job, precision, variant):
+        if self.takes_pixels(job, precision, placement):
             model = _pixel_input(ov, model, job.source.metadata)
-        if variant.head == "logits":
+        if placement.head == "logits":
             model = _planar_scores(ov, model)
         # In rt_info (saved into the .xml); `embed_metadata` replaces it with the final one.
         model.set_rt_info(job.source.metadata.to_json(), METADATA_KEY)
@@ -146,7 +147,7 @@ def _planar_scores(ov, model):
 def _quantize(job: ConversionJob, model):
     """INT8 with NNCF post-training quantization (per-channel weights, bias correction, the
     settings of `nncf_budget.advanced_parameters`)."""
-    nncf = deps._import("nncf", "nncf", "openvino", "OpenVINO int8 quantization")
+    nncf = deps.optional("nncf", "openvino", "OpenVINO int8 quantization")
 
     batches = job.calibration()
     job.progress(f"  nncf.quantize: calibrating on {len(batches)} images")

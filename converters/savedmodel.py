@@ -5,7 +5,7 @@ static signature (1, H, W, 3) that calls `model(x, training=False)`: calling the
 with `training=None` (what `model.export()` and `tf.function(model)` do) once ran
 BatchNormalization in training mode and broke every artifact (../shared/PITFALLS.md).
 
-Head placement ("variant"):
+Head placement:
 - head "logits": float32 scores out; "argmax": uint8 (N, H', W') class map out, made by
   `tf.argmax` in the graph (`keras.ops.argmax` lowers to bitwise ops TFLite rejects).
 - resolution "full": at the input size (the model's output); "feature": the layer "logits"

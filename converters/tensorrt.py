@@ -21,8 +21,9 @@ import numpy as np
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, MissingDependencyError
 
-from .base import CONVERTERS, Converter, HeadPlacement
+from .base import CONVERTERS, Converter
 from .job import ConversionJob
+from .placement import HeadPlacement
 
 NEEDS = "needs TensorRT and an NVIDIA GPU (a Jetson, or a desktop GPU with the tensorrt package)"
 
@@ -82,13 +83,13 @@ class TensorRTConverter(Converter):
         return super().available()
 
     def convert(
-        self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
+        self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
     ) -> None:
         ok, why = self.available()
         if not ok:
             raise ConversionError(f"tensorrt: {why}")
-        trt = deps._import("tensorrt", "tensorrt", "tensorrt", "building TensorRT engines")
-        onnx_path = Path(job.onnx_model(variant))
+        trt = deps.optional("tensorrt", "tensorrt", "building TensorRT engines")
+        onnx_path = Path(job.onnx_model(placement))
         shape = (1, *job.source.input_size, 3)
         key = engine_key(onnx_path.read_bytes(), trt.__version__, gpu_name(), precision, shape)
         cached = cache_dir() / f"{key}.engine"

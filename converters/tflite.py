@@ -23,8 +23,9 @@ from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
 
-from .base import CONVERTERS, Converter, HeadPlacement
+from .base import CONVERTERS, Converter
 from .job import ConversionJob
+from .placement import HeadPlacement
 
 
 @CONVERTERS.register
@@ -44,16 +45,16 @@ class TFLiteConverter(Converter):
     order = 10
 
     def convert(
-        self, job: ConversionJob, precision: str, variant: HeadPlacement, dest: Path
+        self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
     ) -> None:
         if precision == "int8-mixed":
             from .tflite_mixed import convert_mixed
 
-            job.records[self.name, precision] = convert_mixed(job, variant, dest)
+            job.records[self.name, precision] = convert_mixed(job, placement, dest)
             return
         tf = deps.tensorflow()
-        pixels = self.takes_pixels(job, precision, variant)
-        saved = job.saved_model(variant, pixels, label_dtype=tflite_metadata.CLASS_MAP_DTYPE)
+        pixels = self.takes_pixels(job, precision, placement)
+        saved = job.saved_model(placement, pixels, label_dtype=tflite_metadata.CLASS_MAP_DTYPE)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
         if precision == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -61,7 +62,7 @@ class TFLiteConverter(Converter):
         elif precision == "dynamic":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         elif precision == "int8":
-            _full_integer(converter, job, variant)
+            _full_integer(converter, job, placement)
         job.progress(f"  TFLite converter: {precision}")
         try:
             content = converter.convert()
@@ -102,7 +103,7 @@ class TFLiteConverter(Converter):
         return tflite_metadata.client_ready(meta)
 
 
-def _full_integer(converter, job: ConversionJob, variant: HeadPlacement) -> None:
+def _full_integer(converter, job: ConversionJob, placement: HeadPlacement) -> None:
     """Configure full-integer quantization with the job's calibration images."""
     tf = deps.tensorflow()
     pixels = job.pixel_input("int8")
@@ -119,7 +120,7 @@ def _full_integer(converter, job: ConversionJob, variant: HeadPlacement) -> None
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     io = {"pixels": tf.uint8, "int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[job.io_dtype]
     converter.inference_input_type = io
-    if variant.head == "logits":  # an argmax head already returns an int64 class map
+    if placement.head == "logits":  # an argmax head already returns an int64 class map
         converter.inference_output_type = tf.int8 if pixels else io
 
 

@@ -21,7 +21,7 @@ from edge_deeplab.runtimes import tflite_metadata
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
 
-from .base import HeadPlacement
+from .placement import HeadPlacement
 from .validation import accuracy_record
 
 DEBUG_IMAGES = 64  # calibration images the debugger and each trial use: it runs the model once per image
@@ -99,14 +99,14 @@ def build(converter_factory, dataset_fn, denylist: Sequence[str]) -> bytes:
         raise ConversionError(f"mixed-precision conversion failed: {first_line(exc)}") from exc
 
 
-def convert_mixed(job, variant: HeadPlacement, dest: Path) -> dict:
-    """Write the int8-mixed .tflite of `variant` to `dest`; returns its accuracy record."""
+def convert_mixed(job, placement: HeadPlacement, dest: Path) -> dict:
+    """Write the int8-mixed .tflite of `placement` to `dest`; returns its accuracy record."""
     tf = deps.tensorflow("mixed-precision conversion")
     validation = job.validation()
-    saved = job.saved_model(variant, label_dtype=tflite_metadata.CLASS_MAP_DTYPE)
+    saved = job.saved_model(placement, label_dtype=tflite_metadata.CLASS_MAP_DTYPE)
     calibration = job.calibration()[:DEBUG_IMAGES]
     meta = job.source.metadata.replace(
-        format="tflite", precision="int8-mixed", head=variant.head, output_resolution=variant.resolution
+        format="tflite", precision="int8-mixed", head=placement.head, output_resolution=placement.resolution
     )
 
     def dataset_fn():

@@ -15,6 +15,8 @@ from typing import Callable, Dict, Optional
 from edge_deeplab.config import DataConfig
 from edge_deeplab.errors import InvalidInputError
 
+from .placement import HeadPlacement
+
 DEFAULT_BUDGET = 0.5  # mIoU points: what users hold PTQ tools to (OpenVINO publishes 0.03-0.46)
 
 
@@ -41,8 +43,6 @@ class Validation:
 
     def reference_miou(self, head: str, resolution: str) -> float:
         if (head, resolution) not in self._reference:
-            from .base import HeadPlacement
-
             self._reference[head, resolution] = self.miou(self._reference_for(HeadPlacement(head, resolution)))
         return self._reference[head, resolution]
 

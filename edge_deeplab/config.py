@@ -13,7 +13,7 @@ from typing import Any, Optional, Tuple
 from .errors import InvalidInputError
 
 ALPHAS = (0.35, 0.5, 0.75, 1.0)
-HEADS = ("aspp", "lite")
+MODEL_HEADS = ("aspp", "lite")  # the network's segmentation head (metadata.OUTPUT_HEADS: what an artifact outputs)
 OPTIMIZERS = ("adam", "sgd")
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -114,7 +114,7 @@ class ModelConfig(_Config):
         _check(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
         _check(self.alpha in ALPHAS, f"alpha must be one of {ALPHAS}, got {self.alpha}")
         _check(self.output_stride in (8, 16), f"output_stride must be 8 or 16, got {self.output_stride}")
-        _check(self.head in HEADS, f"head must be one of {HEADS}, got {self.head!r}")
+        _check(self.head in MODEL_HEADS, f"head must be one of {MODEL_HEADS}, got {self.head!r}")
         _check(self.head_filters >= 8, f"head_filters must be >= 8, got {self.head_filters}")
         _check(self.decoder_filters is None or self.decoder_filters >= 8,
                f"decoder_filters must be >= 8, got {self.decoder_filters}")

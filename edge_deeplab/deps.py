@@ -11,43 +11,49 @@ import importlib
 import importlib.util
 import os
 from types import ModuleType
+from typing import Optional
 
 from .errors import MissingDependencyError
 
 
-def _import(module: str, package: str, extra: str, purpose: str) -> ModuleType:
+def optional(module: str, extra: str, purpose: str, *, package: Optional[str] = None) -> ModuleType:
+    """Import the optional `module`, or raise MissingDependencyError saying which pip extra
+    installs it and what needs it (`package`: its pip distribution when named otherwise).
+
+    Example: `onnx = deps.optional("onnx", "onnx", "writing ONNX metadata")`.
+    """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependencyError(package, extra, purpose) from exc
+        raise MissingDependencyError(package or module, extra, purpose) from exc
 
 
 def tensorflow(purpose: str = "training and conversion") -> ModuleType:
     # Keep TensorFlow's C++ start-up chatter (cuInit on CPU-only machines) out of the console.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return _import("tensorflow", "tensorflow", "train", purpose)
+    return optional("tensorflow", "train", purpose)
 
 
 def keras(purpose: str = "training and conversion") -> ModuleType:
     tensorflow(purpose)
-    return _import("keras", "keras", "train", purpose)
+    return optional("keras", "train", purpose)
 
 
 def cv2(purpose: str = "image and video I/O") -> ModuleType:
     """OpenCV: pip's opencv-python, or the system build (JetPack's, with GStreamer)."""
-    return _import("cv2", "opencv-python", "demo", purpose)
+    return optional("cv2", "demo", purpose, package="opencv-python")
 
 
 def onnxruntime(purpose: str = "running ONNX models") -> ModuleType:
-    return _import("onnxruntime", "onnxruntime", "onnx", purpose)
+    return optional("onnxruntime", "onnx", purpose)
 
 
 def openvino(purpose: str = "running OpenVINO models") -> ModuleType:
-    return _import("openvino", "openvino", "openvino", purpose)
+    return optional("openvino", "openvino", purpose)
 
 
 def matplotlib(purpose: str = "report charts") -> ModuleType:
-    mpl = _import("matplotlib", "matplotlib", "report", purpose)
+    mpl = optional("matplotlib", "report", purpose)
     mpl.use("Agg")
     return mpl
 

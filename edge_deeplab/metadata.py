@@ -16,7 +16,7 @@ from .errors import InvalidInputError
 
 METADATA_KEY = "edge_deeplab"  # key / associated-file stem under which artifacts carry it
 SCHEMA_VERSION = 1
-HEADS = ("logits", "argmax")  # logits out (argmax on the host) or a class map out
+OUTPUT_HEADS = ("logits", "argmax")  # logits out (argmax on the host) or a class map out
 RESOLUTIONS = ("full", "feature")  # output at input size, or at the feature map's size
 RESIZE_MODES = ("stretch", "letterbox")
 CHANNEL_ORDERS = ("RGB", "BGR")
@@ -96,7 +96,7 @@ class ArtifactMetadata:
         set_(self, "palette", tuple(tuple(int(v) for v in c) for c in self.palette))
         _one_of(self.channel_order, CHANNEL_ORDERS, "channel_order")
         _one_of(self.resize, RESIZE_MODES, "resize")
-        _one_of(self.head, HEADS, "head")
+        _one_of(self.head, OUTPUT_HEADS, "head")
         _one_of(self.output_resolution, RESOLUTIONS, "output_resolution")
         _one_of(self.input_kind, INPUT_KINDS, "input_kind")
         if len(self.labels) < 1:

@@ -1,8 +1,9 @@
 """The package stays in small pieces: files under 300 lines, functions under 60, no import
 cycle between its modules (read with `ast`, nothing is imported).
 
-Imports inside functions count too: a lazy import still ties two modules together. Only
-`if TYPE_CHECKING:` blocks (annotations, never run) are left out.
+Imports inside functions and `if TYPE_CHECKING:` blocks count too: a lazy or an
+annotation-only import still ties two modules together (a cycle Python never runs into is
+still two modules that each need the other).
 """
 
 from __future__ import annotations
@@ -40,13 +41,10 @@ def package_modules() -> Dict[str, Path]:
 
 
 def _import_nodes(tree: ast.AST):
-    """Every Import/ImportFrom node, skipping `if TYPE_CHECKING:` blocks."""
-    for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
-            continue
+    """Every Import/ImportFrom node, at any depth (functions, `if TYPE_CHECKING:` blocks)."""
+    for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
-        yield from _import_nodes(node)
 
 
 def module_imports(name: str, path: Path, known: Set[str]) -> Set[str]:
@@ -150,3 +148,13 @@ def test_no_import_cycle_between_modules():
 
 def test_the_checker_sees_a_cycle():
     assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_checker_sees_annotation_only_and_lazy_imports(tmp_path):
+    (tmp_path / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n"
+        "def f():\n    from . import c\n",
+        encoding="utf-8",
+    )
+    found = module_imports("pkg.a", tmp_path / "a.py", {"pkg", "pkg.a", "pkg.b", "pkg.c"})
+    assert {"pkg.b", "pkg.c"} <= found

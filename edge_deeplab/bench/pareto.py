@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
+from ..status import Status
+
 ACCURACY = "miou"
 LATENCY = "latency_p50_ms"
 DEFAULT_BUDGET = 1.0  # mIoU points a "best under budget" pick may lose, when no gate is set
@@ -18,7 +20,7 @@ def candidates(rows: Sequence[dict], x: str = LATENCY, y: str = ACCURACY) -> Lis
     return [
         i
         for i, row in enumerate(rows)
-        if row.get("status") == "ok" and row.get(x) is not None and row.get(y) is not None
+        if row.get("status") == Status.OK and row.get(x) is not None and row.get(y) is not None
     ]
 
 

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .. import deps
+from ..status import Status
 from ..visualize import colorize
 from .pareto import pareto_front
 from .quant_debug import WORST
@@ -73,7 +74,7 @@ def scatter_chart(rows: Sequence[dict]) -> Optional[str]:
     front = pareto_front(rows)
     for i in measured:
         row = rows[i]
-        ok = row.get("status") == "ok"
+        ok = row.get("status") == Status.OK
         ax.scatter(
             row["latency_p50_ms"],
             row["miou"] * 100,
@@ -203,7 +204,7 @@ def _table_html(report: dict) -> str:
         + "</tr></thead><tbody>"
     ]
     for row, cells in zip(report["rows"], body):
-        cls = "failed" if row.get("status") != "ok" else ("best" if cells[-1] else "")
+        cls = "failed" if row.get("status") != Status.OK else ("best" if cells[-1] else "")
         out.append(
             f'<tr class="{cls}">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence
 
+from ..status import Status
 from .pareto import DEFAULT_BUDGET, best_choices, marks
 from .report_row import fmt, table_columns
 
@@ -92,7 +93,7 @@ def failure_lines(rows: Sequence[dict]) -> List[str]:
         f"{variant_name(r)} ({r['runtime']}): {r['status']} — "
         f"{r.get('reason') or 'no reason given'}"
         for r in rows
-        if r.get("status") != "ok"
+        if r.get("status") != Status.OK
     ]
 
 

@@ -34,7 +34,6 @@ from .report_row import ReportRow, units
 from .runner import VariantRunner
 from .variants import Variant, all_variants, parse_variant_specs, select_variants
 
-STATUSES = ("ok", "conversion failed", "parity failed", "not available", "run failed")
 UNITS = units()  # per field, declared on ReportRow
 
 

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..status import Status
 from .variants import Variant
 
 
@@ -28,7 +29,7 @@ class ReportRow:
     format are declared on its field, and the JSON, Markdown and HTML are derived from them."""
 
     variant: Variant
-    status: str = column("status", default="ok")
+    status: Status = column("status", default=Status.OK)
     reason: str = ""
     device: Optional[str] = None
     artifact: Optional[str] = None
@@ -59,8 +60,11 @@ class ReportRow:
     quant_debug: Dict[str, object] = field(default_factory=dict)
     eval_s: Optional[float] = None
 
-    def fail(self, status: str, reason: str) -> ReportRow:
-        self.status, self.reason = status, " ".join(str(reason).split())[:500]
+    def __post_init__(self):
+        self.status = Status(self.status)
+
+    def fail(self, status: Status, reason: str) -> ReportRow:
+        self.status, self.reason = Status(status), " ".join(str(reason).split())[:500]
         return self
 
     def to_dict(self) -> dict:
@@ -79,7 +83,7 @@ class ReportRow:
         lat = (
             f"{self.latency_p50_ms:.1f} ms p50" if self.latency_p50_ms is not None else "not timed"
         )
-        flag = "" if self.status == "ok" else f" [{self.status}]"
+        flag = "" if self.status == Status.OK else f" [{self.status}]"
         return f"mIoU {self.miou * 100:.2f}%  agreement {_pct(self.agreement)}  {lat}{flag}"
 
 
@@ -145,15 +149,3 @@ def artifact_size_mb(variant: Variant, path: Path) -> float:
 def round_or_none(value, digits: int = 3):
     return None if value is None else round(float(value), digits)
 
-
-@dataclass
-class FailedConversion:
-    """A stand-in ConversionResult for a converter call that raised."""
-
-    target: str
-    precision: str
-    reason: str
-    status: str = "conversion failed"
-    path: Optional[Path] = None
-    parity: dict = field(default_factory=dict)
-    seconds: float = 0.0

@@ -13,15 +13,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..status import Status
 from .quant_debug import layer_errors
 from .recording import Recorder, current_rss_mb
-from .report_row import (
-    FailedConversion,
-    ReportRow,
-    artifact_size_mb,
-    clean_number,
-    round_or_none,
-)
+from .report_row import ReportRow, artifact_size_mb, clean_number, round_or_none
 from .variants import Variant
 
 Say = Callable[[str], None]
@@ -81,14 +76,14 @@ class VariantRunner:
         row = ReportRow(variant, threads=self.threads)
         engine_problem = self._engine_problem(variant)
         if engine_problem:
-            return row.fail("not available", engine_problem)
+            return row.fail(Status.NOT_AVAILABLE, engine_problem)
         path = self._artifact(variant, chosen, say, row)
         if path is None:
             return row
         return self.measure_path(variant, path, dataset, say, row)
 
     def measure_path(self, variant: Variant, path: Path, dataset, say: Say, row: ReportRow):
-        """Evaluate and time the artifact at `path` into `row` (failures: "run failed")."""
+        """Evaluate and time the artifact at `path` into `row` (failures: Status.RUN_FAILED)."""
         row.artifact, row.size_mb = str(path), round(artifact_size_mb(variant, path), 3)
         try:
             self._measure(variant, path, dataset, say, row)
@@ -96,7 +91,7 @@ class VariantRunner:
             # Engines raise their own types (RuntimeError from OpenVINO, onnxruntime's Fail
             # which derives from Exception only, ValueError from LiteRT): whatever it is, it
             # belongs in this row only, and the report goes on.
-            row.fail("run failed", f"{type(exc).__name__}: {exc}")
+            row.fail(Status.RUN_FAILED, f"{type(exc).__name__}: {exc}")
         return row
 
     def _engine_problem(self, variant: Variant) -> str:
@@ -130,7 +125,7 @@ class VariantRunner:
         ok, why = CONVERTERS.get(variant.format).available()
         if not ok:
             row.fail(
-                "not available",
+                Status.NOT_AVAILABLE,
                 f"no artifact and the {variant.format} converter cannot run here: {why}",
             )
             return None
@@ -139,21 +134,20 @@ class VariantRunner:
             say(f"converting {variant.format} ({', '.join(dict.fromkeys(precisions))}) ...")
             self._convert(variant.format, list(dict.fromkeys(precisions)))
         result = self._conversions[key]
-        row.convert_s = round(float(getattr(result, "seconds", 0.0) or 0.0), 2)
-        parity = getattr(result, "parity", None) or {}
-        row.parity = {k: clean_number(v) for k, v in parity.items()}
-        if result.status not in ("ok", "parity failed", "budget missed") or not result.path:
+        row.convert_s = round(float(result.seconds or 0.0), 2)
+        row.parity = {k: clean_number(v) for k, v in (result.parity or {}).items()}
+        if not result.status.written or not result.path:
             row.fail(result.status, result.reason or "the converter gave no reason")
             return None
-        if result.status == "parity failed":
-            row.fail("parity failed", result.reason)  # still measured: the numbers show how bad
-        elif result.status == "budget missed":
+        if result.status == Status.PARITY_FAILED:
+            row.fail(Status.PARITY_FAILED, result.reason)  # still measured: the numbers show how bad
+        elif result.status == Status.BUDGET_MISSED:
             row.reason = result.reason  # measured like any row; the reason says what it missed
         return Path(result.path)
 
     def _convert(self, fmt: str, precisions: List[str]) -> None:
         """Convert every missing precision of one format in one call (shared intermediates)."""
-        from edge_deeplab.converters import convert
+        from edge_deeplab.converters import ConversionResult, convert
 
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         budget = {} if self.budget is None else {"max_miou_drop": self.budget}
@@ -171,13 +165,13 @@ class VariantRunner:
             )
         except Exception as exc:  # noqa: BLE001 - any converter crash is this format's row, not the report's
             reason = f"{type(exc).__name__}: {exc}"
-            results = [FailedConversion(fmt, p, reason) for p in precisions]
+            results = [ConversionResult(fmt, p, status=Status.CONVERSION_FAILED, reason=reason) for p in precisions]
         for result in results:
             self._conversions[(result.target, result.precision)] = result
         for precision in precisions:  # a precision the converter silently skipped
-            self._conversions.setdefault(
-                (fmt, precision), FailedConversion(fmt, precision, "the converter returned no result")
-            )
+            missing = ConversionResult(fmt, precision, status=Status.CONVERSION_FAILED,
+                                       reason="the converter returned no result")
+            self._conversions.setdefault((fmt, precision), missing)
 
     def _measure(self, variant: Variant, path: Path, dataset, say: Say, row: ReportRow) -> None:
         from edge_deeplab.bench.harness import benchmark
@@ -199,7 +193,7 @@ class VariantRunner:
                 row.parity = {k: clean_number(v) for k, v in (meta.parity or {}).items()}
                 if row.parity.get("passed") is False:
                     row.fail(
-                        "parity failed",
+                        Status.PARITY_FAILED,
                         f"the reused artifact failed parity when converted: {row.parity}",
                     )
             say(f"evaluating {len(dataset)} images ...")

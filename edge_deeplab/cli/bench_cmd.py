@@ -15,6 +15,8 @@ from pathlib import Path
 from ..errors import EdgeDeeplabError, InvalidInputError
 from .common import add_model_source_args, add_runtime_args, open_segmenter
 
+ORDER = 80  # its place in `edge-deeplab --help`
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(

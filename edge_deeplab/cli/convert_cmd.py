@@ -7,11 +7,13 @@ import json
 
 from .common import parse_list, parse_size
 
+ORDER = 40  # its place in `edge-deeplab --help`
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from edge_deeplab.converters import ALL, CONVERTERS, DEFAULT_CALIB_SIZE, PRECISIONS
     from edge_deeplab.converters.base import IO_DTYPES
-    from edge_deeplab.metadata import HEADS, RESOLUTIONS
+    from edge_deeplab.metadata import OUTPUT_HEADS, RESOLUTIONS
 
     targets = ", ".join(CONVERTERS.names())
     parser = subparsers.add_parser(
@@ -41,7 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder")
     _add_quantization_args(parser, DEFAULT_CALIB_SIZE)
     _add_budget_args(parser)
-    _add_placement_args(parser, HEADS, RESOLUTIONS, IO_DTYPES)
+    _add_placement_args(parser, OUTPUT_HEADS, RESOLUTIONS, IO_DTYPES)
     _add_source_args(parser)
     parser.add_argument(
         "--strict",
@@ -157,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for result in results:
             print(f"{result.target:<9} {result.precision:<8} {summary_line(result)}")
-    failed = [r for r in results if r.status in ("conversion failed", "budget missed")]
+    failed = [r for r in results if r.status.failed]
     if failed:
         raise ConversionError("; ".join(f"{r.target} {r.precision}: {r.reason}" for r in failed))
     return 0

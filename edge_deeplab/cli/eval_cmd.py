@@ -12,6 +12,8 @@ from ..imageio import atomic_write_text
 from .common import add_model_source_args, add_runtime_args, open_segmenter, parse_floats
 from .train_cmd import FORMATS, _guess_format
 
+ORDER = 30  # its place in `edge-deeplab --help`
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+ORDER = 50  # its place in `edge-deeplab --help`
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(

@@ -1,22 +1,48 @@
 """The `edge-deeplab` command: an argparse root with one module per subcommand.
 
-Each subcommand module has `add_parser(subparsers)` and `run(args) -> int`. Errors a user
-can cause (EdgeDeeplabError) are printed as one line and exit with status 2
-(`edge_deeplab.guard`).
+Every `<name>_cmd.py` module of this package is a subcommand, found with
+`pkgutil.iter_modules` (a new file needs no import line anywhere): it has
+`add_parser(subparsers)`, which adds the command `<name>`, and `run(args) -> int`, and may
+set `ORDER` (default 100) for its place in `--help` (ties alphabetical). A module that
+fails to import, lacks those functions or adds a command under another name is an error,
+not a missing command. Errors a user can cause (EdgeDeeplabError) are printed as one line
+and exit with status 2 (`edge_deeplab.guard`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
+from types import ModuleType
 from typing import List, Optional
 
 from .. import __version__
 from ..guard import guarded
 
-# One module per subcommand, in the order `--help` lists them.
-SUBCOMMANDS = ("quickstart", "train", "eval", "convert", "formats", "verify", "predict", "bench", "report", "demo")
+SUFFIX = "_cmd"
+DEFAULT_ORDER = 100
+
+
+def subcommand_modules() -> List[ModuleType]:
+    """Every `*_cmd` module of this package (and of folders added to its `__path__`), imported,
+    in `--help` order."""
+    package = importlib.import_module(__package__)
+    names = sorted({info.name for info in pkgutil.iter_modules(package.__path__) if info.name.endswith(SUFFIX)})
+    modules = [_import_subcommand(f"{__package__}.{name}") for name in names]
+    return sorted(modules, key=lambda module: getattr(module, "ORDER", DEFAULT_ORDER))
+
+
+def _import_subcommand(qualified: str) -> ModuleType:
+    try:
+        module = importlib.import_module(qualified)
+    except Exception as exc:
+        raise ImportError(f"subcommand module {qualified} does not import: {exc}", name=qualified) from exc
+    missing = [attr for attr in ("add_parser", "run") if not callable(getattr(module, attr, None))]
+    if missing:
+        raise ImportError(f"subcommand module {qualified} has no {' or '.join(missing)}()", name=qualified)
+    return module
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,16 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"edge-deeplab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"{__package__}.{name}_cmd")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.{name}_cmd":
-                raise
-            continue  # a subcommand not installed in this build
-        command = module.add_parser(sub)
-        command.set_defaults(handler=module.run)
+    for module in subcommand_modules():
+        _add_command(sub, module)
     return parser
+
+
+def _add_command(sub, module: ModuleType) -> None:
+    """Add `module`'s command, which must be named like the module (`bench_cmd` -> `bench`)."""
+    before = set(sub.choices)
+    command = module.add_parser(sub)
+    added, expected = sorted(set(sub.choices) - before), module.__name__.rsplit(".", 1)[-1][: -len(SUFFIX)]
+    if expected not in added:
+        raise ImportError(
+            f"subcommand module {module.__name__} adds {added or 'no command'}, not {expected!r}: "
+            f"name the module after its command",
+            name=module.__name__,
+        )
+    command.set_defaults(handler=module.run)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

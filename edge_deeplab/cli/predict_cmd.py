@@ -18,6 +18,8 @@ from typing import Dict, List
 from ..errors import InvalidInputError
 from .common import add_model_source_args, add_runtime_args, open_segmenter
 
+ORDER = 70  # its place in `edge-deeplab --help`
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..runtimes import model_suffixes

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+ORDER = 10  # its place in `edge-deeplab --help`
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser(

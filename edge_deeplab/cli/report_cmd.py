@@ -11,8 +11,10 @@ import argparse
 import sys
 
 from ..errors import InvalidInputError
+from ..status import Status
 from .common import parse_floats
 
+ORDER = 90  # its place in `edge-deeplab --help`
 GATE_FAILED = 3
 VARIANT_FAILED = 4  # a variant named in --variants could not be converted, run or scored
 
@@ -204,4 +206,4 @@ def _requested_failures(args, rows) -> list:
     """"id (status)" of each variant named in --variants that has no measurements."""
     if not args.variants:  # the default "all" lists formats this machine may lack
         return []
-    return [f"{row.variant.ident} ({row.status})" for row in rows if row.status != "ok"]
+    return [f"{row.variant.ident} ({row.status})" for row in rows if row.status != Status.OK]

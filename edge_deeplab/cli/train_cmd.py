@@ -12,6 +12,7 @@ from ..metadata import read_labels_file
 from ..presets import PRESETS
 from .train_flags import add_data_flags, add_finetune_flags, add_model_flags, add_training_flags
 
+ORDER = 20  # its place in `edge-deeplab --help`
 FORMATS = ("synthetic", "folder", "voc")
 DEFAULT_CLASSES = {"synthetic": 4, "voc": 21}
 

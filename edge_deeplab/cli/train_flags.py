@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import ALPHAS, HEADS, OPTIMIZERS, STRATEGIES, ModelConfig, TrainConfig
+from ..config import ALPHAS, MODEL_HEADS, OPTIMIZERS, STRATEGIES, ModelConfig, TrainConfig
 from ..presets import PRESETS
 from .common import parse_size
 
@@ -16,7 +16,7 @@ def add_model_flags(g) -> None:
         "--alpha", type=float, choices=ALPHAS, help=f"MobileNetV2 width (default {_M.alpha})"
     )
     g.add_argument("--output-stride", type=int, choices=(8, 16), help="default 16")
-    g.add_argument("--head", choices=HEADS, help="aspp (default) or lite")
+    g.add_argument("--head", choices=MODEL_HEADS, help="aspp (default) or lite")
     g.add_argument("--no-decoder", action="store_true", help="DeepLab v3 without the v3+ decoder")
     g.add_argument("--decoder", action="store_true",
                    help="add the v3+ decoder (also on top of imported .tflite weights that have none)")

@@ -16,6 +16,7 @@ import argparse
 from ..errors import InvalidInputError
 from .common import add_model_source_args, add_runtime_args, open_segmenter
 
+ORDER = 60  # its place in `edge-deeplab --help`
 SCENES = 8  # generated scenes of a --reference comparison
 DEFAULT_BAR = 0.97  # a --reference comparison's bar without --bar: int8's parity bar
 
