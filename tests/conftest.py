@@ -80,3 +80,12 @@ def tiny_data():
     from edge_deeplab.data import synthetic
 
     return synthetic.generate(16, size=TINY_SIZE, seed=1234, num_classes=TINY_CLASSES)
+
+
+def default_sigint() -> None:
+    """In the child: Ctrl-C's default action, even where the test runner was started in the
+    background (a shell without job control starts background jobs with SIGINT ignored, and
+    Python then installs no KeyboardInterrupt handler)."""
+    import signal as signals
+
+    signals.signal(signals.SIGINT, signals.default_int_handler)

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import default_sigint
 from edge_deeplab.demos import jetson
 from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline
 from edge_deeplab.demos.sources import Source
@@ -19,6 +20,7 @@ from edge_deeplab.cli.main import build_parser, main
 from edge_deeplab.errors import InvalidInputError, SourceError
 
 cv2 = pytest.importorskip("cv2")
+
 
 STATS_KEYS = {
     "frames",
@@ -315,6 +317,7 @@ def test_signal_keeps_the_recording_and_writes_the_stats(anchor, tmp_path, signu
         [sys.executable, "-m", "edge_deeplab.cli.main", "demo", str(anchor), "--preset", "pascal-voc",
          "--source", "synthetic?size=96x128&fps=0", "--no-show", "--output", str(out), "--stats", str(stats_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not any(tmp_path.glob(".*partial*")) and child.poll() is None:

@@ -18,6 +18,7 @@ import urllib.request
 import numpy as np
 import pytest
 from chromium_cdp import Chromium
+from conftest import default_sigint
 from edge_deeplab.demos.serve_address import parse_serve
 from edge_deeplab.demos.stream import StreamServer
 from edge_deeplab.demos.stream_client import iter_jpegs
@@ -27,6 +28,7 @@ from edge_deeplab.cli.main import build_parser
 from edge_deeplab.errors import InvalidInputError
 
 cv2 = pytest.importorskip("cv2")
+
 
 PERSON_RGB = (192, 128, 128)  # the VOC palette's person
 
@@ -189,6 +191,7 @@ def serving_demo(args, log_lines: queue.Queue[str]) -> subprocess.Popen:
     child = subprocess.Popen(
         [sys.executable, "-m", "edge_deeplab.cli.main", "demo", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,
     )
     threading.Thread(target=lambda: [log_lines.put(line) for line in child.stderr], daemon=True).start()
     return child
