@@ -16,6 +16,9 @@ ALPHAS = (0.35, 0.5, 0.75, 1.0)
 MODEL_HEADS = ("aspp", "lite")  # the network's segmentation head (metadata.OUTPUT_HEADS: what an artifact outputs)
 OPTIMIZERS = ("adam", "sgd")
 STRATEGIES = ("default", "mirrored", "multiworker")
+SCHEDULES = ("poly", "cosine")  # learning-rate decay shapes after the warm-up
+DEFAULT_EPOCHS = 20  # without a time budget, when no epoch count is given
+MAX_BUDGET_EPOCHS = 1000  # with a time budget and no epoch count: the budget decides
 
 
 def _check(ok: bool, message: str) -> None:
@@ -132,7 +135,9 @@ class DataConfig(_Config):
         ignore_label: label value excluded from loss and metrics (255; 11 for CamVid).
         num_classes: classes in the masks; None lets the format say (synthetic, voc).
         labels: class names; None lets the format say, else "class_0"...
-        train_split, val_split: split names the format understands.
+        train_split, val_split: split names the format understands; `train_split` may name
+            several, comma-separated ("train,val": the final model of a recipe chosen on
+            val, trained on both; its val scores are then in-sample).
         synthetic_train, synthetic_val: images per split of the synthetic dataset.
         seed: seed of the synthetic dataset.
     """
@@ -149,12 +154,20 @@ class DataConfig(_Config):
     synthetic_size: Tuple[int, int] = (128, 128)
     seed: int = 0
 
+    @property
+    def train_splits(self) -> Tuple[str, ...]:
+        """The splits trained on, in order."""
+        return tuple(s.strip() for s in self.train_split.split(",") if s.strip())
+
     def __post_init__(self):
         if self.labels is not None:
             object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
         object.__setattr__(self, "synthetic_size", _size(self.synthetic_size, "synthetic_size"))
         _check(0 <= self.ignore_label <= 255, f"ignore_label must be in 0..255, got {self.ignore_label}")
         _check(self.format == "synthetic" or bool(self.path), f"--data PATH is needed for format {self.format!r}")
+        _check(bool(self.train_splits), f"train_split must name a split, got {self.train_split!r}")
+        _check(len(set(self.train_splits)) == len(self.train_splits),
+               f"train_split repeats a split: {self.train_split!r}")
 
 
 @dataclass(frozen=True)
@@ -178,7 +191,16 @@ class TrainConfig(_Config):
     """How to train.
 
     Attributes:
-        epochs: epochs to run in total (a resumed run continues up to this number).
+        epochs: epochs to run in total (a resumed run continues up to this number); None
+            means DEFAULT_EPOCHS, or with `time_budget_s` as many as the budget fits.
+        time_budget_s: train to this wall-clock budget (seconds, from the start of `train`,
+            resumed sessions counted together): the schedule spans the epochs that fit,
+            re-planned as epochs and validations are timed, and validations are spaced to
+            cost at most a tenth of it (`val_every` is then the closest spacing allowed).
+            With `epochs` too, the run fits as many epochs as the budget allows, up to
+            `epochs`, and its schedule ends at the last of them.
+        lr_schedule: the decay after the warm-up: "poly" (lr * (1 - t) ** poly_power) or
+            "cosine"; both reach 0 at the last step.
         batch_size: images per step (global, across replicas).
         optimizer: "adam" or "sgd" (momentum 0.9).
         learning_rate: initial rate of the poly schedule lr * (1 - step/total) ** poly_power.
@@ -205,7 +227,7 @@ class TrainConfig(_Config):
             balancing, 0.5 a milder lift for thin, rare classes.
     """
 
-    epochs: int = 20
+    epochs: Optional[int] = None
     batch_size: int = 8
     optimizer: str = "adam"
     learning_rate: float = 3e-3
@@ -222,6 +244,15 @@ class TrainConfig(_Config):
     warmup_epochs: float = 0.0
     val_every: int = 1
     class_balance: float = 0.0
+    time_budget_s: Optional[float] = None
+    lr_schedule: str = "poly"
+
+    @property
+    def epoch_limit(self) -> int:
+        """Epochs the run may reach: `epochs`, or its default with or without a budget."""
+        if self.epochs is not None:
+            return self.epochs
+        return DEFAULT_EPOCHS if self.time_budget_s is None else MAX_BUDGET_EPOCHS
 
     def __post_init__(self):
         if isinstance(self.augment, dict):
@@ -229,10 +260,16 @@ class TrainConfig(_Config):
         if self.crop_size is not None:
             object.__setattr__(self, "crop_size", _size(self.crop_size, "crop_size"))
         object.__setattr__(self, "lr_multipliers", _multipliers(self.lr_multipliers))
-        _check(0 <= self.warmup_epochs < self.epochs, f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
+        _check(self.epochs is None or self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(0 <= self.warmup_epochs < self.epoch_limit,
+               f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
+        _check(self.time_budget_s is None or self.time_budget_s > 0,
+               f"time_budget_s must be > 0, got {self.time_budget_s}")
+        _check(self.time_budget_s is None or self.strategy != "multiworker",
+               "a time budget is planned on one machine's clock; multiworker training takes --epochs")
+        _check(self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
         _check(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
         _check(0.0 <= self.class_balance <= 2.0, f"class_balance must be in [0, 2], got {self.class_balance}")
-        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")

@@ -154,17 +154,17 @@ def test_recipe_script_builds_the_readme_command_and_train_keeps_its_decoder(tmp
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
     script = recipe.parse_args(["--out", str(tmp_path / "r"), "--weights", str(weights), "--data", str(tmp_path)])
-    model, _, train = recipe.configs(script, recipe.EPOCHS)
+    budget_s = script.budget_min * 60 - recipe.FINAL_EVAL_S
+    model, _, train = recipe.configs(script, budget_s)
     cli = build_parser().parse_args([
         "train", "--data", str(tmp_path), "--format", "folder", "--labels", "camvid", "--weights", str(weights),
         "--decoder", "--decoder-filters", "96", "--input-size", "360x480", "--crop-size", "256x320",
         "--batch-size", "8", "--lr", "1e-3", "--lr-mult", "backbone=0.2,head=0.2", "--freeze-bn",
-        "--warmup-epochs", "1", "--val-every", "4", "--scale-range", "0.5,1.5", "--jitter", "0.2",
-        "--class-balance", "0.5", "--epochs", str(recipe.EPOCHS), "--out", str(tmp_path / "r"),
+        "--warmup-epochs", "1", "--scale-range", "0.5,1.5", "--jitter", "0.2",
+        "--class-balance", "0.5", "--time-budget", f"{budget_s:g}s", "--out", str(tmp_path / "r"),
     ])
     cli_model, _, cli_train, _ = build_configs(cli)
     assert model.decoder and model.decoder_filters == 96 and model.head == "lite"
     assert cli_model == model
-    assert (cli_train.learning_rate, cli_train.lr_multipliers, cli_train.epochs) == (
-        train.learning_rate, train.lr_multipliers, train.epochs)
+    assert cli_train == train
     assert resolve_weights(model, tmp_path / "r", resume=False) == model  # train() resolves again

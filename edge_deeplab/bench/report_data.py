@@ -23,7 +23,7 @@ def default_calibration(data) -> Optional[str]:
         from ..data.folder import split_folders
 
         try:
-            return str(split_folders(Path(data.path), data.train_split)[0])
+            return str(split_folders(Path(data.path), data.train_splits[0])[0])
         except InvalidInputError:
             pass
     raise InvalidInputError(

@@ -102,6 +102,7 @@ def _flag_values(args) -> dict:
             "num_classes": args.num_classes,
             "ignore_label": args.ignore_label,
             "seed": args.seed,
+            "train_split": args.train_splits,
         },
         "train": {
             "epochs": args.epochs,
@@ -117,6 +118,8 @@ def _flag_values(args) -> dict:
             "warmup_epochs": args.warmup_epochs,
             "val_every": args.val_every,
             "class_balance": args.class_balance,
+            "time_budget_s": args.time_budget,
+            "lr_schedule": args.lr_schedule,
         },
     }
 
@@ -159,7 +162,6 @@ def run(args) -> int:
     from ..training import train
 
     model_cfg, data_cfg, train_cfg, out = build_configs(args)
-    budget = args.time_budget * 60 if args.time_budget else None
     run_dir = train(
         model_cfg,
         data_cfg,
@@ -167,7 +169,6 @@ def run(args) -> int:
         out,
         resume=args.resume,
         verbose=0 if args.quiet else 1,
-        time_budget_s=budget,
         memory_limit_gb=args.memory_limit,
     )
     if not (run_dir / "history.json").is_file():  # a non-chief worker writes no run folder

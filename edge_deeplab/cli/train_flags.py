@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import ALPHAS, MODEL_HEADS, OPTIMIZERS, STRATEGIES, ModelConfig, TrainConfig
+from ..config import ALPHAS, DEFAULT_EPOCHS, MODEL_HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, ModelConfig, TrainConfig
 from ..presets import PRESETS
 from .common import parse_size
 
@@ -49,7 +49,8 @@ def add_data_flags(g) -> None:
 
 
 def add_training_flags(g) -> None:
-    g.add_argument("--epochs", type=int, help=f"default {_T.epochs}")
+    g.add_argument("--epochs", type=int,
+                   help=f"epochs in total (default {DEFAULT_EPOCHS}); with --time-budget the most it may fit")
     g.add_argument("--batch-size", type=int, help=f"default {_T.batch_size}")
     g.add_argument(
         "--lr",
@@ -66,7 +67,12 @@ def add_training_flags(g) -> None:
     g.add_argument(
         "--seed", type=int, help="seed of the synthetic data, shuffling and augmentation"
     )
-    g.add_argument("--time-budget", type=float, help="stop between epochs after this many minutes")
+    g.add_argument("--time-budget", type=duration, metavar="TIME",
+                   help="train to this wall time (30m, 1.5h, 900s; a bare number is minutes): the schedule "
+                   "spans the epochs that fit, re-planned as they are timed, validation spaced to cost <= 10%%")
+    g.add_argument("--lr-schedule", choices=SCHEDULES, help="decay after the warm-up: poly (default) or cosine")
+    g.add_argument("--train-splits", metavar="SPLIT[,SPLIT]",
+                   help="splits to train on (default train); train,val for a final model chosen on val")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--memory-limit", type=float, metavar="GB",
                    help="refuse runs whose memory estimate exceeds this (default: 90%% of this machine's RAM)")
@@ -110,3 +116,19 @@ def float_pair(text: str):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected LO,HI, got {text!r}") from None
     return low, high
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(text: str) -> float:
+    """"30m" / "1.5h" / "900s" / "30" (minutes) -> seconds."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _UNITS else "m"
+    try:
+        seconds = float(value.rstrip("smh")) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30m, 1.5h or 900s, got {text!r}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"a time budget must be positive, got {text!r}")
+    return seconds

@@ -21,7 +21,7 @@ class SyntheticFormat:
         from . import synthetic
 
         counts = {
-            config.train_split: config.synthetic_train,
+            config.train_splits[0]: config.synthetic_train,
             config.val_split: config.synthetic_val,
         }
         if split not in counts:
@@ -30,7 +30,7 @@ class SyntheticFormat:
         labels = resolve_labels(
             config.replace(num_classes=num_classes), synthetic.labels(num_classes)
         )
-        seed = config.seed * 2 + (0 if split == config.train_split else 1)
+        seed = config.seed * 2 + (0 if split == config.train_splits[0] else 1)
         images, masks = synthetic.generate(counts[split], config.synthetic_size, seed, num_classes)
         names = [f"synthetic_{split}_{i:05d}" for i in range(len(images))]
         return SegDataset(list(images), list(masks), labels, config.ignore_label, names, split)

@@ -1,4 +1,4 @@
-"""Training callbacks: inference-mode validation, checkpoints, a wall-time budget."""
+"""Training callbacks: inference-mode validation and checkpoints (the time budget is in `budget`)."""
 
 from __future__ import annotations
 
@@ -120,35 +120,3 @@ class CheckpointCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.write:
             save_checkpoint(self.model, self.folder, epoch + 1, logs)
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """Stop between epochs when the next epoch would end past `seconds` of training."""
-
-    def __init__(self, seconds: Optional[float], verbose: int = 1):
-        super().__init__()
-        self.seconds = seconds
-        self.verbose = verbose
-        self._start = None
-        self._epoch_start = None
-        self.durations: List[float] = []
-
-    def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.durations.append(time.perf_counter() - self._epoch_start)
-        if self.seconds is None:
-            return
-        elapsed = time.perf_counter() - self._start
-        if elapsed + float(np.median(self.durations)) > self.seconds:
-            self.model.stop_training = True
-            if self.verbose:
-                print(
-                    f"time budget of {self.seconds:.0f} s reached after epoch {epoch + 1}; "
-                    "stopping",
-                    flush=True,
-                )

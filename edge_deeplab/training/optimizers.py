@@ -7,10 +7,11 @@ The classes are registered Keras objects: checkpoints (model + optimizer) reload
 
 from __future__ import annotations
 
+import math
 import re
 
 from .. import deps
-from ..config import TrainConfig
+from ..config import DEFAULT_EPOCHS, SCHEDULES, TrainConfig
 
 keras = deps.keras()
 
@@ -66,39 +67,74 @@ class GroupSGD(_LRMultipliers, keras.optimizers.SGD):
     """SGD (momentum) with per-group learning-rate multipliers."""
 
 
-@keras.saving.register_keras_serializable(package="edge_deeplab")
-class WarmupPoly(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from 0 over `warmup_steps`, then lr * (1 - t / decay_steps) ** power."""
+# Saved under its first name, so checkpoints written before cosine existed still load.
+@keras.saving.register_keras_serializable(package="edge_deeplab", name="WarmupPoly")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 over `warmup_steps`, then poly or cosine decay to 0 at `decay_steps`.
 
-    def __init__(self, learning_rate: float, decay_steps: int, warmup_steps: int = 0, power: float = 0.9):
-        self.learning_rate = float(learning_rate)
-        self.decay_steps = int(decay_steps)
-        self.warmup_steps = int(warmup_steps)
-        self.power = float(power)
+    poly: lr * (1 - t) ** power; cosine: lr * (1 + cos(pi t)) / 2, t going 0 -> 1 from the end
+    of the warm-up to `decay_steps`. Both lengths are variables read at every step, so a
+    time budget can stretch or shrink the schedule while training runs (`set_steps`).
+    """
+
+    floor = 0.0  # the rate both shapes reach at decay_steps
+
+    def __init__(self, learning_rate: float, decay_steps: int, warmup_steps: int = 0, power: float = 0.9,
+                 shape: str = "poly"):
+        if shape not in SCHEDULES:
+            raise ValueError(f"schedule shape must be one of {SCHEDULES}, got {shape!r}")
+        tf = deps.tensorflow()
+        self.learning_rate, self.power, self.shape = float(learning_rate), float(power), shape
+        self._decay = tf.Variable(float(decay_steps), trainable=False, dtype="float32", name="decay_steps")
+        self._warmup = tf.Variable(float(warmup_steps), trainable=False, dtype="float32", name="warmup_steps")
+
+    def set_steps(self, decay_steps: int, warmup_steps: int) -> None:
+        self._decay.assign(float(decay_steps))
+        self._warmup.assign(float(warmup_steps))
+
+    def steps(self):
+        """(decay_steps, warmup_steps) as they stand."""
+        return int(self._decay.numpy()), int(self._warmup.numpy())
+
+    def describe(self) -> str:
+        decay, warm = self.steps()
+        shape = f"poly {self.power:g}" if self.shape == "poly" else "cosine"
+        return f"warm-up {warm} steps, then {shape} from {self.learning_rate:g} to {self.floor:g} at step {decay}"
 
     def __call__(self, step):
         ops = keras.ops
         step = ops.cast(step, "float32")
-        decay = max(1, self.decay_steps - self.warmup_steps)
-        t = ops.clip((step - self.warmup_steps) / decay, 0.0, 1.0)
-        poly = self.learning_rate * ops.power(1.0 - t, self.power)
-        if not self.warmup_steps:
-            return poly
-        ramp = self.learning_rate * ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
-        return ops.where(step < self.warmup_steps, ramp, poly)
+        warm = ops.convert_to_tensor(self._warmup)
+        t = ops.clip((step - warm) / ops.maximum(1.0, self._decay - warm), 0.0, 1.0)
+        if self.shape == "poly":
+            decayed = self.learning_rate * ops.power(1.0 - t, self.power)
+        else:
+            decayed = self.learning_rate * 0.5 * (1.0 + ops.cos(math.pi * t))
+        ramp = self.learning_rate * ops.minimum(1.0, (step + 1.0) / ops.maximum(1.0, warm))
+        return ops.where(step < warm, ramp, decayed)
 
     def get_config(self):
-        return {"learning_rate": self.learning_rate, "decay_steps": self.decay_steps,
-                "warmup_steps": self.warmup_steps, "power": self.power}
+        decay, warm = self.steps()
+        return {"learning_rate": self.learning_rate, "decay_steps": decay, "warmup_steps": warm,
+                "power": self.power, "shape": self.shape}
 
 
-def make_schedule(train_cfg: TrainConfig, steps_per_epoch: int) -> WarmupPoly:
-    """The run's schedule: warm-up epochs, then poly decay to 0 at the last step."""
-    return WarmupPoly(
+WarmupPoly = WarmupDecay  # the former name
+
+
+def make_schedule(train_cfg: TrainConfig, steps_per_epoch: int) -> WarmupDecay:
+    """The run's schedule: warm-up epochs, then decay to the floor at the last step.
+
+    Under a time budget these lengths are a first guess the `BudgetPlanner` replaces once
+    it has timed the first batches.
+    """
+    epochs = train_cfg.epoch_limit if train_cfg.time_budget_s is None else min(train_cfg.epoch_limit, DEFAULT_EPOCHS)
+    return WarmupDecay(
         train_cfg.learning_rate,
-        decay_steps=steps_per_epoch * train_cfg.epochs,
+        decay_steps=steps_per_epoch * epochs,
         warmup_steps=round(train_cfg.warmup_epochs * steps_per_epoch),
         power=train_cfg.poly_power,
+        shape=train_cfg.lr_schedule,
     )
 
 

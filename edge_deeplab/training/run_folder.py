@@ -77,11 +77,13 @@ def write_config(out: Path, model_cfg, data_cfg, train_cfg) -> None:
     atomic_write_text(out / runs.CONFIG, json.dumps(config, indent=2))
 
 
-def finish(out: Path, model, meta: ArtifactMetadata, seconds: float, steps: int, trained=None) -> None:
+def finish(out: Path, model, meta: ArtifactMetadata, seconds: float, steps: int, trained=None,
+           budget: Optional[dict] = None) -> None:
     """Final model (atomically), metadata, labels and the whole run's history beside it.
 
     `trained` is the model that was fitted (the crop-size one) when `model` is its
-    full-size copy; the optimizer step is read from it.
+    full-size copy; the optimizer step is read from it. `budget`: the time budget's
+    summary (epochs fit, schedule, plans), kept in history.json.
     """
     trained = trained or model
     _save_model(model, out / runs.FINAL_MODEL)
@@ -96,6 +98,8 @@ def finish(out: Path, model, meta: ArtifactMetadata, seconds: float, steps: int,
         "steps_per_epoch": steps,
         "optimizer_step": int(trained.optimizer.iterations.numpy()),
     }
+    if budget is not None:
+        summary["time_budget"] = budget
     atomic_write_text(out / "history.json", json.dumps(summary, indent=2))
 
 

@@ -34,8 +34,7 @@ def train(
         resume: continue from the newest readable checkpoint in `out_dir` (epoch count and
             optimizer step continue; the model config must be the one it was started with).
         verbose: 0 silent, 1 Keras progress bar and per-epoch validation lines.
-        time_budget_s: stop between epochs once the next one would end past this many
-            seconds (the final model is still written).
+        time_budget_s: replaces `train_cfg.time_budget_s` when given (see `budget`).
         memory_limit_gb: refuse a run whose memory estimate exceeds this (default: 90% of
             this machine's RAM), before anything is allocated.
 
@@ -43,39 +42,79 @@ def train(
         The run folder.
     """
     from ..data.pipeline import train_pipeline
+    from .budget import _now
     from .memory import check_training_memory
     from .run_folder import check_run_folder, finish, run_metadata, write_config
     from .setup import resolve_weights
     from .strategy import is_chief, make_strategy
 
-    out = Path(out_dir)
-    strategy = make_strategy(train_cfg.strategy)  # first: multiworker must precede other TF ops
+    started = _now()
+    train_cfg = train_cfg if time_budget_s is None else train_cfg.replace(time_budget_s=time_budget_s)
+    out, strategy = Path(out_dir), make_strategy(train_cfg.strategy)  # first: multiworker precedes other TF ops
     check_training_memory(model_cfg, data_cfg, train_cfg, memory_limit_gb)
     model_cfg = resolve_weights(model_cfg, out, resume)
     last = check_run_folder(out, model_cfg, resume)
     train_ds, val_ds = _load_data(model_cfg, data_cfg, train_cfg)
     meta, chief = run_metadata(train_ds.labels, model_cfg, data_cfg, out), is_chief()
-    if chief:
-        write_config(out, model_cfg, data_cfg, train_cfg)
+    _ = chief and write_config(out, model_cfg, data_cfg, train_cfg)
     deps.keras().utils.set_random_seed(train_cfg.seed)
     steps = train_cfg.steps_per_epoch or max(1, len(train_ds) // train_cfg.batch_size)
     with strategy.scope():
         model, initial_epoch = _start(out, last is not None, model_cfg, train_cfg, steps, train_ds, verbose)
+        schedule = _plan_schedule(model, train_cfg, steps)
     data = train_pipeline(train_ds, meta, train_cfg.batch_size, train_cfg.augment, seed=train_cfg.seed,
                           crop_size=train_cfg.crop_size)
-    callbacks = _callbacks(out, val_ds, meta, model_cfg, train_cfg, chief, verbose, time_budget_s, last is not None)
-    start = time.perf_counter()
-    if initial_epoch < train_cfg.epochs:
+    callbacks = _callbacks(out, val_ds, meta, model_cfg, train_cfg, chief, verbose, last is not None)
+    planner = _budget_planner(out, train_cfg, started, steps, schedule, callbacks[0],
+                              _val_ratio(train_ds, val_ds, model_cfg, train_cfg, steps), chief, verbose)
+    start, budget = time.perf_counter(), None
+    if initial_epoch < train_cfg.epoch_limit:
+        callbacks = ([planner] if planner else []) + callbacks  # the planner first: its stop is validated
         _fit(model, strategy, data, train_cfg, initial_epoch, steps, callbacks, verbose)
+        budget = planner.summary() if planner else None
     if chief:
-        finish(out, _final_model(model, model_cfg, train_cfg), meta, time.perf_counter() - start, steps, model)
+        finish(out, _final_model(model, model_cfg, train_cfg), meta, time.perf_counter() - start, steps, model, budget)
     return out
+
+
+def _plan_schedule(model, train_cfg: TrainConfig, steps: int):
+    """The run's schedule, set on the optimizer: planned from epochs, or later from the budget."""
+    from .optimizers import make_schedule
+
+    # Also on resume: a run extended past its first plan would otherwise go on at the final
+    # learning rate, 0. The optimizer step (the position in the schedule) is the checkpoint's.
+    schedule = make_schedule(train_cfg, steps)
+    model.optimizer.learning_rate = schedule
+    return schedule
+
+
+def _budget_planner(out: Path, train_cfg: TrainConfig, started: float, steps: int, schedule, validation,
+                    val_ratio: float, chief: bool, verbose: int):
+    """The planner of a run with a time budget; None without one."""
+    from .budget import BUDGET_FILE, BudgetPlanner, spent_before
+
+    if not train_cfg.time_budget_s:
+        return None
+    return BudgetPlanner(
+        train_cfg.time_budget_s, started, steps, train_cfg.epoch_limit, schedule, validation,
+        warmup_epochs=train_cfg.warmup_epochs, min_val_every=train_cfg.val_every,
+        spent_before=spent_before(out / BUDGET_FILE), state_file=out / BUDGET_FILE if chief else None,
+        val_ratio=val_ratio, verbose=verbose if chief else 0,
+    )
+
+
+def _val_ratio(train_ds, val_ds, model_cfg: ModelConfig, train_cfg: TrainConfig, steps: int) -> float:
+    """A validation's time over an epoch's, guessed before one is timed: its pixels at about a
+    third of a training pixel's cost (forward only, no augmentation)."""
+    crop = train_cfg.crop_size or model_cfg.input_size
+    train_px = steps * train_cfg.batch_size * crop[0] * crop[1]
+    val_px = len(val_ds) * model_cfg.input_size[0] * model_cfg.input_size[1]
+    return val_px / max(1, train_px) / 3
 
 
 def _start(out: Path, resuming: bool, model_cfg, train_cfg, steps: int, train_ds, verbose: int):
     """(model, epochs done): the newest readable checkpoint's, or a freshly built one's."""
     from .checkpoints import load_latest_checkpoint
-    from .optimizers import make_schedule
     from .setup import compile_model
 
     if not resuming:
@@ -90,23 +129,19 @@ def _start(out: Path, resuming: bool, model_cfg, train_cfg, steps: int, train_ds
         return compile_model(model_cfg, train_cfg, steps, train_ds.ignore_label, verbose, weights), 0
     # The newest checkpoint that loads; a damaged one falls back to the one before.
     epoch, model = load_latest_checkpoint(out / runs.CHECKPOINTS, report=lambda m: print(m, flush=True))
-    # Re-plan the schedule for the epochs asked now: a run extended past its first plan
-    # would otherwise go on at the final learning rate, 0. The optimizer step (hence the
-    # position in the schedule) comes from the checkpoint.
-    model.optimizer.learning_rate = make_schedule(train_cfg, steps)
     if verbose:
         step = int(model.optimizer.iterations.numpy())
         print(f"resuming {out} after epoch {epoch} (optimizer step {step})", flush=True)
     return model, epoch
 
 
-def _callbacks(out, val_ds, meta, model_cfg, train_cfg, chief, verbose, time_budget_s, resumed) -> list:
-    from .callbacks import CheckpointCallback, TimeBudget, ValidationCallback
+def _callbacks(out, val_ds, meta, model_cfg, train_cfg, chief, verbose, resumed) -> list:
+    """Validation first (a budget planner goes before it), then checkpoints and logs."""
+    from .callbacks import CheckpointCallback, ValidationCallback
 
     callbacks = [
-        TimeBudget(time_budget_s, verbose),  # first: the last epoch it allows is validated
         ValidationCallback(val_ds, meta, verbose=verbose if chief else 0, every=train_cfg.val_every,
-                           epochs=train_cfg.epochs, eval_config=_eval_config(model_cfg, train_cfg)),
+                           epochs=train_cfg.epoch_limit, eval_config=_eval_config(model_cfg, train_cfg)),
         CheckpointCallback(out / runs.CHECKPOINTS, write=chief),
     ]
     return callbacks + (_loggers(out / runs.LOGS, resume=resumed) if chief else [])
@@ -130,9 +165,9 @@ def _eval_config(model_cfg: ModelConfig, train_cfg: TrainConfig) -> Optional[Mod
 
 def _load_data(model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig):
     """(train, val) SegDatasets, checked against the model and the batch size."""
-    from ..data.datasets import load_dataset
+    from ..data.datasets import load_dataset, load_splits
 
-    train_ds = load_dataset(data_cfg, data_cfg.train_split)
+    train_ds = load_splits(data_cfg, data_cfg.train_splits)
     val_ds = load_dataset(data_cfg, data_cfg.val_split)
     if model_cfg.num_classes != train_ds.num_classes:
         raise InvalidInputError(
@@ -165,7 +200,7 @@ def _fit(
             model,
             strategy,
             data,
-            epochs=train_cfg.epochs,
+            epochs=train_cfg.epoch_limit,
             initial_epoch=initial_epoch,
             steps_per_epoch=steps,
             callbacks=callbacks,
@@ -174,7 +209,7 @@ def _fit(
         return
     model.fit(
         data,
-        epochs=train_cfg.epochs,
+        epochs=train_cfg.epoch_limit,
         initial_epoch=initial_epoch,
         steps_per_epoch=steps,
         callbacks=callbacks,
