@@ -11,7 +11,7 @@ from .placement import HeadPlacement
 
 CONVERTERS.discover(__name__)
 
-from .api import ALL, DEFAULT_CALIB_SIZE, convert, plan_conversions, summary_line  # noqa: E402
+from .api import ALL, DEFAULT_CALIB_SIZE, ConvertOptions, convert, plan_conversions, summary_line  # noqa: E402
 from .parity import TOLERANCES  # noqa: E402
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "PRECISIONS",
     "TOLERANCES",
     "ConversionResult",
+    "ConvertOptions",
     "Converter",
     "HeadPlacement",
     "convert",

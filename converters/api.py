@@ -23,6 +23,7 @@ from edge_deeplab.errors import (
     ParityError,
 )
 from edge_deeplab.metadata import OUTPUT_HEADS, RESOLUTIONS
+from edge_deeplab.options import option, parse_size
 from edge_deeplab.status import Status
 
 from .artifact import convert_one, summary_line
@@ -105,9 +106,17 @@ def _as_list(value, what: str) -> List[str]:
     return items
 
 
+def _preset_names():
+    from edge_deeplab.presets import PRESETS
+
+    return PRESETS.names()
+
+
 @dataclass(frozen=True)
 class ConvertOptions:
     """How `convert` makes its artifacts (checked when made, before any work).
+
+    Each field is also a flag of `edge-deeplab convert` (`option`: flag and help live here).
 
     Attributes:
         calib_data: "synthetic", a folder of images, or RGB uint8 pixels (N, H, W, 3).
@@ -134,21 +143,37 @@ class ConvertOptions:
         preset: labels and normalisation of a published .tflite model (`published.py`).
     """
 
-    calib_data: object = None
-    calib_size: int = DEFAULT_CALIB_SIZE
-    size: Optional[Tuple[int, int]] = None
-    head: Optional[str] = None
-    resolution: Optional[str] = None
-    io_dtype: str = "pixels"
-    strict: bool = False
-    parity_images: int = 32
-    int8_agreement: Optional[float] = None
-    progress: bool = True
-    max_miou_drop: float = DEFAULT_BUDGET
-    val_data: object = None
-    val_split: str = "val"
-    val_limit: Optional[int] = None
-    preset: Optional[str] = None
+    calib_data: object = option(
+        None, "'synthetic' or a folder of images for calibration and parity "
+        "(default: synthetic when the model was trained on it)")
+    calib_size: int = option(DEFAULT_CALIB_SIZE, "calibration images (LiteRT advises 100-500)")
+    size: Optional[Tuple[int, int]] = option(None, "export the fully convolutional model at HxW", parse=parse_size)
+    head: Optional[str] = option(
+        None, "logits out, or an in-graph argmax class map (default: the fastest for each target)",
+        choices=OUTPUT_HEADS)
+    resolution: Optional[str] = option(
+        None, "output at the input size, or at the feature resolution (upsampled on the host)",
+        choices=RESOLUTIONS)
+    io_dtype: str = option(
+        "pixels", "int8 model input/output: pixels = uint8 RGB pixels in, normalised in the graph "
+        "(TFLite, OpenVINO, ONNX; the default), or TFLite int8/uint8/float32 I/O",
+        choices=IO_DTYPES, show_default=False)
+    strict: bool = option(False, "fail (and write nothing) when an artifact breaks the parity tolerance table")
+    parity_images: int = option(32, "images of the parity check")
+    int8_agreement: Optional[float] = option(
+        None, "argmax agreement with Keras an int8 artifact must reach (default 0.97)", parse=float)
+    progress: bool = option(True, "no progress messages", flag="--quiet", inverted=True)
+    max_miou_drop: float = option(
+        DEFAULT_BUDGET, "int8-mixed: mIoU points the artifact may lose against float; the fewest "
+        "layers that hold it stay in float, or the command exits non-zero with the drop reached")
+    val_data: object = option(
+        None, "int8-mixed: 'synthetic' or a dataset root with masks (as `eval --data` takes) to measure "
+        "the drop on (default: synthetic when the model was trained on it)")
+    val_split: str = option("val", "int8-mixed: split of --val-data")
+    val_limit: Optional[int] = option(None, "int8-mixed: score at most N validation images", parse=int)
+    preset: Optional[str] = option(
+        None, "labels and normalisation of a published .tflite MODEL (its weights are imported as "
+        "`train --weights` does; our own artifacts carry them)", choices=_preset_names)
 
     def __post_init__(self):
         _check_options(self.head, self.resolution, self.io_dtype, self.calib_size, self.parity_images)

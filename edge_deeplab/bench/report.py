@@ -23,6 +23,7 @@ import numpy as np
 from ..data.evaluation_set import load_data
 from ..errors import InvalidInputError
 from ..imageio import atomic_write_text
+from ..options import option, parse_floats, parse_list
 from ..runs import resolve_model_path
 from . import pareto
 from .machine import describe_machine, utc_now
@@ -31,7 +32,7 @@ from .render_html import Examples, render_html
 from .render_md import render_markdown
 from .report_data import default_calibration, protocol_of
 from .report_row import ReportRow, units
-from .runner import VariantRunner
+from .runner import VariantRunner, reference_metadata
 from .variants import Variant, all_variants, parse_variant_specs, select_variants
 
 UNITS = units()  # per field, declared on ReportRow
@@ -39,11 +40,17 @@ UNITS = units()  # per field, declared on ReportRow
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """How long to time each variant (the bench harness's arguments)."""
+    """How long to time each variant (the bench harness's arguments; `report` flags)."""
 
-    warmup: int = 3
-    min_time_s: float = 2.0
-    max_runs: int = 200
+    warmup: int = option(3, "untimed runs first")
+    min_time_s: float = option(2.0, "seconds to time each variant", flag="--min-time")
+    max_runs: int = option(200, "timed runs per variant at most")
+
+    def __post_init__(self):
+        if self.warmup < 0 or self.min_time_s < 0 or self.max_runs < 1:
+            raise InvalidInputError(
+                f"--warmup and --min-time must be >= 0 and --max-runs >= 1, got {self.warmup}, "
+                f"{self.min_time_s}, {self.max_runs}")
 
 
 @dataclass
@@ -118,27 +125,52 @@ class ReportOptions:
         int8_agreement: the conversions' parity bar for int8 rows (None: the table's 0.97).
     """
 
-    variants: Optional[Union[str, Sequence[Variant]]] = None
-    runtimes: Optional[Sequence[str]] = None
-    max_miou_drop: Optional[float] = None
-    threads: Optional[int] = None
-    limit: Optional[int] = None
-    progress: bool = True
-    split: str = "val"
-    calib_data: object = None
-    bench: BenchOptions = BenchOptions()
-    scales: Tuple[float, ...] = (1.0,)
-    flip: bool = False
-    examples: int = 3
-    reconvert: bool = False
-    device: Optional[str] = None
-    mixed_precision: bool = False
-    int8_agreement: Optional[float] = None
+    variants: Optional[Union[str, Sequence[Variant]]] = option(
+        None, "comma-separated FORMAT[:PRECISION] (e.g. tflite:int8,openvino); default: all")
+    runtimes: Optional[Sequence[str]] = option(
+        None, "comma-separated engines to run the artifacts on (e.g. onnxruntime,openvino); "
+        "default: each format's own engine", parse=parse_list)
+    max_miou_drop: Optional[float] = option(
+        None, "exit with status 3 if any variant loses more mIoU points than this", parse=float)
+    threads: Optional[int] = option(None, "CPU threads for every engine", parse=int)
+    limit: Optional[int] = option(None, "evaluate only the first N images", parse=int)
+    progress: bool = option(True, "no progress lines", flag="--quiet", inverted=True)
+    split: str = option("val", "split to evaluate")
+    calib_data: object = option(
+        None, "folder of calibration images for int8 (default: the train split's images of a "
+        "folder dataset; synthetic images for a model trained on the synthetic dataset)")
+    bench: BenchOptions = BenchOptions()  # its own fields are flags
+    scales: Tuple[float, ...] = option((1.0,), "evaluation scales", parse=parse_floats)
+    flip: bool = option(False, "also evaluate mirrored images")
+    examples: int = option(3, "example images in the HTML")
+    reconvert: bool = option(False, "convert again even where artifacts exist")
+    device: Optional[str] = option(None, "engine device (CPU, GPU, ...)")
+    mixed_precision: bool = option(
+        False, "add an int8-mixed row for every format that makes it (TFLite, OpenVINO, ONNX): int8 "
+        "with the fewest layers kept in float that hold --max-miou-drop (default 0.5 point) on the "
+        "evaluated images")
+    int8_agreement: Optional[float] = option(
+        None, "argmax agreement with the float model an int8 conversion must reach (default 0.97)", parse=float)
 
     def __post_init__(self):
-        # Checked here, not at the first int8 conversion minutes into the report.
-        if self.int8_agreement is not None and not 0 < float(self.int8_agreement) <= 1:
-            raise InvalidInputError(f"--int8-agreement must be in (0, 1], got {self.int8_agreement}")
+        for name in ("threads", "limit"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidInputError(f"--{name} must be >= 1, got {value}")
+        if self.max_miou_drop is not None and not self.max_miou_drop >= 0:
+            raise InvalidInputError(f"--max-miou-drop must be >= 0 (points), got {self.max_miou_drop}")
+        if self.examples < 0:
+            raise InvalidInputError(f"--examples must be >= 0, got {self.examples}")
+        object.__setattr__(self, "scales", tuple(float(v) for v in self.scales))
+        # The conversions' own rule, checked here, not at the first int8 conversion minutes in.
+        from edge_deeplab.converters.api import ConvertOptions
+
+        ConvertOptions(int8_agreement=self.int8_agreement)
+
+    def conversion(self) -> dict:
+        """What the report's conversions take from it (`convert` keyword arguments)."""
+        budget = {} if self.max_miou_drop is None else {"max_miou_drop": float(self.max_miou_drop)}
+        return {"progress": self.progress, "int8_agreement": self.int8_agreement, **budget}
 
 
 def report(model, data, out_dir, options: Optional[ReportOptions] = None, **overrides) -> ReportResult:
@@ -158,16 +190,12 @@ def report(model, data, out_dir, options: Optional[ReportOptions] = None, **over
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     chosen = _chosen_variants(options)
-    runner = _runner(model_path, out_dir, options, data)
-    meta = runner.reference_metadata()
+    meta = reference_metadata(model_path, options.threads)
     dataset = load_data(data, meta, options.split, options.limit)
-    protocol = protocol_of(
-        meta, dataset, data, options.split, options.scales, options.flip, runner.calib_data
-    )
-    runner.val_data = dataset
-    if options.max_miou_drop is not None:
-        runner.budget = float(options.max_miou_drop)
-    runner.int8_agreement = options.int8_agreement
+    calib_data = default_calibration(data) if options.calib_data is None else options.calib_data
+    protocol = protocol_of(meta, dataset, data, options.split, options.scales, options.flip, calib_data)
+    # int8-mixed measures its budget on the evaluated images
+    runner = VariantRunner(model_path, out_dir / "artifacts", options, calib_data, val_data=dataset, meta=meta)
     show = _Progress(options.progress, len(chosen))
     show.note(
         f"report: {show.total} variants of {model_path}; {len(dataset)} images, "
@@ -202,25 +230,6 @@ def _chosen_variants(options: ReportOptions) -> List[Variant]:
         formats = {v.format for v in chosen}
         chosen += [v for v in everything if v.precision in BUDGETED and v.format in formats and v not in chosen]
     return chosen
-
-
-def _runner(model_path: Path, out_dir: Path, options: ReportOptions, data) -> VariantRunner:
-    runner = VariantRunner(
-        model_path,
-        out_dir / "artifacts",
-        threads=options.threads,
-        device=options.device,
-        calib_data=options.calib_data,
-        bench=options.bench,
-        scales=options.scales,
-        flip=options.flip,
-        reconvert=options.reconvert,
-        keep_examples=options.examples,
-        progress=options.progress,
-    )
-    if options.calib_data is None:
-        runner.calib_data = default_calibration(data)
-    return runner
 
 
 def _measure_all(runner, chosen: Sequence[Variant], dataset, show: _Progress) -> List[ReportRow]:

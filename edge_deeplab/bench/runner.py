@@ -28,52 +28,29 @@ class VariantRunner:
     Args:
         model_path: the float reference (.keras).
         artifacts_dir: where artifacts are made or found (model_<precision><suffix>).
-        threads, device: engine options for every variant.
-        calib_data: passed to `converters.convert` for int8.
-        bench: a report.BenchOptions. scales, flip: evaluation protocol.
-        reconvert: ignore existing artifacts. keep_examples: images whose masks are kept.
+        options: the report's ReportOptions (engines, protocol, timing, conversion bars).
+        calib_data: int8 calibration images, resolved (passed to `converters.convert`).
+        val_data: the evaluated images: int8-mixed measures its budget on them.
+        meta: the reference's metadata when already read (`reference_metadata`).
     """
 
-    def __init__(
-        self,
-        model_path: Path,
-        artifacts_dir: Path,
-        *,
-        threads=None,
-        device=None,
-        calib_data=None,
-        bench=None,
-        scales=(1.0,),
-        flip=False,
-        reconvert=False,
-        keep_examples=3,
-        progress=True,
-    ):
+    def __init__(self, model_path: Path, artifacts_dir: Path, options, calib_data=None, val_data=None, meta=None):
         self.model_path, self.artifacts_dir = Path(model_path), Path(artifacts_dir)
-        self.threads, self.device, self.calib_data = threads, device, calib_data
-        self.bench, self.scales, self.flip = bench, tuple(scales), bool(flip)
-        self.reconvert, self.keep_examples, self.progress = reconvert, keep_examples, progress
+        self.options, self.calib_data, self.val_data = options, calib_data, val_data
         self._conversions: Dict[tuple, object] = {}
         self._reference_labels: Optional[List[np.ndarray]] = None
         self.kept: Dict[str, List[np.ndarray]] = {}
-        self._meta = None
-        self.val_data = None  # int8-mixed: the images its budget is measured on (the evaluated ones)
-        self.budget: Optional[float] = None  # int8-mixed: mIoU points (None: the converter's default)
-        self.int8_agreement: Optional[float] = None  # int8 parity bar (None: the converter's table)
+        self._meta = meta
 
     def reference_metadata(self):
         """The float model's metadata: the evaluation protocol every variant follows."""
         if self._meta is None:
-            from edge_deeplab.runtimes import load_runtime
-            from edge_deeplab.segmenter import Segmenter
-
-            with load_runtime(self.model_path, backend="keras", threads=self.threads) as runtime:
-                self._meta = Segmenter(runtime).metadata
+            self._meta = reference_metadata(self.model_path, self.options.threads)
         return self._meta
 
     def run(self, variant: Variant, dataset, chosen: Sequence[Variant], say: Say) -> ReportRow:
         """Measure one variant; failures become the row's status and reason."""
-        row = ReportRow(variant, threads=self.threads)
+        row = ReportRow(variant, threads=self.options.threads)
         engine_problem = self._engine_problem(variant)
         if engine_problem:
             return row.fail(Status.NOT_AVAILABLE, engine_problem)
@@ -117,7 +94,7 @@ class VariantRunner:
         path = self.artifacts_dir / variant.artifact_name()
         key = (variant.format, variant.precision)
         fresh = path.exists() and path.stat().st_mtime >= self.model_path.stat().st_mtime
-        if key not in self._conversions and fresh and not self.reconvert:
+        if key not in self._conversions and fresh and not self.options.reconvert:
             row.reused = True
             return path
         from edge_deeplab.converters import CONVERTERS
@@ -150,19 +127,9 @@ class VariantRunner:
         from edge_deeplab.converters import ConversionResult, convert
 
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        budget = {} if self.budget is None else {"max_miou_drop": self.budget}
         try:
-            results = convert(
-                self.model_path,
-                [fmt],
-                precisions,
-                self.artifacts_dir,
-                calib_data=self.calib_data,
-                progress=self.progress,
-                val_data=self.val_data,
-                int8_agreement=self.int8_agreement,
-                **budget,
-            )
+            results = convert(self.model_path, [fmt], precisions, self.artifacts_dir, calib_data=self.calib_data,
+                              val_data=self.val_data, **self.options.conversion())
         except Exception as exc:  # noqa: BLE001 - any converter crash is this format's row, not the report's
             reason = f"{type(exc).__name__}: {exc}"
             results = [ConversionResult(fmt, p, status=Status.CONVERSION_FAILED, reason=reason) for p in precisions]
@@ -181,7 +148,7 @@ class VariantRunner:
 
         rss_before = current_rss_mb()
         with load_runtime(
-            path, backend=variant.runtime, threads=self.threads, device=self.device
+            path, backend=variant.runtime, threads=self.options.threads, device=self.options.device
         ) as runtime:
             meta = runtime.metadata or self.reference_metadata().replace(
                 format=variant.format, precision=variant.precision
@@ -199,7 +166,7 @@ class VariantRunner:
             say(f"evaluating {len(dataset)} images ...")
             start = time.perf_counter()
             recorder = Recorder(segmenter)
-            result = evaluate(recorder, dataset, scales=self.scales, flip=self.flip)
+            result = evaluate(recorder, dataset, scales=self.options.scales, flip=self.options.flip)
             row.eval_s = round(time.perf_counter() - start, 2)
             row.miou = clean_number(result.miou)
             row.pixel_accuracy = clean_number(result.pixel_accuracy)
@@ -229,19 +196,19 @@ class VariantRunner:
             )
             total = sum(a.size for a in labels)
             row.agreement = round(same / total, 6) if total else None
-        if self.keep_examples:
+        if self.options.examples:
             self.kept[variant.ident] = [
-                np.asarray(m, np.uint8) for m in labels[: self.keep_examples]
+                np.asarray(m, np.uint8) for m in labels[: self.options.examples]
             ]
 
     def _benchmark(self, benchmark, segmenter, image: np.ndarray, row: ReportRow) -> None:
         options = (
             {}
-            if self.bench is None
+            if self.options.bench is None
             else dict(
-                warmup=self.bench.warmup,
-                min_time_s=self.bench.min_time_s,
-                max_runs=self.bench.max_runs,
+                warmup=self.options.bench.warmup,
+                min_time_s=self.options.bench.min_time_s,
+                max_runs=self.options.bench.max_runs,
             )
         )
         stats = benchmark(segmenter, image=image, **options)
@@ -277,7 +244,7 @@ class VariantRunner:
         idents = ([ref] if ref else []) + int8
         if not idents:
             return None
-        count = min(self.keep_examples, len(dataset))
+        count = min(self.options.examples, len(dataset))
         titles = {r.variant.ident: f"{r.variant.format} {r.variant.precision}" for r in rows}
         return Examples(
             images=[dataset[i][0] for i in range(count)],
@@ -286,3 +253,12 @@ class VariantRunner:
             titles=titles,
             palette=meta.palette,
         )
+
+
+def reference_metadata(model_path: Path, threads=None):
+    """The float model's metadata: the evaluation protocol every variant follows."""
+    from edge_deeplab.runtimes import load_runtime
+    from edge_deeplab.segmenter import Segmenter
+
+    with load_runtime(model_path, backend="keras", threads=threads) as runtime:
+        return Segmenter(runtime).metadata

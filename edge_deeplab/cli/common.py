@@ -3,35 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Tuple
+from typing import Optional
 
 from ..errors import InvalidInputError
+from ..options import parse_floats, parse_list, parse_size  # noqa: F401  (flags' parsers, imported from here)
 from ..presets import PRESETS
-
-
-def parse_size(text: str) -> Tuple[int, int]:
-    """'257' or '257x257' or '360x480' (height x width) -> (h, w)."""
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be N or HxW, got {text!r}") from None
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or min(values) < 8:
-        raise argparse.ArgumentTypeError(f"size must be N or HxW with N >= 8, got {text!r}")
-    return values[0], values[1]
-
-
-def parse_floats(text: str) -> Tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def parse_list(text: str) -> Tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def add_model_source_args(parser: argparse.ArgumentParser) -> None:

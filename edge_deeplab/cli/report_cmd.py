@@ -12,7 +12,7 @@ import sys
 
 from ..errors import InvalidInputError
 from ..status import Status
-from .common import parse_floats
+from .option_flags import add_option_flags, options_from_args
 
 ORDER = 90  # its place in `edge-deeplab --help`
 GATE_FAILED = 3
@@ -20,6 +20,8 @@ VARIANT_FAILED = 4  # a variant named in --variants could not be converted, run 
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..bench.report import BenchOptions, ReportOptions
+
     parser = subparsers.add_parser(
         "report",
         help="accuracy-vs-latency report over formats and precisions",
@@ -34,7 +36,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         choices=_dataset_formats(),
         help="dataset format (default: folder with --data, else synthetic)",
     )
-    parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument(
         "--ignore-label",
         type=int,
@@ -44,84 +45,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", required=True, help="output folder (artifacts go to OUT/artifacts)"
     )
-    parser.add_argument(
-        "--variants",
-        default=None,
-        help="comma-separated FORMAT[:PRECISION] (e.g. tflite:int8,openvino); default: all",
-    )
-    parser.add_argument(
-        "--runtimes",
-        default=None,
-        help="comma-separated engines to run the artifacts on (e.g. onnxruntime,openvino); "
-        "default: each format's own engine",
-    )
-    parser.add_argument(
-        "--max-miou-drop",
-        type=float,
-        default=None,
-        help="exit with status 3 if any variant loses more mIoU points than this",
-    )
-    parser.add_argument(
-        "--int8-agreement", type=float, default=None,
-        help="argmax agreement with the float model an int8 conversion must reach (default 0.97)",
-    )
-    _add_measurement_args(parser)
-    parser.add_argument(
-        "--reconvert", action="store_true", help="convert again even where artifacts exist"
-    )
-    parser.add_argument(
-        "--mixed-precision",
-        action="store_true",
-        help="add an int8-mixed row for every format that makes it (TFLite, OpenVINO, ONNX): int8 "
-        "with the fewest layers kept in float that hold --max-miou-drop (default 0.5 point) on the "
-        "evaluated images",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_option_flags(parser, ReportOptions)  # every option is declared on its field there
+    add_option_flags(parser.add_argument_group("timing"), BenchOptions)
     return parser
-
-
-def _add_measurement_args(parser: argparse.ArgumentParser) -> None:
-    """Engines, evaluation protocol and timing of every variant."""
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for every engine")
-    parser.add_argument("--device", default=None, help="engine device (CPU, GPU, ...)")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
-    parser.add_argument(
-        "--calib-data",
-        default=None,
-        help="folder of calibration images for int8 (default: the train split's images of a "
-        "folder dataset; synthetic images for a model trained on the synthetic dataset)",
-    )
-    parser.add_argument(
-        "--scales", type=parse_floats, default=(1.0,), help="evaluation scales (default: 1)"
-    )
-    parser.add_argument("--flip", action="store_true", help="also evaluate mirrored images")
-    parser.add_argument(
-        "--min-time", type=float, default=2.0, help="seconds to time each variant (default: 2)"
-    )
-    parser.add_argument(
-        "--max-runs", type=int, default=200, help="timed runs per variant at most (default: 200)"
-    )
-    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default: 3)")
-    parser.add_argument(
-        "--examples", type=int, default=3, help="example images in the HTML (default: 3)"
-    )
 
 
 def _dataset_formats():
     from ..data.datasets import DATASETS
 
     return DATASETS.names()
-
-
-def _check(args) -> None:
-    for name in ("threads", "limit", "max_runs"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise InvalidInputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.max_miou_drop is not None and args.max_miou_drop < 0:
-        raise InvalidInputError(f"--max-miou-drop must be >= 0 (points), got {args.max_miou_drop}")
-    if args.min_time < 0 or args.warmup < 0 or args.examples < 0:
-        raise InvalidInputError("--min-time, --warmup and --examples must be >= 0")
 
 
 def data_config(args, meta):
@@ -162,31 +94,11 @@ def _model_metadata(model):
 
 
 def run(args) -> int:
-    from ..bench.report import BenchOptions, report
+    from ..bench.report import BenchOptions, ReportOptions, report
 
-    _check(args)
+    options = options_from_args(ReportOptions, args, bench=options_from_args(BenchOptions, args))
     meta = _model_metadata(args.model)
-    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()] if args.runtimes else None
-    result = report(
-        args.model,
-        data_config(args, meta),
-        args.out,
-        variants=args.variants,
-        runtimes=runtimes,
-        max_miou_drop=args.max_miou_drop,
-        threads=args.threads,
-        limit=args.limit,
-        progress=not args.quiet,
-        split=args.split,
-        calib_data=args.calib_data,
-        scales=args.scales,
-        flip=args.flip,
-        examples=args.examples,
-        reconvert=args.reconvert,
-        mixed_precision=args.mixed_precision,
-        int8_agreement=args.int8_agreement,
-        bench=BenchOptions(warmup=args.warmup, min_time_s=args.min_time, max_runs=args.max_runs),
-    )
+    result = report(args.model, data_config(args, meta), args.out, options)
     from ..bench.render_md import markdown_table
 
     print(markdown_table(result.data))
