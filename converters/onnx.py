@@ -17,11 +17,11 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from edge_deeplab.runtimes import model_api_info
+from edge_deeplab.runtimes import model_api_info, onnx_metadata
 
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
-from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
+from edge_deeplab.metadata import ArtifactMetadata
 
 from .base import CONVERTERS, Converter
 from .job import ConversionJob
@@ -80,18 +80,8 @@ class ONNXConverter(Converter):
         return "onnxruntime qdq_loss_debug (qdq_err)", onnx_layer_sqnr(path, inputs.artifact_batches)
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
-        """Set `metadata_props["edge_deeplab"]` and model_api's `model_info ...` keys
-        (rewrites the file in place)."""
-        onnx = deps.optional("onnx", "onnx", "writing ONNX metadata")
-        model = onnx.load(str(path))
-        ours = {METADATA_KEY: meta.to_json(), **model_api_info.onnx_props(meta)}
-        props = [p for p in model.metadata_props if p.key not in ours]
-        del model.metadata_props[:]
-        model.metadata_props.extend(props)
-        for key, value in ours.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(model, str(path))
+        """Ours and model_api's `metadata_props` (`onnx_metadata`, which the runtime reads)."""
+        onnx_metadata.embed(path, meta)
 
     def client_ready(self, meta: ArtifactMetadata) -> bool:
         return model_api_info.client_ready(meta)

@@ -13,9 +13,8 @@ import numpy as np
 from edge_deeplab import deps
 from edge_deeplab.errors import InvalidInputError, ModelLoadError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
-from edge_deeplab.metadata_io import metadata_from_props
 
-from . import model_api_info
+from . import model_api_info, onnx_metadata
 from .base import RUNTIMES, Runtime, TensorSpec
 
 # `device` values -> the execution providers to ask for, best first (CPU is always the fallback).
@@ -84,7 +83,7 @@ class ONNXRuntime(Runtime):
         self._out = self._session.get_outputs()[0]
         # `metadata_props["edge_deeplab"]`, read from the open session (no second parse).
         custom = dict(self._session.get_modelmeta().custom_metadata_map)
-        self._metadata = metadata_from_props(custom, self.path)
+        self._metadata = onnx_metadata.from_props(custom, self.path)
         # model_api's layout (model_api_info): NCHW in and out, presented and fed as NHWC;
         # pixels it takes as float32 are presented as the uint8 they hold.
         self._planar = model_api_info.planar_in_props(custom)
@@ -129,22 +128,8 @@ class ONNXRuntime(Runtime):
 
     @classmethod
     def read_metadata(cls, path) -> Optional[ArtifactMetadata]:
-        """`metadata_props["edge_deeplab"]` through `onnx` (the graph only) or, without it,
-        `onnxruntime` (its model metadata); None when absent."""
-        path = Path(path)
-        if deps.available("onnx"):
-            import onnx
-
-            try:
-                model = onnx.load(str(path), load_external_data=False)
-            except Exception as exc:  # onnx raises DecodeError, ValueError, OSError...
-                raise ModelLoadError(f"{path}: not a readable ONNX model: {exc}") from None
-            props = {p.key: p.value for p in model.metadata_props}
-        else:
-            ort = deps.onnxruntime("reading ONNX metadata")
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            props = dict(session.get_modelmeta().custom_metadata_map)
-        return metadata_from_props(props, path)
+        """`metadata_props["edge_deeplab"]` without a session (`onnx_metadata.read`)."""
+        return onnx_metadata.read(path)
 
     @classmethod
     def available(cls) -> bool:
