@@ -47,21 +47,19 @@ def calibration_source(calib_data, source):
 
 
 def calibration(calib_source, source, n: int, say: Progress) -> np.ndarray:
-    """float32 (N, H, W, 3) normalised calibration input through THE preprocessing, validated."""
-    from edge_deeplab.data.calibration import calibration_batches
+    """uint8 (N, H, W, 3) calibration pixels at the model's input (THE resize), validated."""
+    from edge_deeplab.data.calibration import calibration_pixels
 
     meta = source.metadata
     say(f"  calibration: up to {n} images from {_describe(calib_source)}")
-    batches = np.asarray(calibration_batches(calib_source, meta, n))
+    pixels = np.asarray(calibration_pixels(calib_source, meta, n))
     expected = (*meta.input_size, 3)
-    if batches.ndim != 4 or batches.shape[0] == 0 or tuple(batches.shape[1:]) != expected:
+    if pixels.ndim != 4 or pixels.shape[0] == 0 or tuple(pixels.shape[1:]) != expected:
         raise InvalidInputError(
-            f"calibration data has shape {batches.shape}; "
+            f"calibration data has shape {pixels.shape}; "
             f"expected (N >= 1, {expected[0]}, {expected[1]}, 3)"
         )
-    if not np.all(np.isfinite(batches)):
-        raise InvalidInputError("calibration data contains NaN or infinite values")
-    return batches.astype(np.float32, copy=False)
+    return pixels
 
 
 def parity_image_set(calib_source, source, n: int):

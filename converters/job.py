@@ -12,6 +12,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from edge_deeplab.data.preprocessing import normalize
 from edge_deeplab.errors import InvalidInputError
 
 from .onnx_export import export_onnx
@@ -47,7 +48,7 @@ class ConversionJob:
     Args:
         source: the SourceModel (Keras model + metadata).
         workdir: a private temporary folder for intermediates (SavedModels, ONNX exports).
-        calibration: a callable returning float32 (N, H, W, 3) normalised batches.
+        calibration: a callable returning the uint8 (N, H, W, 3) calibration pixels.
         progress: the Progress reporter.
         io_dtype: int8 model input/output: "pixels" (uint8 RGB pixels in, normalised in
             the graph; TFLite, OpenVINO, ONNX), or TFLite's "int8", "uint8", "float32".
@@ -69,6 +70,7 @@ class ConversionJob:
         self.source = source
         self.workdir = Path(workdir)
         self._calibration = calibration
+        self._pixels: Optional[np.ndarray] = None
         self._calib_cache: Optional[np.ndarray] = None
         self.progress = progress
         self.io_dtype = io_dtype
@@ -95,29 +97,29 @@ class ConversionJob:
 
         return self._cached(("reference", placement), build)
 
+    def calibration_pixels(self) -> np.ndarray:
+        """uint8 (N, H, W, 3) calibration images at the model's input (read once)."""
+        if self._pixels is None:
+            self._pixels = self._calibration()
+        return self._pixels
+
     def calibration(self) -> np.ndarray:
-        """float32 (N, H, W, 3) normalised calibration images (computed once)."""
+        """float32 (N, H, W, 3) normalised calibration input, for targets fed floats (made once)."""
         if self._calib_cache is None:
-            self._calib_cache = self._calibration()
+            meta = self.source.metadata
+            self._calib_cache = normalize(self.calibration_pixels().astype(np.float32), meta.mean, meta.std)
         return self._calib_cache
 
-    def pixel_input(self, precision: str) -> bool:
-        """Whether the artifact of `precision` takes raw uint8 pixels (plain int8 only)."""
-        return precision == "int8" and self.io_dtype == "pixels"
-
     def pixel_calibration(self) -> np.ndarray:
-        """The calibration images as float32 pixel values 0..255 (N, H, W, 3).
+        """The calibration images as uint8 pixels (N, H, W, 3) for pixel-input targets.
 
-        Two pixels of the first image are set to 0 and 255 so the calibrated input range
-        is exactly 0..255: uint8 input scale 1, zero point 0.
+        Two pixels of the first image are set to 0 and 255 (in a copy of that image only) so
+        the calibrated input range is exactly 0..255: uint8 input scale 1, zero point 0.
         """
-        meta = self.source.metadata
-        pixels = self.calibration() * np.asarray(meta.std, np.float32)  # in place from here:
-        pixels += np.asarray(meta.mean, np.float32)  # 200 CamVid images are 415 MB a copy
-        np.round(pixels, out=pixels)
-        np.clip(pixels, 0, 255, out=pixels)
-        pixels[0, 0, 0], pixels[0, 0, -1] = 0.0, 255.0
-        return pixels
+        pixels = self.calibration_pixels()
+        first = pixels[:1].copy()
+        first[0, 0, 0], first[0, 0, -1] = 0, 255
+        return np.concatenate([first, pixels[1:]])
 
     def keras_model(self, placement: HeadPlacement):
         """The Keras model at the placement's resolution (logits out)."""

@@ -62,7 +62,7 @@ class TFLiteConverter(Converter):
         elif precision == "dynamic":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         elif precision == "int8":
-            _full_integer(converter, job, placement)
+            _full_integer(converter, job, placement, pixels)
         job.progress(f"  TFLite converter: {precision}")
         try:
             content = converter.convert()
@@ -103,17 +103,17 @@ class TFLiteConverter(Converter):
         return tflite_metadata.client_ready(meta)
 
 
-def _full_integer(converter, job: ConversionJob, placement: HeadPlacement) -> None:
-    """Configure full-integer quantization with the job's calibration images."""
+def _full_integer(converter, job: ConversionJob, placement: HeadPlacement, pixels: bool) -> None:
+    """Configure full-integer quantization with the job's calibration images; `pixels`: the
+    model takes uint8 pixels (`Converter.takes_pixels`, the one test of it)."""
     tf = deps.tensorflow()
-    pixels = job.pixel_input("int8")
     batches = job.pixel_calibration() if pixels else job.calibration()
     tick = job.progress.count("calibrating (TFLite)", len(batches))
 
     def representative_dataset():
         for index in range(len(batches)):
             tick(index + 1)
-            yield [batches[index : index + 1]]
+            yield [batches[index : index + 1].astype(np.float32, copy=False)]  # the SavedModel's input
 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative_dataset

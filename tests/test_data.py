@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -145,6 +147,33 @@ def test_calibration_batches(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidInputError, match="no images"):
         calibration_batches(tmp_path / "empty", meta, 3)
+
+
+def test_calibration_stays_uint8_pixels_until_a_target_needs_floats():
+    """The job keeps the calibration images as uint8 pixels; the normalised floats are
+    derived from them, and the pixel-input targets get the pixels (first image spanning
+    0..255) without a normalise / un-normalise round trip."""
+    from types import SimpleNamespace
+
+    from edge_deeplab.converters.job import ConversionJob
+
+    from edge_deeplab.data.calibration import calibration_batches, calibration_pixels
+    from edge_deeplab.data.preprocessing import input_pixels, preprocess
+
+    meta = _meta(size=(32, 48))
+    pixels = calibration_pixels("synthetic", meta, 4)
+    assert pixels.dtype == np.uint8 and pixels.shape == (4, 32, 48, 3)
+    assert np.array_equal(calibration_batches("synthetic", meta, 4), np.stack(
+        [preprocess(p, meta)[0] for p in pixels]))  # the same THE preprocessing, at input size
+    wide = np.full((20, 60, 3), 200, np.uint8)  # letterboxed: black bands, normalised like black
+    assert input_pixels(wide, meta.replace(resize="letterbox"))[0][0, 0].tolist() == [0, 0, 0]
+    original = pixels.copy()
+    job = ConversionJob(SimpleNamespace(metadata=meta), Path("."), lambda: pixels, print, "pixels")
+    fed = job.pixel_calibration()
+    assert fed.dtype == np.uint8 and fed[0, 0, 0].tolist() == [0, 0, 0] and fed[0, 0, -1].tolist() == [255] * 3
+    assert np.array_equal(fed[1:], original[1:]) and np.array_equal(fed[0, 1:], original[0, 1:])
+    assert np.array_equal(job.calibration_pixels(), original), "the cached pixels are not touched"
+    assert np.allclose(job.calibration() * np.asarray(meta.std) + np.asarray(meta.mean), pixels, atol=1e-3)
 
 
 def test_train_pipeline_with_images_of_different_sizes():

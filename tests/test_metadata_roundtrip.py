@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from edge_deeplab.converters import CONVERTERS
 
 pytest.importorskip("tensorflow")

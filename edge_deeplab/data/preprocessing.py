@@ -185,26 +185,33 @@ def _linear_taps(src: int, dst: int):
     return lo, np.minimum(lo + 1, src - 1), (pos - lo).astype(np.float32)
 
 
-def preprocess(
+def input_pixels(
     image: np.ndarray, meta: ArtifactMetadata, order: str = "RGB", shrink: str = DEFAULT_SHRINK
 ) -> Tuple[np.ndarray, Placement]:
-    """uint8 (H, W, 3) -> float32 (h, w, 3) model input, normalised, and its Placement.
+    """uint8 (H, W, 3) -> uint8 (h, w, 3) at the model's input size, and its Placement:
+    resized (letterboxed with black), in the model's channel order, not normalised.
 
-    `order` is the image's channel order; it is flipped to the model's after the resize,
-    where the image is smallest.
+    What a pixel-input model takes, and what `preprocess` normalises. `order` is the
+    image's channel order; it is flipped after the resize, where the image is smallest.
     """
     placement = place(image.shape[:2], meta.input_size, meta.resize)
     top, left, rh, rw = placement.region
     resized = resize(image, (rh, rw), shrink=shrink)
     if order != meta.channel_order:
         resized = resized[:, :, ::-1]
-    x = normalize(resized.astype(np.float32), meta.mean, meta.std)
     if (rh, rw) != tuple(meta.input_size):
-        # Letterbox padding is the normalised value of black pixels.
-        canvas = np.empty((*meta.input_size, 3), np.float32)
-        canvas[...] = normalize(np.zeros(3, np.float32), meta.mean, meta.std)
-        canvas[top : top + rh, left : left + rw] = x
-        x = canvas
+        canvas = np.zeros((*meta.input_size, 3), resized.dtype)  # letterbox: black pixels
+        canvas[top : top + rh, left : left + rw] = resized
+        resized = canvas
+    return resized, placement
+
+
+def preprocess(
+    image: np.ndarray, meta: ArtifactMetadata, order: str = "RGB", shrink: str = DEFAULT_SHRINK
+) -> Tuple[np.ndarray, Placement]:
+    """uint8 (H, W, 3) -> float32 (h, w, 3) model input, normalised, and its Placement."""
+    pixels, placement = input_pixels(image, meta, order, shrink)
+    x = normalize(pixels.astype(np.float32), meta.mean, meta.std)
     return x.astype(np.float32, copy=False), placement
 
 
