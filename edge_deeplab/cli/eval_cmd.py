@@ -47,12 +47,9 @@ def run(args) -> int:
     from ..data.datasets import load_dataset
     from ..evaluation import evaluate
 
-    segmenter = open_segmenter(args)
-    try:
+    with open_segmenter(args) as segmenter:
         dataset = load_dataset(_data_config(args, segmenter.metadata), args.split)
         result = evaluate(segmenter, dataset, scales=args.scales, flip=args.flip, limit=args.limit)
-    finally:
-        segmenter.runtime.close()
     print(format_table(result))
     if args.json:
         record = {"model": args.model, "data": args.data, "split": args.split, **result.to_dict()}
