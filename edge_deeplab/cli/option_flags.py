@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from ..options import CLI, cli_fields
 
@@ -27,6 +28,11 @@ def options_from_args(options_cls, args: argparse.Namespace, **values):
     """An `options_cls` from the parsed flags (its own checks run), `values` added or overriding."""
     given = {f.name: getattr(args, f.name) for f in cli_fields(options_cls) if hasattr(args, f.name)}
     return options_cls(**{**given, **values})
+
+
+def keywords(options) -> dict:
+    """An options object as the keyword arguments its API function takes (one level deep)."""
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
 
 
 def _help(spec: dict, default) -> str:

@@ -12,7 +12,7 @@ import sys
 
 from ..errors import InvalidInputError
 from ..status import Status
-from .option_flags import add_option_flags, options_from_args
+from .option_flags import add_option_flags, keywords, options_from_args
 
 ORDER = 90  # its place in `edge-deeplab --help`
 GATE_FAILED = 3
@@ -96,9 +96,9 @@ def _model_metadata(model):
 def run(args) -> int:
     from ..bench.report import BenchOptions, ReportOptions, report
 
-    options = options_from_args(ReportOptions, args, bench=options_from_args(BenchOptions, args))
+    options = options_from_args(ReportOptions, args, bench=options_from_args(BenchOptions, args))  # checked here
     meta = _model_metadata(args.model)
-    result = report(args.model, data_config(args, meta), args.out, options)
+    result = report(args.model, data_config(args, meta), args.out, **keywords(options))
     from ..bench.render_md import markdown_table
 
     print(markdown_table(result.data))
