@@ -1,24 +1,15 @@
-"""Is this a Jetson, and in which power mode: what a demo's `--stats` records (None elsewhere)."""
+"""In which power mode a Jetson runs: what a demo's `--stats` records (None elsewhere)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Optional
 
-_TEGRA_RELEASE = Path("/etc/nv_tegra_release")
-_DEVICE_MODEL = Path("/proc/device-tree/model")
-_CPU_FREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")
+from edge_deeplab.nvidia import is_jetson, jetson_model, read_text
 
-
-def is_jetson() -> bool:
-    """True on an NVIDIA Jetson (L4T), judged from the system files JetPack installs."""
-    if _TEGRA_RELEASE.exists():
-        return True
-    try:
-        return "jetson" in _DEVICE_MODEL.read_text(errors="ignore").lower()
-    except OSError:
-        return False
+CPU_FREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")
 
 
 def power_state() -> Optional[dict]:
@@ -31,24 +22,18 @@ def power_state() -> Optional[dict]:
     if not is_jetson():
         return None
     return {
-        "model": _read(_DEVICE_MODEL),
+        "model": jetson_model(),
         "nvpmodel": _nvpmodel_mode(),
         "jetson_clocks": _clocks_pinned(),
     }
 
 
-def _read(path: Path) -> Optional[str]:
-    try:
-        return path.read_text(errors="ignore").strip("\x00\n ") or None
-    except OSError:
-        return None
-
-
 def _nvpmodel_mode() -> Optional[str]:
+    nvpmodel = shutil.which("nvpmodel")
+    if not nvpmodel:
+        return None
     try:
-        done = subprocess.run(
-            ["nvpmodel", "-q"], capture_output=True, text=True, timeout=5, check=False
-        )
+        done = subprocess.run([nvpmodel, "-q"], capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     for line in done.stdout.splitlines():
@@ -58,7 +43,10 @@ def _nvpmodel_mode() -> Optional[str]:
 
 
 def _clocks_pinned() -> Optional[bool]:
-    low, high = _read(_CPU_FREQ / "scaling_min_freq"), _read(_CPU_FREQ / "scaling_max_freq")
+    low, high = read_text(CPU_FREQ / "scaling_min_freq"), read_text(CPU_FREQ / "scaling_max_freq")
     if low is None or high is None:
         return None
     return low == high
+
+
+__all__ = ["is_jetson", "power_state"]

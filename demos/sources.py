@@ -28,6 +28,7 @@ import numpy as np
 from edge_deeplab import deps
 from edge_deeplab.errors import SourceError
 from edge_deeplab.imageio import IMAGE_SUFFIXES, list_images, read_image
+from edge_deeplab.nvidia import is_jetson
 
 from .capture_options import decode_params, quiet_opencv
 from .source_base import Source
@@ -55,10 +56,15 @@ def csi_pipeline(
     )
 
 
-def rtsp_pipeline(url: str, latency: int = 200) -> str:
-    """GStreamer pipeline for an RTSP stream (decodebin picks H.264/H.265 and HW decoders)."""
+def rtsp_pipeline(url: str, latency: int = 200, jetson: bool = False) -> str:
+    """GStreamer pipeline for an RTSP stream (decodebin picks H.264/H.265 and HW decoders).
+
+    On a Jetson decodebin picks the hardware decoder (nvv4l2decoder), whose frames live in
+    NVMM memory that videoconvert cannot read: nvvidconv copies them out first.
+    """
+    convert = "nvvidconv ! video/x-raw,format=BGRx ! videoconvert" if jetson else "videoconvert"
     return (
-        f"rtspsrc location={url} latency={latency} ! decodebin ! videoconvert ! "
+        f"rtspsrc location={url} latency={latency} ! decodebin ! {convert} ! "
         "video/x-raw,format=BGR ! appsink drop=true max-buffers=1"
     )
 
@@ -226,7 +232,7 @@ def _rtsp(text: str, parts, options: Dict[str, str]) -> Source:
     url = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
     cv2 = deps.cv2("reading network streams")
     if gstreamer_available(cv2):
-        pipeline = rtsp_pipeline(url, _int(options, "latency", 200, text))
+        pipeline = rtsp_pipeline(url, _int(options, "latency", 200, text), jetson=is_jetson())
         return OpenCVSource(text, pipeline, "CAP_GSTREAMER", live=True)
     return OpenCVSource(text, url, "CAP_FFMPEG", live=True)
 
