@@ -1,15 +1,18 @@
 """Serialized TensorRT engines (.engine / .plan) on a Jetson or a desktop NVIDIA GPU.
 
 Needs the `tensorrt` Python package (JetPack ships it; on a desktop `pip install
-tensorrt`) and `cuda-python` for device memory. An engine is built for one GPU and one
-TensorRT version: build it on the device that runs it (`edge-deeplab convert --to tensorrt`).
-Uses the TensorRT 10 tensor-name API. Metadata lives in a JSON file beside the engine.
+'edge-deeplab[tensorrt]'`) and `cuda-python` for device memory. An engine is built for one
+GPU and one TensorRT version: build it on the device that runs it (`edge-deeplab convert
+--to tensorrt`). Uses the tensor-name API that TensorRT 10 and 11 share; every CUDA call is
+checked (`cuda.py`). Metadata lives in a JSON file beside the engine.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Optional
+import threading
+import warnings
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -17,24 +20,7 @@ from edge_deeplab import deps
 from edge_deeplab.errors import InvalidInputError, MissingDependencyError, ModelLoadError
 
 from .base import RUNTIMES, Runtime, TensorSpec
-
-
-def _cudart():
-    """cuda-python's runtime module (new and old import paths)."""
-    for module in ("cuda.bindings.runtime", "cuda.cudart"):
-        try:
-            return importlib.import_module(module)
-        except ImportError:
-            continue
-    raise MissingDependencyError("cuda-python", "tensorrt", "running TensorRT engines")
-
-
-def _check(result, what: str):
-    """cuda-python returns (error, *values); raise on a non-zero error."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise ModelLoadError(f"CUDA error in {what}: {err}")
-    return values[0] if len(values) == 1 else values
+from .cuda import CudaError, DeviceBuffer, call, cudart
 
 
 @RUNTIMES.register
@@ -45,6 +31,9 @@ class TensorRTRuntime(Runtime):
         path: .engine or .plan file, built on this GPU with this TensorRT version.
         threads: ignored (the GPU runs it); kept for the common interface.
         device: "cuda" / "cuda:N" / "gpu:N" (default GPU 0).
+
+    CUDA's current device belongs to a thread, so `run` selects the engine's GPU on each
+    thread that calls it (the demo opens the engine on one thread and infers on another).
     """
 
     name = "tensorrt"
@@ -59,10 +48,23 @@ class TensorRTRuntime(Runtime):
             raise MissingDependencyError(
                 "tensorrt", "tensorrt", "running TensorRT engines (needs an NVIDIA GPU)"
             )
+        self._buffers: Dict[str, DeviceBuffer] = {}
+        self._stream = None
+        self._on_thread = threading.local()
         trt = importlib.import_module("tensorrt")
-        self._cuda = _cudart()
-        self._gpu = _gpu_index(self._cuda, device)
-        _check(self._cuda.cudaSetDevice(self._gpu), "cudaSetDevice")
+        self._trt = trt
+        self._cuda = cudart()
+        try:
+            self._gpu = _gpu_index(self._cuda, device)
+            self._use_device()
+            self._open_engine(trt)
+            self._stream = call(self._cuda, "cudaStreamCreate")
+        except CudaError as exc:
+            self.close()
+            raise ModelLoadError(f"{self.path}: {exc}") from None
+        self._metadata = self.read_metadata(self.path)
+
+    def _open_engine(self, trt) -> None:
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
@@ -78,10 +80,12 @@ class TensorRTRuntime(Runtime):
         if len(inputs) != 1 or not outputs:
             raise ModelLoadError(f"{self.path}: expected one input and an output, found {names}")
         self._in_name, self._out_name = inputs[0], outputs[0]
-        self._trt = trt
-        self._stream = _check(self._cuda.cudaStreamCreate(), "cudaStreamCreate")
-        self._buffers = {}
-        self._metadata = self.read_metadata(self.path)
+
+    def _use_device(self) -> None:
+        """cudaSetDevice on the calling thread, once per thread."""
+        if getattr(self._on_thread, "gpu", None) != self._gpu:
+            call(self._cuda, "cudaSetDevice", self._gpu)
+            self._on_thread.gpu = self._gpu
 
     def _tensor_spec(self, name: str) -> TensorSpec:
         shape = tuple(None if d < 0 else int(d) for d in self._engine.get_tensor_shape(name))
@@ -102,43 +106,42 @@ class TensorRTRuntime(Runtime):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """NHWC batch of input_spec.dtype -> the raw output tensor (copied to the host)."""
-        cuda = self._cuda
+        if self._stream is None:
+            raise ModelLoadError(f"{self.path}: the engine was closed")
         batch = np.ascontiguousarray(batch, dtype=self.input_spec.dtype)
-        if not self._context.set_input_shape(self._in_name, tuple(batch.shape)):
+        try:
+            self._use_device()
+            return self._execute(batch)
+        except CudaError as exc:
+            raise ModelLoadError(f"{self.path}: {exc}") from None
+
+    def _execute(self, batch: np.ndarray) -> np.ndarray:
+        context = self._context
+        if not context.set_input_shape(self._in_name, tuple(batch.shape)):
             raise InvalidInputError(
                 f"{self.path}: the engine does not take a batch of shape {batch.shape}"
             )
-        out_shape = tuple(self._context.get_tensor_shape(self._out_name))
-        out = np.empty(out_shape, self.output_spec.dtype)
+        out = np.empty(tuple(context.get_tensor_shape(self._out_name)), self.output_spec.dtype)
         d_in = self._device_buffer(self._in_name, batch.nbytes)
         d_out = self._device_buffer(self._out_name, out.nbytes)
-        h2d, d2h = (
-            cuda.cudaMemcpyKind.cudaMemcpyHostToDevice,
-            cuda.cudaMemcpyKind.cudaMemcpyDeviceToHost,
-        )
-        _check(
-            cuda.cudaMemcpyAsync(d_in, batch.ctypes.data, batch.nbytes, h2d, self._stream),
-            "copy in",
-        )
-        self._context.set_tensor_address(self._in_name, d_in)
-        self._context.set_tensor_address(self._out_name, d_out)
-        if not self._context.execute_async_v3(self._stream):
+        d_in.upload(batch, self._stream)
+        context.set_tensor_address(self._in_name, d_in.pointer)
+        context.set_tensor_address(self._out_name, d_out.pointer)
+        if not context.execute_async_v3(self._stream):
             raise ModelLoadError(f"{self.path}: TensorRT execution failed")
-        _check(
-            cuda.cudaMemcpyAsync(out.ctypes.data, d_out, out.nbytes, d2h, self._stream), "copy out"
-        )
-        _check(cuda.cudaStreamSynchronize(self._stream), "synchronize")
+        d_out.download(out, self._stream)
+        call(self._cuda, "cudaStreamSynchronize", self._stream)
         return out
 
-    def _device_buffer(self, name: str, nbytes: int) -> int:
-        """A device allocation for `name`, grown when a larger batch needs it."""
-        pointer, size = self._buffers.get(name, (None, 0))
-        if size < nbytes:
-            if pointer is not None:
-                self._cuda.cudaFree(pointer)
-            pointer = _check(self._cuda.cudaMalloc(nbytes), "cudaMalloc")
-            self._buffers[name] = (pointer, nbytes)
-        return int(pointer)
+    def _device_buffer(self, name: str, nbytes: int) -> DeviceBuffer:
+        """The device allocation for `name`, replaced when a larger batch needs more."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.nbytes < nbytes:
+            self._buffers.pop(name, None)
+            if buffer is not None:
+                buffer.free()
+            buffer = self._buffers[name] = DeviceBuffer(self._cuda, nbytes)
+        return buffer
 
     @classmethod
     def available(cls) -> bool:
@@ -146,27 +149,36 @@ class TensorRTRuntime(Runtime):
         if not deps.available("tensorrt"):
             return False
         try:
-            count = _check(_cudart().cudaGetDeviceCount(), "cudaGetDeviceCount")
-        except (MissingDependencyError, ModelLoadError):
+            return int(call(cudart(), "cudaGetDeviceCount")) > 0
+        except (MissingDependencyError, CudaError):
             return False
-        return int(count) > 0
 
     @classmethod
     def jetson_options(cls, model) -> Optional[dict]:
         return {}  # an engine runs on the GPU it was built for
 
     def close(self) -> None:
-        for pointer, _ in getattr(self, "_buffers", {}).values():
-            self._cuda.cudaFree(pointer)
-        self._buffers = {}
-        if getattr(self, "_stream", None) is not None:
-            self._cuda.cudaStreamDestroy(self._stream)
-            self._stream = None
+        """Free the device buffers and the stream; a second call does nothing."""
+        failures = []
+        buffers, self._buffers = getattr(self, "_buffers", {}), {}
+        for buffer in buffers.values():
+            try:
+                buffer.free()
+            except CudaError as exc:
+                failures.append(str(exc))
+        stream, self._stream = getattr(self, "_stream", None), None
+        if stream is not None:
+            try:
+                call(self._cuda, "cudaStreamDestroy", stream)
+            except CudaError as exc:
+                failures.append(str(exc))
         self._context = self._engine = None
+        if failures:  # closing must not raise (it runs in finally blocks); say what leaked
+            warnings.warn(f"{self.path}: closing the engine: {'; '.join(failures)}", RuntimeWarning, stacklevel=2)
 
 
 def _gpu_index(cuda, device: Optional[str]) -> int:
-    count = int(_check(cuda.cudaGetDeviceCount(), "cudaGetDeviceCount"))
+    count = int(call(cuda, "cudaGetDeviceCount"))
     valid = [f"cuda:{i}" for i in range(count)]
     text = (device or "cuda:0").lower().replace("gpu", "cuda")
     index_text = text.split(":", 1)[1] if ":" in text else "0"
