@@ -390,10 +390,11 @@ def test_calibration_source_required_for_real_data_models(tiny_run, tmp_path):
 def test_tensorrt_engine_cache_key_covers_what_an_engine_depends_on():
     from edge_deeplab.converters.tensorrt import engine_key
 
-    base = (b"onnx", "10.3.0", "Orin", "fp16", (1, 64, 64, 3))
+    base = (b"model", "10.3.0", "Orin", "int8", (1, 64, 64, 3), "calib-digest", "weak")
     key = engine_key(*base)
     assert key == engine_key(*base) and key.isalnum()
-    for index, other in enumerate([b"onnx2", "10.4.0", "RTX 4090", "int8", (1, 96, 96, 3)]):
+    others = [b"model2", "10.4.0", "RTX 4090", "fp16", (1, 96, 96, 3), "other-calib", "strong"]
+    for index, other in enumerate(others):
         changed = list(base)
         changed[index] = other
         assert engine_key(*changed) != key, f"key ignores argument {index}"
