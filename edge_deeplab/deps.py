@@ -15,6 +15,12 @@ from typing import Optional
 
 from .errors import MissingDependencyError
 
+# Set before any TensorFlow import (ours, or tensorflow.lite as the TFLite fallback): grow GPU
+# memory as needed. By default TensorFlow maps nearly all of it at start-up, and a TensorRT
+# build or an ONNX Runtime CUDA session in the same process then runs out. A user's own
+# setting wins.
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+
 
 def optional(module: str, extra: str, purpose: str, *, package: Optional[str] = None) -> ModuleType:
     """Import the optional `module`, or raise MissingDependencyError saying which pip extra

@@ -9,6 +9,7 @@ TensorFlow is imported only when this engine is opened.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -118,10 +119,16 @@ def _set_threads(tf, threads: Optional[int]) -> None:
 
 
 def _pick_device(tf, device: Optional[str]) -> str:
-    """A TF device string; a device TF does not see is an error naming the ones it sees."""
+    """A TF device string; a device TF does not see is an error naming the ones it sees.
+
+    With no device asked, the first GPU, else the CPU: with a warning where the machine has
+    an NVIDIA GPU that TensorFlow cannot use (the plain wheel has no CUDA: the `gpu` extra).
+    """
     logical = [d.name for d in tf.config.list_logical_devices()]
+    gpus = [d for d in logical if ":GPU:" in d]
     if device is None:
-        gpus = [d for d in logical if ":GPU:" in d]
+        if not gpus:
+            _warn_if_gpu_unused()
         return gpus[0] if gpus else "/device:CPU:0"
     wanted = device.upper()
     if ":" not in wanted:
@@ -130,9 +137,25 @@ def _pick_device(tf, device: Optional[str]) -> str:
         if name.upper().endswith("/DEVICE:" + wanted):
             return name
     valid = ", ".join(n.split("device:")[-1] for n in logical)
+    hint = "" if gpus or "GPU" not in wanted else f"; {NO_GPU_HINT}"
     raise InvalidInputError(
-        f"keras: device {device!r} is not visible to TensorFlow; valid devices: {valid}"
+        f"keras: device {device!r} is not visible to TensorFlow; valid devices: {valid}{hint}"
     )
+
+
+NO_GPU_HINT = (
+    "TensorFlow sees no GPU: on Linux with an NVIDIA driver, pip install 'edge-deeplab[gpu]' "
+    "(tensorflow[and-cuda])"
+)
+
+
+def _warn_if_gpu_unused() -> None:
+    from edge_deeplab.nvidia import gpu_name
+
+    gpu = gpu_name()
+    if gpu:
+        warnings.warn(f"keras: running on the CPU although this machine has {gpu}; {NO_GPU_HINT}",
+                      RuntimeWarning, stacklevel=4)
 
 
 def _load_keras(path: Path, mixed_precision: bool):

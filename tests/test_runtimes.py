@@ -155,6 +155,30 @@ def test_keras_unknown_device_names_valid_ones(tiny_run):
         load_runtime(tiny_run, device="GPU:7")
 
 
+def test_keras_says_when_a_gpu_machine_runs_it_on_the_cpu(tiny_run, monkeypatch):
+    """The plain tensorflow wheel has no CUDA: on a GPU machine it would run silently on the
+    CPU. Asked for a GPU it refuses, naming the `gpu` extra; asked for nothing, it warns."""
+    tf = pytest.importorskip("tensorflow")
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("TensorFlow sees a GPU here")
+    import os
+
+    from edge_deeplab import nvidia
+
+    assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"  # set by edge_deeplab.deps
+    monkeypatch.setattr(nvidia, "gpu_name", lambda: "NVIDIA H200")
+    with pytest.raises(InvalidInputError, match=r"sees no GPU.*edge-deeplab\[gpu\]"):
+        load_runtime(tiny_run, device="GPU")
+    with pytest.warns(RuntimeWarning, match=r"on the CPU although this machine has NVIDIA H200"):
+        load_runtime(tiny_run).close()
+    monkeypatch.setattr(nvidia, "gpu_name", lambda: "")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        load_runtime(tiny_run).close()  # no GPU anywhere: the CPU is no surprise
+
+
 @pytest.mark.slow
 def test_tflite_options(artifacts, tiny_data):
     path = artifacts.get(("tflite", "int8")) or pytest.skip("no tflite int8 artifact")
