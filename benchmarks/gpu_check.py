@@ -110,6 +110,7 @@ def camvid_size_run(work: Path) -> Path:
 def engines(run: Path, out: Path, calib_data) -> dict:
     """{precision: {status, path, parity, seconds}} of TensorRT fp16 and int8 builds."""
     from edge_deeplab.converters import convert
+
     from edge_deeplab.errors import EdgeDeeplabError
 
     try:
