@@ -1,8 +1,10 @@
-"""One artifact: convert, embed metadata, check parity, then rename it into place.
+"""One artifact: convert, check parity, embed the metadata once, then rename it into place.
 
-The artifact is written in a private staging folder inside the output folder; only when
-it is complete, its metadata (with the parity figures) embedded and its parity report
-written are its files renamed into the output folder (an OpenVINO .bin before its .xml).
+The artifact is written in a private staging folder inside the output folder. Its own
+engine checks it configured by the metadata it will carry (`load_runtime(metadata=)`), so
+the metadata is embedded once, with the parity figures and the self-test (an ONNX embed is
+a full load and save of the model). Only when it is complete and its parity report written
+are its files renamed into the output folder (an OpenVINO .bin before its .xml).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge_deeplab.errors import ConversionError, EdgeDeeplabError
+from edge_deeplab.errors import EdgeDeeplabError
 from edge_deeplab.status import Status
 
 from .base import ConversionResult, Converter
@@ -33,7 +35,7 @@ def convert_one(
     out_dir: Path,
     strict: bool,
 ) -> ConversionResult:
-    """Convert, embed metadata, check parity, then rename the files into `out_dir`."""
+    """Convert, check parity, embed the metadata, then rename the files into `out_dir`."""
     final = converter.artifact_path(out_dir, precision)
     result = ConversionResult(
         converter.name, precision, head=placement.head, resolution=placement.resolution
@@ -45,9 +47,10 @@ def convert_one(
         converter.convert(job, precision, placement, tmp)
         result.seconds = round(time.perf_counter() - start, 2)
         meta = _artifact_metadata(job, converter, precision, placement)
-        converter.embed_metadata(tmp, meta)
         meta = _accuracy_control(job, converter, tmp, meta, result)
-        result.parity, selftest = _parity(checker, converter, tmp, precision)
+        result.parity, selftest = _parity(checker, converter, tmp, meta)
+        # Embedded once, with the parity result: the checks ran the engine on `meta` as it will
+        # read it (the registry's round-trip test proves each format reads back what it wrote).
         converter.embed_metadata(tmp, meta.replace(parity=result.parity, selftest=selftest))
         result.client = converter.client if converter.client_ready(meta) else ""
     except EdgeDeeplabError as exc:
@@ -83,8 +86,8 @@ def _accuracy_control(job: ConversionJob, converter: Converter, path: Path, meta
     from edge_deeplab.segmenter import Segmenter
 
     validation = job.validation()
-    with load_runtime(path, backend=converter.runtime) as runtime:
-        drop = validation.drop(Segmenter(runtime, meta))
+    with load_runtime(path, backend=converter.runtime, metadata=meta) as runtime:
+        drop = validation.drop(Segmenter(runtime))
     record = measured(record, validation.budget, drop)
     result.accuracy = record
     if not record["budget_met"]:
@@ -119,20 +122,16 @@ def _artifact_metadata(job: ConversionJob, converter: Converter, precision: str,
     )
 
 
-def _parity(checker: ParityChecker, converter: Converter, path: Path, precision: str):
-    """Open the artifact in its own engine (configured by its metadata) and compare:
-    (parity figures, the self-test it will carry)."""
+def _parity(checker: ParityChecker, converter: Converter, path: Path, meta):
+    """Open the artifact in its own engine, configured by `meta` as it will be by the embedded
+    copy, and compare: (parity figures, the self-test it will carry)."""
     from edge_deeplab.runtimes import load_runtime
 
     from edge_deeplab.segmenter import Segmenter
 
-    with load_runtime(path, backend=converter.runtime) as runtime:
-        if runtime.metadata is None:
-            raise ConversionError(
-                f"{path.name}: the {converter.runtime} runtime finds no embedded metadata"
-            )
+    with load_runtime(path, backend=converter.runtime, metadata=meta) as runtime:
         segmenter = Segmenter(runtime)
-        figures = checker.check(segmenter, precision)
+        figures = checker.check(segmenter, meta.precision)
         return figures, checker.selftest(segmenter, figures["tolerance"])
 
 

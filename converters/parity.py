@@ -1,7 +1,7 @@
 """Does the artifact still segment like the Keras model it came from?
 
 Both sides run through `Segmenter` (the one pre/post-processing): the artifact through its
-own engine (`load_runtime`, configured by the metadata embedded in it), the reference
+own engine (`load_runtime`, configured by the metadata it will carry), the reference
 through the in-memory Keras model at the same output resolution, called with
 training=False. Figures: argmax pixel agreement, mIoU of the artifact's labels against the
 reference's labels, and max |logit difference| for float formats that output scores.

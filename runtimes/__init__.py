@@ -45,13 +45,15 @@ def read_metadata(path) -> Optional[ArtifactMetadata]:
     return RUNTIMES.get(runtime_for_path(Path(path))).read_metadata(path)
 
 
-def load_runtime(path, backend: str = "auto", **options) -> Runtime:
+def load_runtime(path, backend: str = "auto", *, metadata: Optional[ArtifactMetadata] = None,
+                 **options) -> Runtime:
     """Open a model with the engine `backend` ("auto": chosen by the file suffix).
 
     Args:
         path: an artifact file, a SavedModel folder, or a training run folder (its final
             model is used).
         backend: a runtime registry name or "auto".
+        metadata: use this instead of what the file embeds (`Runtime.assume_metadata`).
         **options: passed to the engine (threads, device, and engine-specific ones).
     """
     path = resolve_model_path(path)
@@ -59,7 +61,10 @@ def load_runtime(path, backend: str = "auto", **options) -> Runtime:
     cls = RUNTIMES.get(name)
     if path.is_file() and path.stat().st_size == 0:
         raise ModelLoadError(f"{path}: file is empty")
-    return cls(path, **options)
+    runtime = cls(path, **options)
+    if metadata is not None:
+        runtime.assume_metadata(metadata)
+    return runtime
 
 
 __all__ = [

@@ -89,6 +89,12 @@ class Runtime(ABC):
             self._metadata = type(self).read_metadata(self.path)
         return self._metadata
 
+    def assume_metadata(self, metadata: ArtifactMetadata) -> None:
+        """Run as if `metadata` were embedded: the converter checks an artifact before it
+        embeds its metadata, so it embeds it once, with the parity result. An engine whose
+        behaviour follows embedded keys (ONNX's model_api layout) re-derives it here."""
+        self._metadata = metadata
+
     @classmethod
     def read_metadata(cls, path) -> Optional[ArtifactMetadata]:
         """The metadata of the artifact at `path` without opening an engine session, or None.

@@ -89,6 +89,10 @@ class ONNXRuntime(Runtime):
         self._planar = model_api_info.planar_in_props(custom)
         self._feed = _spec(self._in).dtype
 
+    def assume_metadata(self, metadata: ArtifactMetadata) -> None:
+        super().assume_metadata(metadata)
+        self._planar = model_api_info.planar_in_props(model_api_info.onnx_props(metadata))
+
     @property
     def input_spec(self) -> TensorSpec:
         spec = _spec(self._in)

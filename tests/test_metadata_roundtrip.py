@@ -39,3 +39,22 @@ def test_each_format_reads_back_the_metadata_its_converter_embeds(tiny_converted
     missing = [n for n, c in CONVERTERS.items() if c.available()[0] and n not in checked]
     assert not missing, f"converters without a round trip here: {missing}"
     assert {"tflite", "onnx", "openvino"} <= set(checked)
+
+
+def test_an_artifact_is_embedded_once_with_its_parity_result(tiny_run, tmp_path, monkeypatch):
+    """Checked as the engine will read it (`load_runtime(metadata=)`), then embedded once:
+    the ONNX logits artifact's model_api layout (NCHW, from metadata_props) included."""
+    from edge_deeplab.converters import convert
+    from edge_deeplab.runtimes import read_metadata
+
+    pytest.importorskip("onnxruntime")
+    cls = CONVERTERS.get("onnx")
+    embedded = []
+    original = cls.embed_metadata
+    monkeypatch.setattr(cls, "embed_metadata", lambda self, path, meta: (embedded.append(meta),
+                                                                         original(self, path, meta)))
+    (result,) = convert(tiny_run, "onnx", "fp32", tmp_path, head="logits", parity_images=4, progress=False)
+    assert result.status == "ok" and result.parity["agreement"] > 0.999, result.reason
+    assert len(embedded) == 1 and embedded[0].parity == result.parity and embedded[0].selftest
+    meta = read_metadata(result.path)
+    assert meta.parity == result.parity and meta.selftest == embedded[0].selftest
