@@ -61,7 +61,9 @@ def smoke_plan() -> QuickstartPlan:
         model=ModelConfig(num_classes=3, input_size=size, head_filters=32, decoder=False, dropout=0.0),
         data=DataConfig(num_classes=3, synthetic_train=192, synthetic_val=16, synthetic_size=size),
         train=TrainConfig(epochs=6, batch_size=16),
-        calib_size=32,
+        # 32 calibration images left OpenVINO int8 at 96.9-97.0% agreement (bar 97%) on two of three
+        # smoke models here (Sapphire Rapids); 64 give the same two models 97.6% (parity images unchanged).
+        calib_size=64,
         report_limit=16,
         bench_seconds=0.5,
         demo_frames=24,
