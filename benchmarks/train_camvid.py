@@ -154,7 +154,9 @@ def final_report(args, run: Path, data_cfg, train_s: float, wall0: float) -> dic
     curve = [(row["epoch"], row["val_miou"]) for row in history["history"] if row.get("val_miou") is not None]
     wall = time.perf_counter() - wall0
     print("\nval mIoU per validated epoch: " + ", ".join(f"{e}: {m:.4f}" for e, m in curve))
-    print(f"val mIoU {result.miou:.4f}  pixel accuracy {result.pixel_accuracy:.4f}  at "
+    # A train+val model has seen val: its scores say it fits, not how it generalises.
+    in_sample = " (in-sample: val was trained on)" if "val" in data_cfg.train_splits else ""
+    print(f"val mIoU {result.miou:.4f}{in_sample}  pixel accuracy {result.pixel_accuracy:.4f}  at "
           f"{args.input_size[0]}x{args.input_size[1]} ({len(history['history'])} epochs, "
           f"{train_s / 60:.1f} min training, {wall / 60:.1f} min wall)")
     for name, iou in result.per_class_iou.items():
@@ -168,6 +170,7 @@ def final_report(args, run: Path, data_cfg, train_s: float, wall0: float) -> dic
         "epochs_done": len(history["history"]), "train_seconds": train_s, "wall_seconds": wall,
         "eval_seconds": eval_s, "val": result.to_dict(), "curve": curve, "history": history["history"],
         "time_budget": history.get("time_budget"), "train_splits": list(data_cfg.train_splits),
+        "val_in_sample": bool(in_sample),
     }
 
 
