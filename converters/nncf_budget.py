@@ -70,6 +70,14 @@ class _RevertedOperations(logging.Handler):
             self.total = int(found.group(1))
 
 
+# NNCF's full BiasCorrection, not FastBiasCorrection: it re-estimates each layer's bias
+# shift on the already-quantized layers before it, so errors do not pile up down the
+# 17 MobileNetV2 blocks. On the CamVid recipe's model (AVX2 EPYC, 200 calibration images,
+# val at 360x480) INT8 scored 65.05 -> 65.63 against float 65.38, argmax agreement 98.55%
+# -> 98.77%, for 35 s more conversion.
+FAST_BIAS_CORRECTION = False
+
+
 def advanced_parameters():
     """NNCF's settings for every OpenVINO int8 we make.
 
@@ -124,6 +132,7 @@ def quantize_within_budget(job, model, placement: HeadPlacement):
             max_drop=validation.budget / 100,
             drop_type=nncf.DropType.ABSOLUTE,
             subset_size=len(batches),
+            fast_bias_correction=FAST_BIAS_CORRECTION,
             advanced_quantization_parameters=advanced_parameters(),
         )
     except Exception as exc:  # nncf raises its own errors, RuntimeError, ValueError

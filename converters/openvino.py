@@ -33,7 +33,7 @@ from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 
 from .base import CONVERTERS, Converter
 from .job import ConversionJob
-from .nncf_budget import advanced_parameters, quantize_within_budget
+from .nncf_budget import FAST_BIAS_CORRECTION, advanced_parameters, quantize_within_budget
 from .placement import HeadPlacement
 
 
@@ -145,8 +145,8 @@ def _planar_scores(ov, model):
 
 
 def _quantize(job: ConversionJob, model):
-    """INT8 with NNCF post-training quantization (per-channel weights, bias correction, the
-    settings of `nncf_budget.advanced_parameters`)."""
+    """INT8 with NNCF post-training quantization (per-channel weights, full bias correction,
+    the settings of `nncf_budget.advanced_parameters`)."""
     nncf = deps.optional("nncf", "openvino", "OpenVINO int8 quantization")
 
     batches = job.calibration()
@@ -157,7 +157,7 @@ def _quantize(job: ConversionJob, model):
             model,
             dataset,
             subset_size=len(batches),
-            fast_bias_correction=True,
+            fast_bias_correction=FAST_BIAS_CORRECTION,
             advanced_parameters=advanced_parameters(),
         )
     except Exception as exc:  # nncf raises its own errors and RuntimeError
