@@ -67,6 +67,11 @@ def _size(text: str):
     return h, w
 
 
+def _pair(text: str):
+    low, high = (float(v) for v in text.split(","))
+    return low, high
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="run folder to write")
@@ -89,6 +94,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=None, help="at most this many epochs (default: as many as fit)")
     p.add_argument("--train-splits", default="train", help="train (default) or train,val for the final model")
     p.add_argument("--lr-schedule", default="poly", choices=("poly", "cosine"))
+    p.add_argument("--blur", type=float, default=0.0, help="probability of a Gaussian blur of each crop")
+    p.add_argument("--scale-range", type=_pair, default=(0.5, 1.5), help="LO,HI random image scale")
     return p.parse_args(argv)
 
 
@@ -101,7 +108,8 @@ def configs(args, budget_s: float):
     model = resolve_model_config(model, explicit={"decoder"} if args.decoder else set())
     data = DataConfig(format="folder", path=args.data, ignore_label=11, labels=CAMVID_LABELS,
                       train_split=args.train_splits)
-    augment = AugmentConfig(scale_range=(0.5, 1.5), brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02)
+    augment = AugmentConfig(scale_range=args.scale_range, brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02,
+                            blur=args.blur)
     mult = args.pretrained_mult
     train = TrainConfig(
         epochs=args.epochs, time_budget_s=budget_s, lr_schedule=args.lr_schedule,

@@ -37,6 +37,14 @@ def _size(value: Any, what: str) -> Tuple[int, int]:
     return h, w
 
 
+def _pair(value: Any, what: str) -> Tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{what} must be two numbers (low, high), got {value!r}") from None
+    return low, high
+
+
 LR_GROUPS = ("backbone", "head", "decoder", "classifier")
 
 
@@ -170,6 +178,11 @@ class DataConfig(_Config):
                f"train_split repeats a split: {self.train_split!r}")
 
 
+# Largest blur sigma: the kernel has 2 * 3 * sigma + 1 taps, and more than 19 cost more than the
+# rest of the augmentation.
+MAX_BLUR_SIGMA = 3.0
+
+
 @dataclass(frozen=True)
 class AugmentConfig(_Config):
     """Training-time augmentation of the tf.data pipeline."""
@@ -180,10 +193,20 @@ class AugmentConfig(_Config):
     contrast: float = 0.15
     saturation: float = 0.15
     hue: float = 0.02
+    # Probability of a Gaussian blur of the crop, sigma uniform in blur_sigma (pixels of the
+    # crop): defocus and motion soften the edges a camera sees at test time.
+    blur: float = 0.0
+    blur_sigma: Tuple[float, float] = (0.5, 1.5)
 
     def __post_init__(self):
+        for name in ("scale_range", "blur_sigma"):  # a JSON list back to the tuple it was saved from
+            object.__setattr__(self, name, _pair(getattr(self, name), name))
         lo, hi = self.scale_range
         _check(0 < lo <= hi, f"scale_range must be 0 < low <= high, got {self.scale_range}")
+        _check(0 <= self.blur <= 1, f"blur is a probability from 0 to 1, got {self.blur}")
+        lo, hi = self.blur_sigma
+        _check(0 < lo <= hi <= MAX_BLUR_SIGMA,
+               f"blur_sigma must be 0 < low <= high <= {MAX_BLUR_SIGMA}, got {self.blur_sigma}")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -111,8 +112,9 @@ def test_train_pipeline_dtypes_shapes_and_padding():
     ds = load_dataset(
         DataConfig(synthetic_train=8, synthetic_size=(48, 56), ignore_label=200), "train"
     )
-    # Scales < 1 shrink the image below the input size: the padding must carry the ignore label.
-    augment = AugmentConfig(scale_range=(0.5, 0.6))
+    # Scales < 1 shrink the image below the input size: the padding must carry the ignore label
+    # (and stay the mean pixel, blurred or not).
+    augment = AugmentConfig(scale_range=(0.5, 0.6), blur=1.0)
     x, y = next(iter(train_pipeline(ds, _meta(), batch_size=4, augment=augment)))
     assert x.shape == (4, 48, 56, 3) and x.dtype.name == "float32"
     assert y.shape == (4, 48, 56) and y.dtype.name == "int32"
@@ -122,6 +124,32 @@ def test_train_pipeline_dtypes_shapes_and_padding():
     assert -1.0001 <= x.min() and x.max() <= 1.0001
     pad = y.numpy() == 200
     assert np.allclose(x[pad], 0.0, atol=1e-5)  # mean pixel, normalised
+
+
+def test_blur_softens_edges_keeps_flat_colour_and_is_off_at_probability_0():
+    tf = pytest.importorskip("tensorflow")
+    from edge_deeplab.data.pipeline import _blur
+
+    edge = np.zeros((32, 40, 3), np.float32)
+    edge[:, 20:] = 255.0
+    out = _blur(tf, tf.constant(edge), AugmentConfig(blur=1.0, blur_sigma=(1.5, 1.5))).numpy()
+    row = out[16, :, 0]
+    assert out.shape == edge.shape and np.all(np.diff(row) >= -1e-3)  # a ramp, no ringing
+    assert 50 < row[19] < 128 < row[20] < 205  # the step is spread over the pixels beside it
+    assert np.allclose(row[:14], 0, atol=1e-3) and np.allclose(row[26:], 255, atol=1e-3)  # 3 sigma away
+    flat = np.full((32, 40, 3), 100.0, np.float32)
+    assert np.allclose(_blur(tf, tf.constant(flat), AugmentConfig(blur=1.0)).numpy(), 100.0, atol=1e-3)
+    never = _blur(tf, tf.constant(edge), AugmentConfig(blur=0.0, blur_sigma=(1.5, 1.5))).numpy()
+    assert np.array_equal(never, edge)
+
+
+def test_augment_config_checks_blur_and_reads_its_json_lists_back():
+    with pytest.raises(InvalidInputError, match="probability"):
+        AugmentConfig(blur=1.5)
+    with pytest.raises(InvalidInputError, match="blur_sigma"):
+        AugmentConfig(blur_sigma=(0.0, 1.0))
+    config = AugmentConfig(blur=0.5, blur_sigma=(1, 2))
+    assert AugmentConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
 def test_val_arrays_use_the_shared_preprocessing():

@@ -125,7 +125,7 @@ def test_cli_recipe_flags_reach_the_configs(tmp_path, shared_dir):
         "train", "--data", str(tmp_path), "--format", "folder", "--labels", "camvid", "--weights", str(weights),
         "--input-size", "360x480", "--crop-size", "256x320", "--lr-mult", "backbone=0.2,head=0.2",
         "--freeze-bn", "--warmup-epochs", "1", "--val-every", "4", "--scale-range", "0.5,1.5", "--jitter", "0.2",
-        "--out", str(tmp_path / "r"),
+        "--blur", "0.3", "--blur-sigma", "0.5,2", "--out", str(tmp_path / "r"),
     ])
     model, data, train, _ = build_configs(args)
     assert (model.alpha, model.output_stride, model.head, model.head_filters) == (1.0, 16, "lite", 256)
@@ -133,6 +133,7 @@ def test_cli_recipe_flags_reach_the_configs(tmp_path, shared_dir):
     assert train.crop_size == (256, 320) and train.freeze_bn and train.val_every == 4
     assert dict(train.lr_multipliers) == {"backbone": 0.2, "head": 0.2}
     assert train.augment.scale_range == (0.5, 1.5) and train.augment.saturation == 0.2
+    assert (train.augment.blur, train.augment.blur_sigma) == (0.3, (0.5, 2.0))
     args = build_parser().parse_args(["train", "--data", str(tmp_path), "--format", "folder", "--labels", "camvid",
                                       "--weights", str(weights), "--output-stride", "8"])
     with pytest.raises(InvalidInputError, match="output-stride 8 contradicts"):

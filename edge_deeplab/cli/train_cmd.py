@@ -130,6 +130,10 @@ def _augment(args, train: dict) -> None:
         augment["scale_range"] = args.scale_range
     if args.jitter is not None:
         augment.update(brightness=args.jitter, contrast=args.jitter, saturation=args.jitter)
+    if args.blur is not None:
+        augment["blur"] = args.blur
+    if args.blur_sigma is not None:
+        augment["blur_sigma"] = args.blur_sigma
     train["augment"] = augment
 
 

@@ -94,6 +94,10 @@ def add_finetune_flags(g) -> None:
                    help="random image scale of the augmentation (default 0.75,1.25)")
     g.add_argument("--jitter", type=float,
                    help="colour jitter strength: brightness, contrast, saturation (default 0.15)")
+    g.add_argument("--blur", type=float, metavar="P",
+                   help="probability of a Gaussian blur of each crop (default 0: off)")
+    g.add_argument("--blur-sigma", type=float_pair, metavar="LO,HI",
+                   help="its random sigma in pixels (default 0.5,1.5)")
 
 
 def lr_mults(text: str):

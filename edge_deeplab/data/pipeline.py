@@ -1,8 +1,8 @@
 """tf.data input pipelines over an in-memory SegDataset (needs TensorFlow).
 
 Training: random scale, pad (image with the mean pixel, mask with the ignore label),
-random crop to the model input, horizontal flip, colour jitter, then THE normalisation
-(`preprocessing.normalize`), in parallel (AUTOTUNE) and prefetched.
+random crop to the model input, horizontal flip, colour jitter, optional blur, then THE
+normalisation (`preprocessing.normalize`), in parallel (AUTOTUNE) and prefetched.
 
 Scale 1.0 means the evaluation geometry: the image stretched to the model input, as
 `preprocessing.preprocess` does, so training and evaluation see objects at the same size;
@@ -57,6 +57,23 @@ def _jitter(tf, image, augment: AugmentConfig):
     return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
 
+def _blur(tf, image, augment: AugmentConfig):
+    """With probability augment.blur, a separable Gaussian blur of random sigma (reflected edges)."""
+    radius = int(np.ceil(3 * augment.blur_sigma[1]))
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    sigma = tf.random.uniform([], *augment.blur_sigma)
+    kernel = tf.exp(-0.5 * tf.square(taps / sigma))
+    kernel /= tf.reduce_sum(kernel)
+
+    def blurred():
+        x = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+        x = tf.nn.depthwise_conv2d(x, tf.tile(kernel[:, None, None, None], [1, 1, 3, 1]), [1] * 4, "VALID")
+        x = tf.nn.depthwise_conv2d(x, tf.tile(kernel[None, :, None, None], [1, 1, 3, 1]), [1] * 4, "VALID")
+        return x[0]
+
+    return tf.cond(tf.random.uniform([]) < augment.blur, blurred, lambda: image)
+
+
 def augment_fn(
     input_size: Tuple[int, int],
     mean: Sequence[float],
@@ -96,7 +113,10 @@ def augment_fn(
         # Jitter the crop, not the scaled photo: up to 5x fewer pixels, and the colour ops
         # (saturation, hue) are the costliest part of the pipeline on a 2-core CPU.
         inside = stacked[:, :, 4:]
-        image = _jitter(tf, stacked[:, :, :3], augment) * inside + mean_px * (1.0 - inside)  # padding stays the mean
+        image = _jitter(tf, stacked[:, :, :3], augment)
+        if augment.blur:
+            image = _blur(tf, image, augment)
+        image = image * inside + mean_px * (1.0 - inside)  # padding stays the mean
         image = normalize(image, mean, std)
         labels = tf.cast(tf.round(stacked[:, :, 3]), tf.int32)
         return image, labels
