@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  input {index}: agreement {agreement:.2%}")
     if not args.reference and "at_conversion" in meta.selftest:
         print(f"  (at conversion: {meta.selftest['at_conversion']:.2%})")
+    if result.host_path_differed or (not result.passed and not args.reference):
+        print(f"  {result.diagnosis()}")
     verdict = "ok" if result.passed else "FAILED"
     print(f"{verdict}: agreement {result.agreement:.2%} (bar {result.bar:.1%})")
     return 0 if result.passed else 1

@@ -6,6 +6,8 @@ Training (through `normalize`, on tf tensors), calibration, evaluation and every
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import sys
 from dataclasses import dataclass
@@ -62,8 +64,31 @@ def place(image_size: Tuple[int, int], input_size: Tuple[int, int], mode: str) -
     return Placement((h, w), (top, left, rh, rw), (ih, iw))
 
 
+# Set inside `numpy_only()`: every resize of this context takes the numpy path.
+_NUMPY_ONLY = contextvars.ContextVar("edge_deeplab_numpy_only", default=False)
+
+
+@contextlib.contextmanager
+def numpy_only():
+    """Resize with numpy, never OpenCV, inside this block (this thread or task only).
+
+    OpenCV's fixed-point bilinear differs between its builds (opencv-python-headless 5.1 on
+    aarch64 moves one level on a fifth of the values that 5.0 and x86 agree on); numpy's
+    float32 arithmetic is IEEE, rounded the same on every platform. The embedded self-test
+    runs inside this block, so it judges the engine, not the image library.
+    """
+    token = _NUMPY_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _NUMPY_ONLY.reset(token)
+
+
 def cv2_or_none():
-    """OpenCV when importable, else None (the numpy fallback of the edge install)."""
+    """OpenCV when importable, else None (the numpy fallback of the edge install, and the
+    path of every resize inside `numpy_only()`)."""
+    if _NUMPY_ONLY.get():
+        return None
     # Called a few times per frame: once imported, a dict lookup instead of the import
     # machinery (a None entry is an import Python refuses, as the no-OpenCV tests set up).
     if "cv2" in sys.modules:
