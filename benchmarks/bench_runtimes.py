@@ -325,7 +325,7 @@ def analytic_macs(args) -> dict:
     """MACs of our models counted from their Keras layers (checks `count_macs`)."""
     import keras
 
-    import edge_deeplab.model.layers  # noqa: F401  registers the custom layer
+    import edge_deeplab.keras_layers  # noqa: F401  registers the custom layer
 
     counts = {}
     for run in [make_ours(args.work, s) for s in args.sizes]:

@@ -147,7 +147,7 @@ class Converter(ABC):
     def layer_sqnr(self, path: Path, precision: str, inputs) -> Optional[Tuple[str, Dict[str, float]]]:
         """(method, {layer: SQNR dB}) of an int8 artifact's own per-layer quantization
         noise, from the engine's debugger, or None when there is none (the default).
-        `inputs` is a `bench.quant_debug.DebugInputs`."""
+        `inputs` is a `converters.quant_debug.DebugInputs`."""
         return None
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:

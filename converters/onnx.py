@@ -17,11 +17,11 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from edge_deeplab.runtimes import model_api_info, onnx_metadata
 
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.runtimes import model_api_info, onnx_metadata
 
 from .base import CONVERTERS, Converter
 from .job import ConversionJob
@@ -75,7 +75,7 @@ class ONNXConverter(Converter):
         """onnxruntime's qdq_loss_debug on the QDQ artifact (int8 and int8-mixed)."""
         if not precision.startswith("int8"):
             return None
-        from edge_deeplab.bench.quant_debug import onnx_layer_sqnr
+        from edge_deeplab.converters.quant_debug import onnx_layer_sqnr
 
         return "onnxruntime qdq_loss_debug (qdq_err)", onnx_layer_sqnr(path, inputs.artifact_batches)
 

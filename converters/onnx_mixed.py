@@ -30,7 +30,7 @@ def convert_mixed(job, placement: HeadPlacement, fp32: Path, dest: Path, quantiz
     `quantize(dest, exclude)` makes the QDQ int8 model of `fp32` with the nodes `exclude`
     left in float (the converter's own quantization, calibration included).
     """
-    from edge_deeplab.bench.quant_debug import onnx_layer_sqnr, ranked
+    from edge_deeplab.converters.quant_debug import onnx_layer_sqnr, ranked
 
     validation = job.validation()
     meta = job.source.metadata.replace(
@@ -76,7 +76,6 @@ def _producers(path: Path, tensors: List[str]) -> List[str]:
 
 def _drop(path: Path, meta, validation) -> float:
     from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.segmenter import Segmenter
 
     with load_runtime(path, backend="onnxruntime") as runtime:

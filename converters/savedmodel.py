@@ -83,7 +83,7 @@ def load_source(model_path, size: Optional[Tuple[int, int]] = None, preset: Opti
 
 def _load_keras(path: Path):
     keras = deps.keras()
-    import edge_deeplab.model.layers  # noqa: F401  registers ResizeBilinear for deserialisation
+    import edge_deeplab.keras_layers  # noqa: F401  registers ResizeBilinear for deserialisation
 
     try:
         model = keras.saving.load_model(str(path), compile=False)

@@ -17,11 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from edge_deeplab.runtimes import tflite_metadata
 
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.runtimes import tflite_metadata
 
 from .base import CONVERTERS, Converter
 from .job import ConversionJob
@@ -79,7 +79,7 @@ class TFLiteConverter(Converter):
         (int8 only: int8-mixed keeps layers in float the debugger would quantize)."""
         if precision != "int8":
             return None
-        from edge_deeplab.bench.quant_debug import tflite_layer_sqnr
+        from edge_deeplab.converters.quant_debug import tflite_layer_sqnr
 
         tf = deps.tensorflow("the TFLite quantization debugger")
         saved = inputs.saved_model()

@@ -1,4 +1,4 @@
-"""The Jetson demo: `python -m edge_deeplab.demos.jetson MODEL` (see docs/jetson.md).
+"""The Jetson demo's defaults (`python -m edge_deeplab.cli.jetson MODEL`, docs/jetson.md).
 
 The same flags as the webcam demo, with Jetson defaults: the CSI camera `csi://0`, and the
 GPU: a TensorRT engine (.engine/.plan) runs on TensorRT; an .onnx model runs on ONNX
@@ -9,9 +9,7 @@ reads the power mode and clock state, which `--stats` records (None off a Jetson
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import List, Optional
 
 from edge_deeplab.errors import InvalidInputError
 
@@ -40,19 +38,3 @@ def jetson_defaults(args: argparse.Namespace) -> None:
         "build one with `edge-deeplab convert MODEL --to tensorrt --precision fp16` "
         "(or pass --runtime to run it anyway)"
     )
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    from edge_deeplab.cli.demo_cmd import standalone_main
-
-    return standalone_main(
-        argv,
-        prog="python -m edge_deeplab.demos.jetson",
-        description=__doc__.splitlines()[0],
-        source="csi://0",
-        configure=jetson_defaults,
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -185,6 +185,24 @@ def run_pipeline(
     written = _finish_recording(recorder, capture, worker, log)
     end = interrupted or ("quit" if quit_key else _end_reason(capture, tally, options, log))
     return build_stats(segmenter, source, options, capture, worker, tally, end, written)
+
+
+def run_demo(segmenter, source: Union[str, Source], options: DemoOptions, log: Callable[[str], None] = print) -> dict:
+    """The demo's Python API: run `segmenter` on `source` (a Source, or its URI: a camera
+    index, csi://, rtsp://, a video file, "synthetic", ...) until it ends; returns
+    `run_pipeline`'s statistics. The source is opened here and released however the run ends.
+
+    The Segmenter must carry the smoother when `options.smooth` is on (`smoothing_filters`).
+    """
+    from .sources import parse_source
+
+    source = parse_source(source) if isinstance(source, str) else source
+    if options.smooth and segmenter.metadata.head != "logits":
+        raise InvalidInputError(
+            f"--smooth needs a model that outputs class scores; {segmenter.runtime.path} outputs a class map"
+        )
+    with source:
+        return run_pipeline(segmenter, source, options, log=log)
 
 
 def _inference_thread(segmenter, capture: CaptureThread, options: DemoOptions, log) -> InferenceThread:

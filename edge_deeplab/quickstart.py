@@ -135,17 +135,22 @@ def _report(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
 
 
 def _demo(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
-    from .cli.main import main as cli
+    """A headless demo on generated moving scenes, through the demo's Python API."""
+    import json
 
-    model = made["artifacts"] / DEMO_ARTIFACT
-    video, stats = out / "demo.mp4", out / "demo_stats.json"
-    args = ["demo", str(model), "--source", "synthetic", "--no-show", "--max-frames",
-            str(plan.demo_frames), "--output", str(video), "--stats", str(stats)]
-    if threads:
-        args += ["--threads", str(threads)]
-    status = cli(args)
-    if status != 0:
+    from .demos.pipeline import DemoOptions, run_demo
+    from .imageio import atomic_write_text
+    from .runtimes import load_runtime
+    from .segmenter import Segmenter
+
+    video, stats_path = out / "demo.mp4", out / "demo_stats.json"
+    options = DemoOptions(max_frames=plan.demo_frames, output=str(video))
+    runtime = load_runtime(made["artifacts"] / DEMO_ARTIFACT, threads=threads)
+    with Segmenter(runtime, upsample="labels", shrink="linear") as segmenter:
+        stats = run_demo(segmenter, "synthetic", options, log=lambda message: print(message, file=sys.stderr))
+    atomic_write_text(stats_path, json.dumps(stats, indent=2) + "\n")
+    if stats["end"] in ("interrupted", "terminated", "source lost"):
         from .errors import EdgeDeeplabError
 
-        raise EdgeDeeplabError(f"the demo step failed (exit status {status})")
-    return {"demo": video, "demo_stats": stats}
+        raise EdgeDeeplabError(f"the demo step ended early: {stats['end']} after {stats['frames']} frames")
+    return {"demo": video, "demo_stats": stats_path}

@@ -162,7 +162,7 @@ def _load_keras(path: Path, mixed_precision: bool):
     if path.suffix.lower() != ".keras":
         raise ModelLoadError(f"{path}: the keras runtime opens .keras files and SavedModel folders")
     keras = deps.keras("the Keras runtime")
-    import edge_deeplab.model.layers  # noqa: F401  registers ResizeBilinear for loading
+    import edge_deeplab.keras_layers  # noqa: F401  registers ResizeBilinear for loading
 
     try:
         model = keras.saving.load_model(str(path), compile=False)

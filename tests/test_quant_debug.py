@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_deeplab.bench.quant_debug import CAP_DB, ranked, sqnr_db
+from edge_deeplab.converters.quant_debug import CAP_DB, ranked, sqnr_db
 
 
 def test_sqnr_is_the_signal_to_noise_ratio_in_db():
@@ -31,9 +31,8 @@ def onnx_int8(tiny_run, tmp_path_factory):
 
 
 def _batches(path, n=3):
-    from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.data import synthetic
+    from edge_deeplab.runtimes import load_runtime
     from edge_deeplab.segmenter import Segmenter
 
     images, _ = synthetic.generate(n, size=(64, 64), seed=7, num_classes=3)
@@ -50,7 +49,7 @@ def _activation_quantizers(model):
 def test_onnx_debugger_gives_one_finite_sqnr_per_quantized_activation(onnx_int8):
     import onnx
 
-    from edge_deeplab.bench.quant_debug import onnx_layer_sqnr
+    from edge_deeplab.converters.quant_debug import onnx_layer_sqnr
 
     sqnr = onnx_layer_sqnr(onnx_int8, _batches(onnx_int8))
     quantized = {n.input[0] for n in _activation_quantizers(onnx.load(str(onnx_int8)))}
@@ -63,7 +62,7 @@ def test_onnx_debugger_ranks_a_damaged_layer_worst(onnx_int8, tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    from edge_deeplab.bench.quant_debug import onnx_layer_sqnr
+    from edge_deeplab.converters.quant_debug import onnx_layer_sqnr
 
     model = onnx.load(str(onnx_int8))
     before = onnx_layer_sqnr(onnx_int8, _batches(onnx_int8))

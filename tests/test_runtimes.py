@@ -115,7 +115,7 @@ def test_runtime_agrees_with_keras(name, precision, tiny_run, tiny_data, artifac
 
 def test_keras_runtime_matches_model_predict(tiny_run, tiny_data):
     keras = pytest.importorskip("keras")
-    import edge_deeplab.model.layers  # noqa: F401
+    import edge_deeplab.keras_layers  # noqa: F401
 
     model = keras.saving.load_model(str(tiny_run / "model.keras"), compile=False)
     x = (tiny_data[0][:2].astype(np.float32) - 127.5) / 127.5

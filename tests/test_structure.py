@@ -1,16 +1,24 @@
-"""The package stays in small pieces: files under 300 lines, functions under 60, no import
-cycle between its modules (read with `ast`, nothing is imported).
+"""The package stays in pieces of one idea each, and its layers hold.
 
-Imports inside functions and `if TYPE_CHECKING:` blocks count too: a lazy or an
-annotation-only import still ties two modules together (a cycle Python never runs into is
-still two modules that each need the other).
+Sizes are read with `ast`: functions under 60 lines; files around 400 lines at most (a guide,
+STYLE.md; past MAX_FILE_LINES a file holds two ideas). The import order of the layers
+(pyproject's `[tool.importlinter]`: core -> runtimes -> segmenter -> evaluation ->
+converters / training -> bench -> demos -> cli) and the absence of cycles between the
+modules of one package are checked by import-linter on the package as it is installed
+(converters/, runtimes/ and demos/ mapped into edge_deeplab). It counts imports inside
+functions and `if TYPE_CHECKING:` blocks too: a lazy import still ties two modules together.
 """
 
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import Dict, List, Set
+from typing import Dict
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # Import name -> folder, as pyproject's package-dir maps them.
@@ -20,7 +28,7 @@ PACKAGES = {
     "edge_deeplab.runtimes": REPO / "runtimes",
     "edge_deeplab.demos": REPO / "demos",
 }
-MAX_FILE_LINES = 300
+MAX_FILE_LINES = 450  # the guide is ~400 (STYLE.md); past this a file is two ideas
 MAX_FUNCTION_LINES = 60
 # Functions allowed past the limit while a rewrite is in flight (none now).
 IN_FLIGHT: set = set()
@@ -40,78 +48,7 @@ def package_modules() -> Dict[str, Path]:
     return modules
 
 
-def _import_nodes(tree: ast.AST):
-    """Every Import/ImportFrom node, at any depth (functions, `if TYPE_CHECKING:` blocks)."""
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            yield node
-
-
-def module_imports(name: str, path: Path, known: Set[str]) -> Set[str]:
-    """The package modules `name` imports, anywhere in the file."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    base = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found: Set[str] = set()
-    for node in _import_nodes(tree):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        else:
-            anchor = base
-            for _ in range(max(0, node.level - 1)):
-                anchor = anchor.rsplit(".", 1)[0]
-            module = node.module or ""
-            prefix = f"{anchor}.{module}".rstrip(".") if node.level else module
-            targets = [prefix] + [f"{prefix}.{alias.name}" for alias in node.names]
-        for target in targets:
-            while target and target not in known:
-                target = target.rsplit(".", 1)[0] if "." in target else ""
-            if target and target != name:
-                found.add(target)
-    return found
-
-
-def import_cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
-    """Every strongly connected group of more than one module (Tarjan)."""
-    index: Dict[str, int] = {}
-    low: Dict[str, int] = {}
-    stack: List[str] = []
-    on_stack: Set[str] = set()
-    cycles: List[List[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in graph.get(node, ()):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            group = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                group.append(top)
-                if top == node:
-                    break
-            if len(group) > 1:
-                cycles.append(sorted(group))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return cycles
-
-
-def _is_parent_package(importer: str, imported: str) -> bool:
-    """A module importing its own package's __init__ (e.g. `from . import x`) is not a cycle
-    worth reporting: Python loads the package first."""
-    return importer.startswith(imported + ".")
-
-
-def test_no_file_over_300_lines():
+def test_no_file_over_the_size_guide():
     long = {
         str(path.relative_to(REPO)): n
         for path in package_modules().values()
@@ -132,29 +69,56 @@ def test_no_function_over_60_lines():
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
-def test_no_import_cycle_between_modules():
-    modules = package_modules()
-    known = set(modules)
-    graph = {
-        name: {
-            target
-            for target in module_imports(name, path, known)
-            if not _is_parent_package(name, target)
-        }
-        for name, path in modules.items()
-    }
-    assert not import_cycles(graph), f"import cycles: {import_cycles(graph)}"
+def installed_layout(folder: Path) -> Path:
+    """A copy of the package laid out as pip installs it (the mapped folders inside
+    edge_deeplab), which import-linter can walk; returns the folder to put on sys.path."""
+    root = folder / "site"
+    for package, source in PACKAGES.items():
+        shutil.copytree(source, root.joinpath(*package.split(".")), dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return root
 
 
-def test_the_checker_sees_a_cycle():
-    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+def lint_imports(site: Path) -> subprocess.CompletedProcess:
+    """`lint-imports` with pyproject's contracts on the package at `site`."""
+    pytest.importorskip("importlinter")
+    command = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run([str(command), "--config", str(REPO / "pyproject.toml"), "--no-cache"],
+                          cwd=site, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120)
 
 
-def test_the_checker_sees_annotation_only_and_lazy_imports(tmp_path):
-    (tmp_path / "a.py").write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n"
-        "def f():\n    from . import c\n",
-        encoding="utf-8",
-    )
-    found = module_imports("pkg.a", tmp_path / "a.py", {"pkg", "pkg.a", "pkg.b", "pkg.c"})
-    assert {"pkg.b", "pkg.c"} <= found
+def test_the_layer_and_cycle_contracts_hold(tmp_path):
+    result = lint_imports(installed_layout(tmp_path))
+    assert result.returncode == 0 and "2 kept, 0 broken" in result.stdout, result.stdout[-3000:]
+
+
+def test_the_contract_fails_on_a_planted_upward_import(tmp_path):
+    """runtimes importing the CLI, lazily inside a function: the layers contract breaks."""
+    site = installed_layout(tmp_path)
+    base = site / "edge_deeplab" / "runtimes" / "base.py"
+    base.write_text(base.read_text() + "\n\ndef _planted():\n    from edge_deeplab.cli import main  # noqa\n")
+    result = lint_imports(site)
+    assert result.returncode != 0
+    assert "edge_deeplab.runtimes is not allowed to import edge_deeplab.cli" in result.stdout
+
+
+def test_the_contract_fails_on_a_planted_cycle(tmp_path):
+    """Two modules of one package that need each other, one of them only under TYPE_CHECKING."""
+    site = installed_layout(tmp_path)
+    folder = site / "edge_deeplab" / "converters"
+    (folder / "planted_a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                         "    from . import planted_b  # noqa\n")
+    (folder / "planted_b.py").write_text("def f():\n    from . import planted_a  # noqa\n")
+    result = lint_imports(site)
+    assert result.returncode != 0 and "No cycles are allowed in edge_deeplab.converters" in result.stdout
+
+
+def test_every_top_level_module_has_a_layer():
+    """A module the layers do not name escapes the contract: each must be placed."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in config["contracts"] if c["type"] == "layers")["layers"]
+    named = {name.strip() for layer in layers for name in layer.replace("|", ":").split(":")}
+    top = {name for name in package_modules() if name.count(".") == 1}
+    assert top - named == set(), f"place these in pyproject's [tool.importlinter] layers: {sorted(top - named)}"

@@ -16,11 +16,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from edge_deeplab.converters.quant_debug import WORST
+
 from .. import deps
 from ..status import Status
 from ..visualize import colorize
 from .pareto import pareto_front
-from .quant_debug import WORST
 from .render_md import (
     failure_lines,
     machine_lines,

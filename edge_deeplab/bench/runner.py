@@ -13,8 +13,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from edge_deeplab.converters.quant_debug import layer_errors
+
 from ..status import Status
-from .quant_debug import layer_errors
 from .recording import Recorder, current_rss_mb
 from .report_row import ReportRow, artifact_size_mb, clean_number, round_or_none
 from .variants import Variant

@@ -1,7 +1,7 @@
 """`edge-deeplab demo MODEL --source SRC`: the real-time camera demo.
 
-The flags are defined here once and shared with the `python -m edge_deeplab.demos.webcam`
-and `python -m edge_deeplab.demos.jetson` shims (`standalone_main`). Keys in the window:
+The flags are defined here once and shared with the `python -m edge_deeplab.cli.webcam`
+and `python -m edge_deeplab.cli.jetson` shims (`standalone_main`). Keys in the window:
 v switch view, +/- alpha, space pause, s snapshot, q or Esc quit.
 """
 
@@ -15,7 +15,8 @@ from typing import Callable, List, Optional
 
 from edge_deeplab.demos.interrupts import EXIT_STATUS
 from edge_deeplab.demos.outputs import display_available
-from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline, smoothing_filters
+from edge_deeplab.demos.pipeline import DemoOptions, smoothing_filters
+from edge_deeplab.demos.pipeline import run_demo as run_demo_pipeline
 from edge_deeplab.demos.render import VIEWS
 from edge_deeplab.demos.serve_address import parse_serve
 from edge_deeplab.demos.sources import parse_source
@@ -158,19 +159,10 @@ def run_demo(args: argparse.Namespace, log: Callable[[str], None] = None) -> int
     # upsampling 21 channels of logits to a 768x432 frame cost more than the model itself.
     # Frames are shrunk bilinearly: OpenCV's area averaging of a 768x432 frame to 257x257
     # took 1.7 ms, a third of the int8 model's time (benchmarks/host_overhead.py).
-    segmenter = common.open_segmenter(
+    with common.open_segmenter(
         args, upsample="labels", shrink="linear", score_filters=smoothing_filters(options)
-    )
-    try:
-        if options.smooth and segmenter.metadata.head != "logits":
-            raise InvalidInputError(
-                f"--smooth needs a model that outputs class scores; "
-                f"{args.model} outputs a class map"
-            )
-        with source:
-            stats = run_pipeline(segmenter, source, options, log=log)
-    finally:
-        segmenter.close()
+    ) as segmenter:
+        stats = run_demo_pipeline(segmenter, source, options, log=log)
     if args.stats:
         atomic_write_text(args.stats, json.dumps(stats, indent=2) + "\n")
     print(summary(stats))

@@ -15,7 +15,7 @@ from typing import Dict, List
 from .. import deps
 from ..config import ModelConfig
 from ..errors import InvalidInputError, first_line
-from .layers import ResizeBilinear
+from ..keras_layers import ResizeBilinear
 
 keras = deps.keras()
 layers = keras.layers

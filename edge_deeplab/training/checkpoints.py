@@ -75,7 +75,7 @@ def load_checkpoint(path: Path):
         InvalidInputError: the file is truncated, garbled or not a model Keras accepts.
     """
     keras = deps.keras()
-    from ..model import layers  # noqa: F401
+    from .. import keras_layers  # noqa: F401
     from . import losses, optimizers  # noqa: F401  (register the classes for deserialisation)
 
     path = Path(path)

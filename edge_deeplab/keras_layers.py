@@ -8,7 +8,7 @@ every exported artifact (see ../shared/PITFALLS.md).
 
 from __future__ import annotations
 
-from .. import deps
+from . import deps
 
 keras = deps.keras()
 

@@ -22,8 +22,8 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
-from .. import deps
-from ..errors import InvalidInputError
+from edge_deeplab import deps
+from edge_deeplab.errors import InvalidInputError
 
 WORST = 10  # layers the HTML chart shows per variant
 
@@ -117,7 +117,7 @@ class DebugInputs:
     batches of the same images, and the float model's SavedModel (exported on demand)."""
 
     def __init__(self, segmenter, images: Sequence[np.ndarray], model_path: Path, work: Path):
-        from ..data.preprocessing import preprocess
+        from edge_deeplab.data.preprocessing import preprocess
 
         self.artifact_batches = [segmenter.preprocess([image])[0] for image in images]
         meta = segmenter.metadata
@@ -127,7 +127,7 @@ class DebugInputs:
 
     def saved_model(self) -> Path:
         """The float model's SavedModel with the artifact's head (what the converter quantizes)."""
-        from edge_deeplab.converters.savedmodel import export_saved_model, load_source
+        from .savedmodel import export_saved_model, load_source
 
         folder = self._work / f"saved_model_{self.head}"
         if not folder.exists():
@@ -154,7 +154,7 @@ DEBUG_IMAGES = 4  # images the debuggers run: enough to rank layers, cheap at fu
 def layer_errors(variant, path: Path, segmenter, dataset, model_path: Path) -> dict:
     """The report's per-layer SQNR of one int8 variant; a debugger that fails says why in
     the row's `quant_debug` instead of failing the row."""
-    from edge_deeplab.converters import CONVERTERS
+    from . import CONVERTERS
 
     images = [dataset[i][0] for i in range(min(DEBUG_IMAGES, len(dataset)))]
     try:
