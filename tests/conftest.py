@@ -89,3 +89,21 @@ def default_sigint() -> None:
     import signal as signals
 
     signals.signal(signals.SIGINT, signals.default_int_handler)
+
+
+@pytest.fixture(scope="session")
+def arm64_device(tmp_path_factory):
+    """A running emulated aarch64 device (tests/devices/arm64.py): its `root`, sshd `port`,
+    `ssh_config` (`ssh -F CONFIG arm64-device`, host key checked), `python` (the device's,
+    with the edge install and this tree's edge-deeplab) and `shared` (a host folder it sees at
+    `devices.arm64.SHARED`). Skips where it cannot be built (not root, no QEMU 10, ...)."""
+    from devices import arm64
+
+    reason = arm64.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("arm64")
+    try:
+        yield arm64.start(work)
+    finally:
+        arm64.stop(work)
