@@ -52,11 +52,11 @@ WHEEL_SETS: Dict[str, Tuple[str, ...]] = {
     # numpy 1.26 (old boards, JetPack-style images): pip picks the OpenCV that supports it.
     "numpy1": (*ENGINES, "numpy==1.26.4", "opencv-python-headless"),
 }
-VENV = "/opt/edge/venv"  # the device's Python environment (inside the chroot)
-SITE = "/opt/edge/site"  # the cached wheels, on its path through a .pth file
+VENVS = "/opt/edge/venv-"  # + a WHEEL_SETS key: one Python environment per wheel set (inside the chroot)
+SITES = "/opt/edge/site-"  # + the key: that set's cached wheels, on its venv's path through a .pth file
 PROJECT = "/opt/edge/project"  # this tree, installed each session
 SHARED = "/srv/shared"  # a folder the tests copy files into (the device sees it here)
-ROOTFS_RECIPE = 1  # bump when `_setup_root` changes: the cached tarball is keyed by it
+ROOTFS_RECIPE = 2  # bump when `_setup_root` changes: the cached tarball is keyed by it
 
 
 def run(cmd, *, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
@@ -122,18 +122,25 @@ def _setup_root(root: Path) -> None:
     (root / "run/sshd").mkdir(parents=True, exist_ok=True)
     (root / "opt/edge").mkdir(parents=True, exist_ok=True)
     run(["chroot", root, "/sbin/ldconfig"])
-    # A venv without pip (no python3-venv needed): the edge install sits on its path.
-    run(["chroot", root, "/usr/bin/python3", "-m", "venv", "--without-pip", VENV], timeout=300)
-    site = root / VENV.lstrip("/") / "lib" / f"python{PYTHON_VERSION}" / "site-packages"
-    (site / "edge-deeplab-device.pth").write_text(f"{PROJECT}\n{SITE}\n")
-    script = root / VENV.lstrip("/") / "bin" / "edge-deeplab"
-    script.write_text(f"#!{VENV}/bin/python\nimport sys\nfrom edge_deeplab.cli.main import main\nsys.exit(main())\n")
+    for name in WHEEL_SETS:
+        _make_venv(root, name)
+
+
+def _make_venv(root: Path, name: str) -> None:
+    """A venv without pip (no python3-venv needed) whose path holds the project and the wheel set."""
+    venv = VENVS + name
+    run(["chroot", root, "/usr/bin/python3", "-m", "venv", "--without-pip", venv], timeout=300)
+    site = root / venv.lstrip("/") / "lib" / f"python{PYTHON_VERSION}" / "site-packages"
+    (site / "edge-deeplab-device.pth").write_text(f"{PROJECT}\n{SITES}{name}\n")
+    script = root / venv.lstrip("/") / "bin" / "edge-deeplab"
+    script.write_text(f"#!{venv}/bin/python\nimport sys\nfrom edge_deeplab.cli.main import main\nsys.exit(main())\n")
     script.chmod(0o755)
 
 
 def rootfs_tarball() -> Path:
     """The set-up arm64 root filesystem as a cached tarball (built on first use)."""
-    tarball = CACHE / f"arm64-rootfs-{_key(ROOTFS_RECIPE, SUITE, MIRROR, PACKAGES, VENV, SITE, PROJECT, USER, UID)}.tar"
+    recipe = (ROOTFS_RECIPE, SUITE, MIRROR, PACKAGES, sorted(WHEEL_SETS), VENVS, SITES, PROJECT, USER, UID)
+    tarball = CACHE / f"arm64-rootfs-{_key(*recipe)}.tar"
     if tarball.is_file():
         return tarball
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -191,17 +198,18 @@ class Device:
 
     root: its root folder on the host. port: its sshd's port on 127.0.0.1.
     ssh_config: a client config file: `ssh -F ssh_config arm64-device CMD`.
-    python: the device's Python (its venv, with the edge install), a path inside the device.
+    python: the device's Python with the edge install of numpy 2 (a path inside the device).
+    pythons: {wheel set: its Python} for every `WHEEL_SETS` key (numpy 1.26 and OpenCV 4 in "numpy1").
     shared: a folder of the host that the device sees at `SHARED`.
-    wheels: the wheel set installed (a `WHEEL_SETS` key). pid: sshd's PID (a host PID).
+    pid: sshd's PID (a host PID).
     """
 
     root: Path
     port: int
     ssh_config: Path
     python: str
+    pythons: Dict[str, str]
     shared: Path
-    wheels: str
     pid: int
     host: str = HOST_ALIAS
 
@@ -270,7 +278,7 @@ def _hardlink_tree(source: Path, dest: Path) -> None:
         shutil.copytree(source, dest, symlinks=True)
 
 
-def start(workdir: Path, wheels: str = "numpy2") -> Device:
+def start(workdir: Path) -> Device:
     """Build (or unpack from the cache) the device in `workdir` and start its sshd.
 
     Raises RuntimeError when a step fails (its output in the message); call `stop(workdir)` after,
@@ -281,7 +289,8 @@ def start(workdir: Path, wheels: str = "numpy2") -> Device:
     client.chmod(0o700)
     root.mkdir()
     run(["tar", "-xpf", rootfs_tarball(), "-C", root])
-    _hardlink_tree(wheel_dir(wheels), root / SITE.lstrip("/"))
+    for name in WHEEL_SETS:
+        _hardlink_tree(wheel_dir(name), root / (SITES + name).lstrip("/"))
     install_project(root / PROJECT.lstrip("/"), workdir)
     shared = root / SHARED.lstrip("/")
     shared.mkdir(parents=True)
@@ -292,8 +301,9 @@ def start(workdir: Path, wheels: str = "numpy2") -> Device:
     run(["chroot", root, "/usr/sbin/sshd", "-f", "/etc/ssh/edge_sshd_config", "-E", "/var/log/edge_sshd.log"],
         timeout=120)
     pid = _daemon_pid(root / "run/edge_sshd.pid")
-    device = Device(root=root, port=port, ssh_config=config, python=f"{VENV}/bin/python", shared=shared,
-                    wheels=wheels, pid=pid)
+    pythons = {name: f"{VENVS}{name}/bin/python" for name in WHEEL_SETS}
+    device = Device(root=root, port=port, ssh_config=config, python=pythons["numpy2"], pythons=pythons,
+                    shared=shared, pid=pid)
     _wait_ready(device)
     return device
 
