@@ -57,6 +57,7 @@ SITES = "/opt/edge/site-"  # + the key: that set's cached wheels, on its venv's 
 PROJECT = "/opt/edge/project"  # this tree, installed each session
 SHARED = "/srv/shared"  # a folder the tests copy files into (the device sees it here)
 ROOTFS_RECIPE = 2  # bump when `_setup_root` changes: the cached tarball is keyed by it
+RUNNING = CACHE / "running"  # one note per started device, for `_reap_stale`
 
 
 def run(cmd, *, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
@@ -284,6 +285,8 @@ def start(workdir: Path) -> Device:
     Raises RuntimeError when a step fails (its output in the message); call `stop(workdir)` after,
     also when it failed.
     """
+    _reap_stale()
+    _record(workdir)
     root, client = workdir / "root", workdir / "client"
     client.mkdir(parents=True)
     client.chmod(0o700)
@@ -306,6 +309,25 @@ def start(workdir: Path) -> Device:
                     shared=shared, pid=pid)
     _wait_ready(device)
     return device
+
+
+def _record(workdir: Path) -> None:
+    """Note the running device, so a session killed before its teardown is cleaned up by the next."""
+    RUNNING.mkdir(parents=True, exist_ok=True)
+    (RUNNING / f"{_key(str(workdir))}.json").write_text(json.dumps({"workdir": str(workdir), "owner": os.getpid()}))
+
+
+def _reap_stale() -> None:
+    """Stop the devices of sessions that died without stopping them (sshd left running, /proc mounted)."""
+    for note in RUNNING.glob("*.json") if RUNNING.is_dir() else ():
+        record = json.loads(note.read_text())
+        try:
+            os.kill(record["owner"], 0)
+            continue  # its session is alive
+        except ProcessLookupError:
+            stop(Path(record["workdir"]))
+        except PermissionError:
+            continue
 
 
 def _daemon_pid(pid_file: Path, seconds: float = 60) -> int:
@@ -345,14 +367,5 @@ def stop(workdir: Path) -> None:
         except ProcessLookupError:
             pass
     _unmount(workdir / "root")
-
-
-def agreement(first, second) -> float:
-    """The share of equal values of two arrays of one shape."""
-    import numpy as np
-
-    first, second = np.asarray(first), np.asarray(second)
-    if first.shape != second.shape:
-        raise ValueError(f"shapes differ: {first.shape} vs {second.shape}")
-    return float(np.mean(first == second))
+    (RUNNING / f"{_key(str(workdir))}.json").unlink(missing_ok=True)
 
