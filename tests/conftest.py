@@ -8,6 +8,7 @@ formats means something), short enough for two cores.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,10 @@ def arm64_device(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("arm64")
+    started = time.monotonic()
     try:
-        yield arm64.start(work)
+        device = arm64.start(work)
+        print(f"arm64 device ready in {time.monotonic() - started:.0f} s")  # cold build or cache: CI's cost
+        yield device
     finally:
         arm64.stop(work)

@@ -167,11 +167,13 @@ def rootfs_tarball() -> Path:
 def wheel_dir(name: str = "numpy2") -> Path:
     """The aarch64 wheels of `WHEEL_SETS[name]`, installed into a cached folder from the host."""
     requirements = WHEEL_SETS[name]
-    final = CACHE / f"wheels-{name}-{_key(requirements, PLATFORMS, PYTHON_VERSION)}"
+    final = CACHE / f"wheels-{name}-{_key(requirements, PLATFORMS, PYTHON_VERSION, 'compiled')}"
 
     def build(tmp: Path) -> None:
         platforms = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
-        run([shutil.which("python3") or "python3", "-m", "pip", "install", "-q", "--no-compile", "--target", tmp,
+        # Compiled here (the .pyc of CPython 3.11 is the same on every platform) so the device
+        # does not compile them under emulation each session.
+        run([shutil.which("python3") or "python3", "-m", "pip", "install", "-q", "--target", tmp,
              *platforms, "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi",
              f"cp{PYTHON_VERSION.replace('.', '')}", "--only-binary=:all:", *requirements], timeout=1800)
 
@@ -188,7 +190,7 @@ def install_project(dest: Path, tmp: Path) -> None:
         if source.is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, copy / name)
-    run([shutil.which("python3") or "python3", "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
+    run([shutil.which("python3") or "python3", "-m", "pip", "install", "-q", "--no-deps",
          "--target", dest, copy], timeout=600)
 
 
