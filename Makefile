@@ -6,12 +6,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: quickstart test setup browser lint clean
+.PHONY: quickstart test setup browser arm64-host lint clean
 
 quickstart: $(STAMP)
 	$(VENV)/bin/edge-deeplab quickstart --out quickstart
 
-test: $(STAMP) browser
+test: $(STAMP) browser arm64-host
 	$(PY) -m pytest -q -p no:cacheprovider
 
 setup: $(STAMP)
@@ -29,6 +29,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium not installed: the HTML screenshot test will skip"; }
+
+# The slow ARM tests run on an emulated aarch64 device (tests/devices/arm64.py): QEMU 10 from
+# bookworm-backports, mmdebstrap and OpenSSH. Quiet and instant once installed; without root or
+# apt the ARM tests skip with their reason.
+arm64-host:
+	@bash tests/devices/install_host_packages.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

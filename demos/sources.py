@@ -6,10 +6,12 @@
     frames/, photo.jpg        a folder of images, read in name order (or one image)
     rtsp://host/stream        a network stream (GStreamer when OpenCV has it, else FFmpeg)
     csi://0                   a Jetson CSI camera (nvarguscamerasrc; needs OpenCV with GStreamer)
+    picam://0                 a Raspberry Pi camera module through picamera2 (libcamera)
     synthetic                 generated moving scenes, so the demo runs anywhere
 
 Options go in a query string: `csi://0?width=1920&height=1080&fps=30&flip=2`,
-`rtsp://cam/stream?latency=100`, `synthetic?size=240x320&fps=30&classes=4&seed=0`.
+`picam://0?width=1280&height=720&fps=30`, `rtsp://cam/stream?latency=100`,
+`synthetic?size=240x320&fps=30&classes=4&seed=0`.
 
 Every source yields BGR uint8 (H, W, 3) frames (OpenCV's order). `live` sources (cameras,
 streams, the synthetic camera) produce frames on their own clock, so stale ones may be
@@ -31,6 +33,7 @@ from edge_deeplab.imageio import IMAGE_SUFFIXES, list_images, read_image
 from edge_deeplab.nvidia import is_jetson
 
 from .capture_options import decode_params, quiet_opencv
+from .picamera_source import PicameraSource
 from .source_base import Source
 from .synthetic_source import SyntheticSource
 
@@ -192,7 +195,7 @@ def parse_source(uri) -> Source:
         return builder(text, parts, _query(parts.query))
     if scheme and len(scheme) > 1:  # one letter is a Windows drive, not a scheme
         raise SourceError(
-            f"{text}: unknown source; expected a camera index, v4l2://, csi://, rtsp://, "
+            f"{text}: unknown source; expected a camera index, v4l2://, csi://, picam://, rtsp://, "
             "a video file, an image folder or synthetic"
         )
     path, start = Path(text).expanduser(), 0
@@ -227,6 +230,17 @@ def _csi(text: str, parts, options: Dict[str, str]) -> Source:
     return OpenCVSource(text, pipeline, "CAP_GSTREAMER", live=True)
 
 
+def _picam(text: str, parts, options: Dict[str, str]) -> Source:
+    camera = parts.netloc or parts.path.strip("/") or "0"
+    if not camera.isdigit():
+        raise SourceError(f"{text}: expected picam://CAMERA_NUMBER, e.g. picam://0")
+    size = (_int(options, "height", 720, text), _int(options, "width", 1280, text))
+    if min(size) <= 0:
+        raise SourceError(f"{text}: width and height must be positive")
+    fps = _int(options, "fps", 0, text)
+    return PicameraSource(text, int(camera), size, float(fps) if fps > 0 else None)
+
+
 def _rtsp(text: str, parts, options: Dict[str, str]) -> Source:
     rest = urlencode({k: v for k, v in options.items() if k != "latency"})
     url = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
@@ -256,6 +270,7 @@ def _file(text: str, parts, options: Dict[str, str]) -> Source:
 SCHEMES: Dict[str, Callable[..., Source]] = {
     "synthetic": _synthetic,
     "csi": _csi,
+    "picam": _picam,
     "rtsp": _rtsp,
     "rtsps": _rtsp,
     "v4l2": _v4l2,

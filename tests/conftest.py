@@ -8,6 +8,7 @@ formats means something), short enough for two cores.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,24 @@ def default_sigint() -> None:
     import signal as signals
 
     signals.signal(signals.SIGINT, signals.default_int_handler)
+
+
+@pytest.fixture(scope="session")
+def arm64_device(tmp_path_factory):
+    """A running emulated aarch64 device (tests/devices/arm64.py): its `root`, sshd `port`,
+    `ssh_config` (`ssh -F CONFIG arm64-device`, host key checked), `python` (the device's,
+    with the edge install and this tree's edge-deeplab) and `shared` (a host folder it sees at
+    `devices.arm64.SHARED`). Skips where it cannot be built (not root, no QEMU 10, ...)."""
+    from devices import arm64
+
+    reason = arm64.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("arm64")
+    started = time.monotonic()
+    try:
+        device = arm64.start(work)
+        print(f"arm64 device ready in {time.monotonic() - started:.0f} s")  # cold build or cache: CI's cost
+        yield device
+    finally:
+        arm64.stop(work)

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 SOURCE_HELP = (
     "camera index (0), v4l2:///dev/video0, a video file, an image folder, rtsp://..., "
-    "csi://0 (Jetson CSI camera) or synthetic"
+    "csi://0 (Jetson CSI camera), picam://0 (Raspberry Pi camera) or synthetic"
 )
 
 
