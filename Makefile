@@ -6,12 +6,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: quickstart test setup browser lint clean
+.PHONY: quickstart test setup browser test-deps lint clean
 
 quickstart: $(STAMP)
 	$(VENV)/bin/edge-deeplab quickstart --out quickstart
 
-test: $(STAMP) browser
+test: $(STAMP) browser test-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 setup: $(STAMP)
@@ -29,6 +29,10 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium not installed: the HTML screenshot test will skip"; }
+
+# System packages the remote-target tests need (OpenSSH's sshd for a loopback device).
+test-deps:
+	@scripts/install_test_deps.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
