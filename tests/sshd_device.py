@@ -143,10 +143,11 @@ class LoopbackSSHD:
         raise RuntimeError("sshd did not start listening in 20 s")
 
     def sessions(self) -> List[int]:
-        """PIDs of the per-connection sshd processes this server started (children of its PID)."""
+        """PIDs of the per-connection sshd processes below this server's PID: what a dropped
+        network kills. The commands they run are left alone, as a real drop leaves them."""
         if self.process is None:
             return []
-        return _descendants(self.process.pid)
+        return [pid for pid in _descendants(self.process.pid) if _command_name(pid).startswith("sshd")]
 
     def stop(self, drop_sessions: bool = True) -> None:
         """Stop the server by its PID and, with `drop_sessions`, its live connections too."""
@@ -180,6 +181,13 @@ def _descendants(pid: int) -> List[int]:
         found += kids
         frontier += kids
     return found
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _user() -> str:
