@@ -5,7 +5,7 @@ Nothing of the system's SSH setup is touched: the server gets its own config, ho
 authorized key, PID file and log in a temp folder, listens on a free port of 127.0.0.1 and
 is stopped by its PID; the client side is an ssh config file that the target passes as
 `ssh -F`. The device venv's dependencies (`edge-deeplab[tflite,onnx,openvino,demo]`) are
-cached under ~/.cache/edge-deeplab/devices/<key of the dependency spec>; the project
+cached under ~/.cache/edge-deeplab/devices/loopback-venv-<key of the dependency spec>; the project
 itself is installed into it from the current tree once per test session (non-editable,
 `--no-deps`), since it is the code under test.
 """
@@ -55,7 +55,7 @@ def _run(cmd, **kwargs) -> subprocess.CompletedProcess:
 def device_venv() -> Path:
     """The cached device venv (built on first use), with the current tree installed: its python."""
     spec = _dependency_spec()
-    folder = CACHE / hashlib.sha256(spec.encode()).hexdigest()[:16]
+    folder = CACHE / f"loopback-venv-{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
     python = folder / "bin" / "python"
     if not (folder / ".complete").is_file():
         shutil.rmtree(folder, ignore_errors=True)
