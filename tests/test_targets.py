@@ -101,18 +101,21 @@ def test_agent_stores_uploads_whole_or_not_at_all(tmp_path):
     stream = io.BytesIO()
     bundle.write_tar(stream)
     cache = tmp_path / "cache"
-    done = _agent({"mode": "receive", "cache": str(cache), "key": bundle.key}, stream.getvalue())
+    done = _agent({"mode": "receive", "cache": str(cache), "keys": [bundle.key]}, stream.getvalue())
     assert done.returncode == 0, done.stderr
     assert (cache / "blobs" / bundle.key / "a.txt").read_text() == "a"
     evil = io.BytesIO()
     with tarfile.open(fileobj=evil, mode="w") as tar:
-        tar.add(str(tmp_path / "a.txt"), arcname="../escape.txt")
-    done = _agent({"mode": "receive", "cache": str(cache), "key": "0" * 64}, evil.getvalue())
+        tar.add(str(tmp_path / "a.txt"), arcname=f"{'0' * 64}/../../escape.txt")
+    done = _agent({"mode": "receive", "cache": str(cache), "keys": ["0" * 64]}, evil.getvalue())
     assert done.returncode != 0 and b"refusing tar member" in done.stderr
-    truncated = stream.getvalue()[:700]
-    done = _agent({"mode": "receive", "cache": str(cache), "key": "1" * 64}, truncated)
-    assert done.returncode != 0
-    assert not (cache / "blobs" / ("0" * 64)).exists() and not (cache / "blobs" / ("1" * 64)).exists()
+    (tmp_path / "b.bin").write_bytes(os.urandom(20000))
+    second = Bundle.of([("b.bin", tmp_path / "b.bin")])
+    whole = io.BytesIO()
+    second.write_tar(whole)
+    done = _agent({"mode": "receive", "cache": str(cache), "keys": [second.key]}, whole.getvalue()[:9000])
+    assert done.returncode != 0  # the connection dropped mid-upload: a truncated stream
+    assert not (cache / "blobs" / ("0" * 64)).exists() and not (cache / "blobs" / second.key).exists()
     assert list((cache / "tmp").iterdir()) == []  # no temp files left
     probe = json.loads(_agent({"mode": "probe", "cache": str(cache), "want": [bundle.key, "2" * 64]}).stdout)
     assert probe["have"] == [bundle.key] and probe["edge_deeplab"]

@@ -14,7 +14,7 @@ import hashlib
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterable, Tuple
+from typing import BinaryIO, Dict, Iterable, Sequence, Tuple
 
 from ..errors import InvalidInputError
 
@@ -68,10 +68,17 @@ class Bundle:
         return sum(path.stat().st_size for _, path in self.files)
 
     def write_tar(self, stream: BinaryIO) -> None:
-        """The bundle as an uncompressed tar stream (artifacts barely compress)."""
-        with tarfile.open(fileobj=stream, mode="w|") as tar:
-            for name, path in self.files:
-                tar.add(str(path), arcname=name, recursive=False)
+        """The bundle as an uncompressed tar stream of `<key>/<name>` (see `write_tar`)."""
+        write_tar([self], stream)
+
+
+def write_tar(bundles: Sequence[Bundle], stream: BinaryIO) -> None:
+    """Bundles as one uncompressed tar stream (artifacts barely compress), each file as
+    `<key>/<name>`: one upload call for everything the device lacks."""
+    with tarfile.open(fileobj=stream, mode="w|") as tar:
+        for bundle in bundles:
+            for name, path in bundle.files:
+                tar.add(str(path), arcname=f"{bundle.key}/{name}", recursive=False)
 
 
 def artifact_bundle(path) -> Tuple[Bundle, dict]:

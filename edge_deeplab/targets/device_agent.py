@@ -6,7 +6,7 @@ argv[1], one JSON answer on stdout. Modes:
 
 - probe: the device's edge-deeplab version (or the import error), machine description,
   cache folder, and which of the wanted cache entries already exist.
-- receive: a tar stream on stdin becomes `<cache>/blobs/<key>/...`: extracted into
+- receive: a tar stream on stdin becomes `<cache>/blobs/<key>/...` for each key: extracted into
   `<cache>/tmp/`, then renamed into place, so a partial upload is never used and nothing
   is left behind on failure.
 - run: `python -m edge_deeplab.cli.main COMMAND ARGS` with cache paths filled in and a
@@ -58,28 +58,31 @@ def probe(request):
 
 
 def receive(request):
-    key = request["key"]
-    if not KEY.match(key):
-        raise ValueError(f"bad cache key {key!r}")
+    """One tar stream of `<key>/<name>` members: each key's files are extracted into its own
+    staging folder and renamed into place once the whole stream has arrived."""
+    keys = request["keys"]
+    if not keys or not all(KEY.match(k) for k in keys):
+        raise ValueError(f"bad cache keys {keys!r}")
     _, blobs, tmp = _folders(request["cache"])
-    final = os.path.join(blobs, key)
-    staging = tempfile.mkdtemp(prefix="up-", dir=tmp)
+    staging = {key: tempfile.mkdtemp(prefix="up-", dir=tmp) for key in keys}
     try:
         with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as stream:
             for member in stream:
-                name = os.path.normpath(member.name)
-                if not member.isfile() or name.startswith(("/", "..")):
+                key, _, name = member.name.partition("/")
+                name = os.path.normpath(name)
+                if key not in staging or not member.isfile() or name.startswith(("/", "..")) or name == ".":
                     raise ValueError(f"refusing tar member {member.name!r}")
-                target = os.path.join(staging, name)
+                target = os.path.join(staging[key], name)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                source = stream.extractfile(member)
                 with open(target, "wb") as out:
-                    shutil.copyfileobj(source, out)
-        if not os.path.isdir(final):
-            os.rename(staging, final)  # atomic: the entry appears whole or not at all
+                    shutil.copyfileobj(stream.extractfile(member), out)
+        for key, folder in staging.items():
+            if not os.path.isdir(os.path.join(blobs, key)):
+                os.rename(folder, os.path.join(blobs, key))  # atomic: an entry appears whole or not at all
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return {"stored": key}
+        for folder in staging.values():
+            shutil.rmtree(folder, ignore_errors=True)
+    return {"stored": keys}
 
 
 def _argument(item, blobs, out):

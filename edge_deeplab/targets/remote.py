@@ -8,11 +8,14 @@
 `Device` opens one SSH connection, checks that the device's edge-deeplab is this version
 (else one line with the install line), uploads what its cache lacks and runs the command
 through the device agent (`device_agent.py`). Any subcommand that writes `--json FILE`
-works this way (e.g. `doctor`: `run_subcommand(target, "doctor", ["--json", JSON_OUT])`).
+works this way (e.g. `doctor`: `run_subcommand(target, "doctor", ["--json", JSON_OUT])`;
+`Device(target, check_version=False).info` is the probe alone: the device's Python, its
+edge-deeplab version or import error, and its machine description).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, List, Optional, Union
 
 from .. import __version__
-from .cache import Bundle
+from .cache import Bundle, write_tar
 from .spec import Target, parse_target
 from .ssh import SSHSession, TargetError
 
@@ -63,11 +66,14 @@ class Device:
     Args:
         target: a Target or the --target text.
         say: where progress lines go (stderr by default).
+        check_version: refuse a device whose edge-deeplab is missing or another version
+            (False for a command that reports exactly that, e.g. a doctor: `info` then
+            holds "edge_deeplab" (None when missing) and "import_error").
     """
 
-    def __init__(self, target: Union[Target, str], say: Callable[[str], None] = _say):
+    def __init__(self, target: Union[Target, str], say: Callable[[str], None] = _say, check_version: bool = True):
         self.target = parse_target(target) if isinstance(target, str) else target
-        self.say = say
+        self.say, self.check_version = say, check_version
         self.session = SSHSession(self.target)
         self.info: dict = {}
         self.stats = UploadStats()
@@ -76,7 +82,8 @@ class Device:
         self.session.open()
         try:
             self.info = self._probe([])
-            self._check_version()
+            if self.check_version:
+                self._check_version()
         except BaseException:
             self.session.close()
             raise
@@ -125,12 +132,13 @@ class Device:
         wanted = {b.key: b for b in bundles}
         have = set(self._probe(list(wanted)).get("have", []))
         sent = [bundle for key, bundle in wanted.items() if key not in have]
-        for bundle in sent:
-            self._agent({"mode": "receive", "key": bundle.key}, feed=bundle.write_tar)
-            self.stats.uploaded += 1
-            self.stats.uploaded_files += len(bundle.files)
-            self.stats.uploaded_bytes += bundle.size
-            self.stats.names.append(bundle.files[0][0])
+        if sent:  # one call, one tar stream, whatever the number of bundles
+            self._agent({"mode": "receive", "keys": [b.key for b in sent]},
+                        feed=functools.partial(write_tar, sent))
+        self.stats.uploaded += len(sent)
+        self.stats.uploaded_files += sum(len(b.files) for b in sent)
+        self.stats.uploaded_bytes += sum(b.size for b in sent)
+        self.stats.names += [b.files[0][0] for b in sent]
         self.stats.cached += len(wanted) - len(sent)
         size = sum(b.size for b in sent) / 2**20
         self.say(f"{self.name}: uploaded {len(sent)} of {len(wanted)} (files: {sum(len(b.files) for b in sent)}, "
