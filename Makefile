@@ -6,12 +6,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: quickstart test setup browser arm64-host lint clean
+.PHONY: quickstart test setup browser test-deps lint clean
 
 quickstart: $(STAMP)
 	$(VENV)/bin/edge-deeplab quickstart --out quickstart
 
-test: $(STAMP) browser arm64-host
+test: $(STAMP) browser test-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 setup: $(STAMP)
@@ -30,10 +30,11 @@ browser:
 		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium not installed: the HTML screenshot test will skip"; }
 
-# The slow ARM tests run on an emulated aarch64 device (tests/devices/arm64.py): QEMU 10 from
-# bookworm-backports, mmdebstrap and OpenSSH. Quiet and instant once installed; without root or
-# apt the ARM tests skip with their reason.
-arm64-host:
+# System packages of the device tests: OpenSSH (the loopback sshd of the remote-target tests and
+# the one inside the emulated aarch64 device, tests/devices/arm64.py), QEMU 10 from
+# bookworm-backports and mmdebstrap. Quiet and instant once installed; without root or apt the
+# tests that need them skip with their reason.
+test-deps:
 	@bash tests/devices/install_host_packages.sh
 
 lint: $(STAMP)

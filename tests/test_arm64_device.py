@@ -214,3 +214,38 @@ def test_doctor_on_the_device(batch):
     assert all(rows[target]["available"] for target in ARM_TARGETS)
     assert not rows["tensorrt"]["available"] and rows["tensorrt"]["install"]
     assert found["libraries"]["tensorflow"] is None
+
+
+@pytest.fixture(scope="module")
+def arm64_target(arm64_device, tmp_path_factory):
+    """The emulated device as a `--target`: a targets file naming its sshd (host key checked)."""
+    import os
+
+    path = tmp_path_factory.mktemp("arm64-target") / "targets.toml"
+    path.write_text(f'[arm64]\nhost = "{arm64_device.host}"\npython = "{arm64_device.python}"\n'
+                    f'ssh_config = "{arm64_device.ssh_config}"\n')
+    previous = os.environ.get("EDGE_DEEPLAB_TARGETS")
+    os.environ["EDGE_DEEPLAB_TARGETS"] = str(path)
+    yield "arm64"
+    if previous is None:
+        os.environ.pop("EDGE_DEEPLAB_TARGETS", None)
+    else:
+        os.environ["EDGE_DEEPLAB_TARGETS"] = previous
+
+
+def test_verify_and_doctor_through_target_on_the_arm_device(arm64_target, batch, tiny_converted, capsys):
+    """`--target` against a real aarch64 userland: the artifact copied into the device's cache,
+    its own edge install runs the self-test, and the figures are the ARM batch's exactly."""
+    from edge_deeplab.cli.main import main
+
+    sides, _, _ = batch
+    for target, precision in (("tflite", "int8"), ("openvino", "int8")):
+        result = tiny_converted[0][target, precision]
+        assert main(["verify", str(result.path), "--target", arm64_target, "--json", "-"]) == 0
+        record = json.loads(capsys.readouterr().out)
+        assert record["machine"]["arch"] == "aarch64" and record["target"] == arm64_target
+        batch_line = sides["arm"][f"verify {target} {precision}"]["output"].strip().splitlines()[-1]
+        assert batch_line == f"ok: agreement {record['agreement']:.2%} (bar {record['bar']:.1%})"
+    assert main(["doctor", "--target", arm64_target]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"on {arm64_target} (arm64-device):") and "aarch64" in out and "emulated   yes" in out

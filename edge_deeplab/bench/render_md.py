@@ -18,7 +18,8 @@ def variant_name(row: dict) -> str:
 
 
 # The variant and its runtime lead; the measured columns are declared on ReportRow's fields.
-LEADING = (("variant", variant_name), ("runtime", lambda r: r["runtime"] or "–"))
+LEADING = (("variant", variant_name),
+           ("runtime", lambda r: (r["runtime"] or "–") + (f" @ {r['target']}" if r.get("target") else "")))
 
 
 def table_cells(report: dict) -> List[List[str]]:
@@ -85,6 +86,20 @@ def machine_lines(machine: dict) -> List[str]:
         f"{machine.get('usable_cores')} usable)",
         f"System: {machine.get('system')}, Python {machine.get('python')}",
         f"Libraries: {libs}",
+        *target_lines(machine.get("target")),
+    ]
+
+
+def target_lines(device: Optional[dict]) -> List[str]:
+    """The device a `--target` report was measured on (its own description), or none."""
+    if not device:
+        return []
+    libs = ", ".join(f"{k} {v}" for k, v in sorted(device.get("libraries", {}).items()))
+    return [
+        f"Measured on device {device.get('target')} ({device.get('host')}): {device.get('cpu')}, "
+        f"{device.get('arch')}, {device.get('cores')} cores, {device.get('system')}, Python {device.get('python')}",
+        f"Device libraries: {libs}",
+        "Latency columns are the device's; each row's `host` in report.json keeps this machine's figures.",
     ]
 
 

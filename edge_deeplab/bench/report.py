@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -173,7 +173,8 @@ class ReportOptions:
         return {"progress": self.progress, "int8_agreement": self.int8_agreement, **budget}
 
 
-def report(model, data, out_dir, options: Optional[ReportOptions] = None, **overrides) -> ReportResult:
+def report(model, data, out_dir, options: Optional[ReportOptions] = None, on_target: Optional[Callable] = None,
+           **overrides) -> ReportResult:
     """Measure every variant of `model` and write report.json / report.md / report.html.
 
     Args:
@@ -182,6 +183,10 @@ def report(model, data, out_dir, options: Optional[ReportOptions] = None, **over
         out_dir: where the reports go; artifacts are made in (or reused from) out_dir/artifacts.
         options: a ReportOptions; keyword arguments named like its fields override it
             (`report(run, data, "out", variants="tflite:int8", limit=16)`).
+        on_target: measures the rows on a device (`targets.report_target.TargetMeasurer`):
+            called with (rows, dataset) before the deltas and picks, it puts the device's
+            figures in the rows and returns the device's description (the machine section's
+            "target").
     """
     if options is not None and not isinstance(options, ReportOptions):
         raise TypeError(f"options must be a ReportOptions, got {type(options).__name__}")
@@ -203,8 +208,11 @@ def report(model, data, out_dir, options: Optional[ReportOptions] = None, **over
         f"ignore label {dataset.ignore_label}"
     )
     rows = _measure_all(runner, chosen, dataset, show)
+    device = on_target(rows, dataset) if on_target else None
     _fill_deltas(rows)
     data_dict = _report_dict(model_path, rows, protocol, options.max_miou_drop)
+    if device:
+        data_dict["machine"]["target"] = device
     result = ReportResult(rows, data_dict, out_dir)
     if data_dict.get("gate"):
         result.breached = data_dict["gate"]["breached"]

@@ -59,6 +59,8 @@ class ReportRow:
     mixed: Dict[str, object] = field(default_factory=dict)
     quant_debug: Dict[str, object] = field(default_factory=dict)
     eval_s: Optional[float] = None
+    target: Optional[str] = None  # the device the latency (and with --target-accuracy, accuracy) was measured on
+    host: Dict[str, object] = field(default_factory=dict)  # this machine's figures, kept beside the device's
 
     def __post_init__(self):
         self.status = Status(self.status)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from ..targets.cli import add_target_arg, write_json
 
 ORDER = 55  # its place in `edge-deeplab --help`, after `formats`
 
@@ -18,7 +19,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "missing engine. Nothing is imported but OpenCV."
         ),
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object (schema in edge_deeplab.doctor)")
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="OUT",
+                        help="print one JSON object instead (schema in edge_deeplab.doctor), or write it to OUT")
+    add_target_arg(parser)
     return parser
 
 
@@ -61,8 +64,35 @@ def render(found: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.target:
+        return _on_target(args)
     from edge_deeplab.doctor import collect
 
     found = collect()
-    print(json.dumps(found, indent=2) if args.json else render(found))
+    if args.json:
+        write_json(found, args.json)
+    else:
+        print(render(found))
     return 0
+
+
+def _on_target(args: argparse.Namespace) -> int:
+    """The device's own doctor, through its edge install; where that install is missing or
+    another version, what the device is and the line that installs this version there."""
+    from edge_deeplab import __version__
+    from edge_deeplab.targets.remote import JSON_OUT, Device, install_line
+
+    with Device(args.target, check_version=False) as device:
+        info = device.info
+        if info.get("edge_deeplab") == __version__:
+            found = device.run("doctor", ["--json", JSON_OUT]).result
+            if args.json:
+                write_json(found, args.json)
+            else:
+                print(f"on {device.name} ({device.target.host}):\n{render(found)}")
+            return 0
+    have = f"edge-deeplab {info['edge_deeplab']}" if info.get("edge_deeplab") else \
+        f"no edge-deeplab ({info.get('import_error') or 'not installed'})"
+    print(f"on {device.name} ({device.target.host}): Python {info.get('python') or '?'}, {have}; "
+          f"this host runs {__version__}: install it there with {install_line()}")
+    return 1

@@ -1,4 +1,8 @@
-"""`edge-deeplab eval`: mIoU, per-class IoU and pixel accuracy of any model on a dataset."""
+"""`edge-deeplab eval`: mIoU, per-class IoU and pixel accuracy of any model on a dataset.
+
+With `--target TARGET` the device scores the artifact with its own edge install (the model
+and the dataset folder copied through its content cache) and its result is printed here.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from pathlib import Path
 
 from ..config import DataConfig
 from ..imageio import atomic_write_text
+from ..targets.cli import Uploads, add_target_arg, flag_words, model_source_words, run_on_target
+from ..targets.remote import JSON_OUT
 from .common import add_model_source_args, add_runtime_args, open_segmenter, parse_floats
 from .train_cmd import FORMATS, _guess_format
 
@@ -38,6 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--flip", action="store_true", help="also average the mirrored image")
     p.add_argument("--limit", type=int, help="score only the first N images")
     p.add_argument("--json", help="write the result as JSON here")
+    add_target_arg(p)
     add_model_source_args(p)
     add_runtime_args(p)
     return p
@@ -47,15 +54,37 @@ def run(args) -> int:
     from ..data.datasets import load_dataset
     from ..evaluation import evaluate
 
-    with open_segmenter(args) as segmenter:
-        dataset = load_dataset(_data_config(args, segmenter.metadata), args.split)
-        result = evaluate(segmenter, dataset, scales=args.scales, flip=args.flip, limit=args.limit)
-    print(format_table(result))
-    if args.json:
+    if args.target:
+        record = _on_target(args)
+        print(format_table(_as_result(record)))
+    else:
+        with open_segmenter(args) as segmenter:
+            dataset = load_dataset(_data_config(args, segmenter.metadata), args.split)
+            result = evaluate(segmenter, dataset, scales=args.scales, flip=args.flip, limit=args.limit)
+        print(format_table(result))
         record = {"model": args.model, "data": args.data, "split": args.split, **result.to_dict()}
+    if args.json:
         atomic_write_text(args.json, json.dumps(record, indent=2))
         print(f"wrote {args.json}")
     return 0
+
+
+def _on_target(args) -> dict:
+    """The device's `eval --json` of the artifact (a dataset folder is uploaded as one bundle)."""
+    uploads = Uploads()
+    data = args.data if args.data == "synthetic" else uploads.folder(args.data)
+    words = [uploads.artifact(args.model), "--data", data, "--json", JSON_OUT, *model_source_words(args, uploads)]
+    words += flag_words(args, ("format", "split", "ignore_label", "seed", "scales", "flip", "limit"))
+    record, machine = run_on_target(args.target, "eval", words, uploads)
+    return {**record, "model": args.model, "data": args.data, "target": machine["target"], "machine": machine}
+
+
+def _as_result(record: dict):
+    """A JSON record in the shape `format_table` reads (None IoU -> NaN, as measured)."""
+    from types import SimpleNamespace
+
+    per_class = {k: math.nan if v is None else v for k, v in record["per_class_iou"].items()}
+    return SimpleNamespace(**{**record, "per_class_iou": per_class})
 
 
 def _data_config(args, meta) -> DataConfig:

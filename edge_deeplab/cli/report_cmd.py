@@ -3,6 +3,11 @@
 Exit status: 0 when the report was written (and the --max-miou-drop gate, if set, held);
 3 when a variant lost more mIoU than --max-miou-drop allows (the report is still written);
 2 for a usage error.
+
+`--target TARGET` times every converted variant on that device too (its own edge install;
+`--target-accuracy` also scores them there) and `--pick` writes pick.json beside the report:
+the fastest variant on that device within the mIoU budget. With --pick, status 3 also
+means that no variant measured on the device is within the budget.
 """
 
 from __future__ import annotations
@@ -47,7 +52,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     add_option_flags(parser, ReportOptions)  # every option is declared on its field there
     add_option_flags(parser.add_argument_group("timing"), BenchOptions)
+    _add_target_flags(parser.add_argument_group("measuring on a device"))
     return parser
+
+
+def _add_target_flags(group) -> None:
+    from ..targets.cli import add_target_arg
+
+    add_target_arg(group)
+    group.add_argument("--target-accuracy", action="store_true",
+                       help="also evaluate every variant on the device (default: latency only)")
+    group.add_argument("--pick", action="store_true",
+                       help="write pick.json: the fastest variant on the device within --max-miou-drop "
+                       "(and --max-class-drop)")
+    group.add_argument("--max-class-drop", type=float, default=None, metavar="PTS",
+                       help="with --pick: no class may lose more IoU points than this")
 
 
 def _dataset_formats():
@@ -97,8 +116,10 @@ def run(args) -> int:
     from ..bench.report import BenchOptions, ReportOptions, report
 
     options = options_from_args(ReportOptions, args, bench=options_from_args(BenchOptions, args))  # checked here
+    _check_target_flags(args)
     meta = _model_metadata(args.model)
-    result = report(args.model, data_config(args, meta), args.out, **keywords(options))
+    result = report(args.model, data_config(args, meta), args.out, on_target=_measurer(args, options),
+                    **keywords(options))
     from ..bench.render_md import markdown_table
 
     print(markdown_table(result.data))
@@ -107,11 +128,48 @@ def run(args) -> int:
     gate = result.data.get("gate")
     if gate:
         print(f"gate: {gate['message']}", file=sys.stderr if not gate["passed"] else sys.stdout)
+    picked = _pick(args, result) if args.pick else True
     failed = _requested_failures(args, result.rows)
     if failed:  # scripts must tell a report with missing rows from a complete one
         print(f"edge-deeplab report: requested variants not produced: {'; '.join(failed)}", file=sys.stderr)
         return VARIANT_FAILED
-    return GATE_FAILED if gate and not gate["passed"] else 0
+    return GATE_FAILED if (gate and not gate["passed"]) or not picked else 0
+
+
+def _check_target_flags(args) -> None:
+    from ..targets.spec import parse_target
+
+    if not args.target:
+        used = [flag for flag, value in (("--target-accuracy", args.target_accuracy), ("--pick", args.pick),
+                                         ("--max-class-drop", args.max_class_drop is not None)) if value]
+        if used:
+            raise InvalidInputError(f"{', '.join(used)} need(s) --target TARGET (the device to measure on)")
+        return
+    if args.max_class_drop is not None and not args.max_class_drop >= 0:
+        raise InvalidInputError(f"--max-class-drop must be >= 0 (points), got {args.max_class_drop}")
+    parse_target(args.target)  # a bad target is an error now, not after minutes of conversion
+
+
+def _measurer(args, options):
+    """The report's on_target step for --target (None without)."""
+    if not args.target:
+        return None
+    from ..targets.report_target import TargetMeasurer
+
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if options.progress else (lambda line: None)
+    return TargetMeasurer(args.target, options.bench, options.threads, options.device, args.target_accuracy,
+                          {"scales": options.scales, "flip": options.flip}, say)
+
+
+def _pick(args, result) -> bool:
+    """Write pick.json beside the report; whether a variant qualified."""
+    from ..targets.pick import pick_line, pick_profile, write_pick
+
+    profile = pick_profile(result.data, args.max_miou_drop, args.max_class_drop)
+    path = write_pick(profile, result.out_dir)
+    print(pick_line(profile))
+    print(f"pick: {path}")
+    return profile["chosen"] is not None
 
 
 def _requested_failures(args, rows) -> list:
