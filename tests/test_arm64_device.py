@@ -28,7 +28,9 @@ IMAGES = 4
 # Class-map agreement ARM vs x86 each format must reach on the tiny model's predictions:
 # TFLite and ONNX Runtime give bit-identical maps (measured); OpenVINO's ARM plugin computes
 # in f16 (int8 moved 99.44% -> 99.38% on a real model), so its maps are near, not exact.
-ARM_VS_X86 = {"tflite": 1.0, "onnx": 1.0, "openvino": 0.97}
+# TFLite's dynamic-range kernels quantize activations at run time with each CPU's own code:
+# 99.96% once, 100% in other runs.
+ARM_VS_X86 = {"tflite": 1.0, "onnx": 1.0, "openvino": 0.97, "tflite dynamic": 0.99}
 PUBLISHED = ("deeplabv3_mnv2_pascal_quant.tflite", "deeplabv3_257_mv_gpu.tflite")
 PUBLISHED_VS_X86 = 0.99
 # Runs `main()` once per command of a JSON list, in one process; writes each one's exit
@@ -169,7 +171,7 @@ def test_class_maps_agree_with_x86(batch):
         assert arm.shape == x86.shape and len(arm) == IMAGES
         figures[f"{target} {precision}"] = float(np.mean(arm == x86))
     print("ARM vs x86 class-map agreement:", json.dumps(figures, indent=1))
-    low = {key: value for key, value in figures.items() if value < ARM_VS_X86[key.split()[0]]}
+    low = {key: value for key, value in figures.items() if value < ARM_VS_X86.get(key, ARM_VS_X86[key.split()[0]])}
     assert not low, f"ARM class maps differ from x86 beyond the bar: {low}"
 
 
