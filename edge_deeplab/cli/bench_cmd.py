@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EdgeDeeplabError, InvalidInputError
-from .common import add_model_source_args, add_runtime_args, open_segmenter
+from .common import add_model_source_args, add_runtime_args, finite_float, open_segmenter
 
 ORDER = 80  # its place in `edge-deeplab --help`
 
@@ -33,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--min-time",
-        type=float,
+        type=finite_float,
         default=2.0,
         metavar="S",
         help="seconds of timed repeats per model (default 2)",

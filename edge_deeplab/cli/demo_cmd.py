@@ -61,7 +61,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser, *, source: str = "0") ->
         "--view", choices=VIEWS, default="overlay", help="what to show (key v cycles)"
     )
     parser.add_argument(
-        "--alpha", type=float, default=0.5, help="overlay mask weight 0..1 (keys +/-)"
+        "--alpha", type=common.finite_float, default=0.5, help="overlay mask weight 0..1 (keys +/-)"
     )
     parser.add_argument(
         "--class",
@@ -74,7 +74,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser, *, source: str = "0") ->
     )
     parser.add_argument(
         "--smooth",
-        type=float,
+        type=common.finite_float,
         metavar="A",
         help="temporal smoothing: EMA weight of the newest frame in (0, 1] (default: off)",
     )
@@ -91,7 +91,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser, *, source: str = "0") ->
     )
     parser.add_argument(
         "--reconnect-timeout",
-        type=float,
+        type=common.finite_float,
         default=10.0,
         metavar="S",
         help="seconds to retry a camera that stops delivering frames (default: 10)",

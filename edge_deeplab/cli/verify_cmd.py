@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InvalidInputError
-from .common import add_model_source_args, add_runtime_args, open_segmenter
+from .common import add_model_source_args, add_runtime_args, finite_float, open_segmenter
 
 ORDER = 60  # its place in `edge-deeplab --help`
 SCENES = 8  # generated scenes of a --reference comparison
@@ -32,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--reference", default=None, metavar="MODEL",
                         help="compare with this model (any format) on generated scenes instead "
                         "(for models without a self-test, e.g. published ones)")
-    parser.add_argument("--bar", type=float, default=None,
+    parser.add_argument("--bar", type=finite_float, default=None,
                         help="agreement to reach, 0..1 (default: the artifact's own; "
                         f"{DEFAULT_BAR} with --reference)")
     add_model_source_args(parser)
