@@ -47,7 +47,7 @@ class Limit:
         """'WHAT is AMOUNT, over the limit of N UNIT; if it is legitimate, set ENV=...'."""
         return (f"{what} is {_human(amount, self.unit)}, over the limit of {_human(self.value, self.unit)}; "
                 f"if the file is legitimate, raise the limit with the environment variable {self.env}="
-                f"{max(amount, self.value) * 2}")
+                f"{amount}")
 
     def check(self, what: str, amount: int, error: Type[EdgeDeeplabError] = InvalidInputError) -> None:
         """Raise `error` (one line, naming the override) when `amount` is over the limit."""

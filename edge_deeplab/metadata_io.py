@@ -46,15 +46,20 @@ def read_sidecar_metadata(path) -> Optional[ArtifactMetadata]:
     target = sidecar_metadata_path(Path(path))
     if not target.is_file():
         return None
+    return read_metadata_file(target)
+
+
+def read_metadata_file(path) -> ArtifactMetadata:
+    """A metadata JSON file, read bounded (MAX_METADATA_BYTES); a bad one is a ModelLoadError."""
     limit = MAX_METADATA_BYTES.value
     try:
-        with open(target, "rb") as handle:
+        with open(path, "rb") as handle:
             data = handle.read(limit + 1)
     except OSError as exc:
-        raise ModelLoadError(f"{target}: cannot read ({exc.strerror})") from None
-    MAX_METADATA_BYTES.check(f"{target}", len(data), ModelLoadError)
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
+    MAX_METADATA_BYTES.check(f"{path}", len(data), ModelLoadError)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ModelLoadError(f"{target}: metadata is not UTF-8 text") from None
-    return parse_metadata(text, target)
+        raise ModelLoadError(f"{path}: metadata is not UTF-8 text") from None
+    return parse_metadata(text, path)

@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
                 rgb = read_image(path)
                 result = segmenter.predict(rgb)
             except InvalidInputError as exc:
+                if len(paths) == 1:  # the one image asked for: the command's error, one line
+                    raise
                 print(f"edge-deeplab predict: skipped {path}: {exc}", file=sys.stderr)
                 failed.append(str(path))
                 continue

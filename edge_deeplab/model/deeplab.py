@@ -15,6 +15,7 @@ from typing import Dict, List
 from .. import deps
 from ..config import ModelConfig
 from ..errors import InvalidInputError, first_line
+from ..trust import load_keras_model
 from .layers import ResizeBilinear
 
 keras = deps.keras()
@@ -111,7 +112,7 @@ def load_full_weights(model, path: str) -> None:
     """Load a full DeepLab weights file (`.weights.h5` or a `.keras` model) into `model`."""
     if str(path).endswith(".keras"):
         try:
-            source = keras.saving.load_model(path, compile=False)
+            source = load_keras_model(keras, path)
         except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise InvalidInputError(f"{path}: not a Keras model this toolkit can load ({first_line(exc)})") from None
         try:

@@ -19,6 +19,7 @@ from typing import Optional, Tuple
 from .. import deps
 from ..errors import InvalidInputError, first_line
 from ..imageio import atomic_write_text
+from ..trust import load_keras_model
 
 _PATTERN = re.compile(r"^epoch_(\d{4,})\.keras$")
 KEEP = 2  # checkpoints kept on disk
@@ -83,7 +84,7 @@ def load_checkpoint(path: Path):
     if problem:
         raise InvalidInputError(f"{path}: {problem}")
     try:
-        return keras.saving.load_model(path, compile=True)
+        return load_keras_model(keras, path, compile=True)
     except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         raise InvalidInputError(f"{path}: Keras cannot load it ({first_line(exc)})") from None
 
