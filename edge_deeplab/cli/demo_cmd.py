@@ -17,7 +17,7 @@ from edge_deeplab.demos.interrupts import EXIT_STATUS
 from edge_deeplab.demos.outputs import display_available
 from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline, smoothing_filters
 from edge_deeplab.demos.render import VIEWS
-from edge_deeplab.demos.serve_address import parse_serve
+from edge_deeplab.demos.serve_address import parse_serve, read_token
 from edge_deeplab.demos.sources import parse_source
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.guard import guarded
@@ -114,15 +114,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "127.0.0.1; any other host needs the access token printed in the URL)",
     )
     parser.add_argument(
-        "--token", help="the access token for --serve (default: generated unless on 127.0.0.1)"
+        "--token", help="the access token for --serve (default: --token-file, else $EDGE_DEEPLAB_SERVE_TOKEN, "
+        "else generated unless on a loopback address; on the command line other users see it in ps)"
     )
+    parser.add_argument("--token-file", metavar="FILE", help="read the access token for --serve from FILE")
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
     """The flags as DemoOptions, which check themselves (InvalidInputError names the bad value)."""
-    if args.token is not None and not args.serve:
+    if (args.token is not None or args.token_file is not None) and not args.serve:
         raise InvalidInputError("--token goes with --serve [HOST:]PORT")
-    serve = parse_serve(args.serve, args.token) if args.serve else None
+    serve = parse_serve(args.serve, read_token(args.token, args.token_file)) if args.serve else None
     background = read_image(args.background)[:, :, ::-1].copy() if args.background else None
     return DemoOptions(
         view=args.view,
