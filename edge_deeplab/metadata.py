@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Sequence, Tuple
 
@@ -32,6 +33,7 @@ CHANNEL_ORDERS = ("RGB", "BGR")
 INPUT_KINDS = ("normalized", "pixels")
 
 Color = Tuple[int, int, int]
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (ESC, CSI)
 
 
 def voc_palette(num_classes: int) -> Tuple[Color, ...]:
@@ -172,6 +174,9 @@ def _labels(value) -> Tuple[str, ...]:
         raise InvalidInputError("labels must be class names (text)")
     if len(labels) < 1:
         raise InvalidInputError("metadata needs at least one label")
+    for label in labels:  # printed to terminals: an escape sequence could rewrite the screen
+        if CONTROL_CHARACTERS.search(label):
+            raise InvalidInputError(f"labels must be printable text; {label!r} holds control characters")
     seen = set()
     for label in labels:
         if label in seen:
@@ -245,6 +250,8 @@ def read_labels_file(path: str) -> Tuple[str, ...]:
         ) from None
     if any("\x00" in label for label in labels):
         raise InvalidInputError(f"labels file {path} holds NUL bytes: not a text file of class names")
+    if any(CONTROL_CHARACTERS.search(label) for label in labels):
+        raise InvalidInputError(f"labels file {path} holds control characters (terminal escapes?) in a class name")
     if not labels:
         raise InvalidInputError(f"labels file {path} is empty")
     return labels

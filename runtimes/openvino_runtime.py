@@ -78,6 +78,8 @@ class OpenVINORuntime(Runtime):
             raise ModelLoadError(
                 f"{self.path}: OpenVINO cannot read it: {_first_line(exc)}"
             ) from None
+        if self.path.suffix.lower() == ".xml":
+            openvino_metadata.check_weights(model, self.path)
         self._metadata = _read_metadata(model, self.path)
         self._model = model
         self._planar = openvino_metadata.scores_are_planar(model)
