@@ -28,12 +28,13 @@ import numpy as np
 from edge_deeplab import deps
 from edge_deeplab.errors import SourceError
 from edge_deeplab.imageio import IMAGE_SUFFIXES, list_images, read_image
+from edge_deeplab.limits import MAX_INPUT_SIDE
 from edge_deeplab.nvidia import is_jetson
 
 from .capture_options import decode_params, quiet_opencv
 from .source_base import Source
 from .synthetic_source import SyntheticSource
-from .uri_safety import check_plain_url, quoted, redact_uri, split_credentials
+from .uri_safety import check_characters, check_plain_url, quoted, redact_uri, split_credentials
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".gif")
 
@@ -179,6 +180,8 @@ def _size(text: str, uri: str) -> Tuple[int, int]:
         values = [int(p) for p in parts]
     except ValueError:
         raise SourceError(f"{redact_uri(uri)}: size must be HxW, got {text!r}") from None
+    if len(values) > 2 or not all(1 <= v <= MAX_INPUT_SIDE.value for v in values):
+        raise SourceError(f"{redact_uri(uri)}: size must be HxW with sides 1..{MAX_INPUT_SIDE.value}, got {text!r}")
     return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
 
 
@@ -188,6 +191,8 @@ def parse_source(uri) -> Source:
     Raises SourceError for a path that does not exist or a scheme we do not know.
     """
     text = str(uri).strip()
+    if "://" in text:
+        check_characters(text, text)
     if text.isdigit():
         return OpenCVSource(text, int(text), "CAP_V4L2" if _linux() else None, live=True)
     parts = urlsplit(text)

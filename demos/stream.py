@@ -266,6 +266,9 @@ ROUTES = {
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Connections waiting to be accepted: with socketserver's 5 a burst fills the queue and
+    # the kernel drops SYNs (clients retry after 1, 3, 7 s), a viewer among them included.
+    request_queue_size = 128
 
     def __init__(self, address: ServeAddress, frames: LatestFrame):
         self.address_family = socket.AF_INET6 if ":" in address.host else socket.AF_INET

@@ -45,9 +45,19 @@ def quoted(value: str, what: str, uri: str) -> str:
     return f'"{value}"'
 
 
+def check_characters(text: str, uri: str) -> None:
+    """Refuse control characters anywhere in a URI (urlsplit drops some, FFmpeg and
+    GStreamer would take others), and quotes and backslashes, which no quoting passes."""
+    if _UNSAFE.search(text):
+        raise SourceError(
+            f"{redact_uri(uri)!r}: the URI holds a control character, quote or backslash; refused"
+        )
+
+
 def split_credentials(url: str, uri: str):
     """(location without user:password, user or None, password or None), percent-decoded,
     with the location checked safe for a pipeline."""
+    check_characters(url, uri)
     parts = urlsplit(url)
     user = password = None
     netloc = parts.netloc
