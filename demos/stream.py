@@ -21,18 +21,17 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from edge_deeplab import deps
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.limits import MAX_CONNECTIONS, MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_SECONDS
 
+from .latest_frame import LatestFrame
 from .serve_address import ServeAddress, announce, is_loopback
 from .stream_page import CONTENT_SECURITY_POLICY, PAGE
 
 BOUNDARY = "edgedeeplabframe"
-JPEG_QUALITY = 80
 SEND_TIMEOUT_S = 10.0  # a viewer whose socket takes nothing for this long is dropped
 FRAME_WAIT_S = 5.0  # /frame.jpg waits this long for a picture newer than the request
 BUSY_REPLY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
@@ -45,88 +44,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-
-
-class LatestFrame:
-    """The newest rendered picture and its JPEG, shared by the main thread and the viewers."""
-
-    def __init__(self, quality: int = JPEG_QUALITY):
-        self.quality = quality
-        self._cond = threading.Condition()
-        self._picture = None  # offered, not yet encoded
-        self._jpeg: Optional[bytes] = None
-        self._seq = 0
-        self._offered = 0  # pictures offered so far: the number of the newest
-        self._picture_number = 0  # which offer `_picture` is
-        self._jpeg_number = 0  # which offer `_jpeg` was encoded from
-        self._viewers = 0
-        self._closed = False
-        self.encoded = 0
-        self.stats: dict = {}
-
-    @property
-    def watched(self) -> bool:
-        return self._viewers > 0
-
-    def offer(self, picture) -> None:
-        """Hand over a BGR picture (the caller must not change it afterwards); never blocks long."""
-        with self._cond:
-            self._offered += 1
-            self._picture, self._picture_number = picture, self._offered
-            self._cond.notify_all()
-
-    def join(self) -> None:
-        with self._cond:
-            self._viewers += 1
-            self._cond.notify_all()
-
-    def leave(self) -> None:
-        with self._cond:
-            self._viewers -= 1
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def encode_forever(self) -> None:
-        """The encoder thread: JPEG the newest picture while anybody watches, until closed."""
-        cv2 = deps.cv2("serving the demo")
-        params = [cv2.IMWRITE_JPEG_QUALITY, self.quality]
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._closed or (self._picture is not None and self._viewers))
-                if self._closed:
-                    return
-                picture, self._picture = self._picture, None
-                number = self._picture_number
-            ok, buffer = cv2.imencode(".jpg", picture, params)
-            if ok:
-                with self._cond:
-                    self._jpeg, self._seq = buffer.tobytes(), self._seq + 1
-                    self._jpeg_number = number
-                    self.encoded += 1
-                    self._cond.notify_all()
-
-    def next_jpeg(self, after: int, timeout: float) -> Optional[Tuple[int, bytes]]:
-        """(seq, JPEG) newer than `after`; None on timeout or once closed."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._closed or self._seq > after, timeout)
-            if self._closed or self._seq <= after:
-                return None
-            return self._seq, self._jpeg
-
-    def fresh_jpeg(self, timeout: float) -> Optional[bytes]:
-        """A JPEG of a picture offered after this call began (never a stale one: a stopped
-        pipeline gives None after `timeout`, not its last frame for ever)."""
-        with self._cond:
-            mark = self._offered
-            self._cond.wait_for(lambda: self._closed or self._jpeg_number > mark, timeout)
-            return None if self._closed or self._jpeg_number <= mark else self._jpeg
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
 
 class _Handler(BaseHTTPRequestHandler):
