@@ -15,8 +15,6 @@ import dataclasses
 import math
 from typing import Callable, Optional, Tuple
 
-from .limits import MAX_INPUT_SIDE
-
 CLI = "cli"  # the metadata key of a field's flag
 
 
@@ -57,8 +55,6 @@ def parse_size(text: str) -> Tuple[int, int]:
         values *= 2
     if len(values) != 2 or min(values) < 8:
         raise argparse.ArgumentTypeError(f"size must be N or HxW with N >= 8, got {text!r}")
-    if max(values) > MAX_INPUT_SIDE.value:
-        raise argparse.ArgumentTypeError(MAX_INPUT_SIDE.message(f"size {text!r}", max(values)))
     return values[0], values[1]
 
 
