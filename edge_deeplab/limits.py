@@ -83,7 +83,7 @@ MAX_METADATA_BYTES = Limit(8 << 20, "EDGE_DEEPLAB_MAX_METADATA_BYTES")
 # metadata entry may not inflate one into gigabytes before its shape is checked.
 MAX_SELFTEST_BYTES = Limit(4 << 20, "EDGE_DEEPLAB_MAX_SELFTEST_BYTES")
 
-# --- model inputs (metadata `input_size`, --input-size, source sizes) ---------------------
+# --- model inputs (metadata `input_size`, `synthetic?size=` of the demo sources) -----------
 # A side past 8192 pixels is a mistake or an attack: one float32 8192 x 8192 x 3 input is
 # 800 MB before the network's activations (tens of times more) are allocated.
 MAX_INPUT_SIDE = Limit(8192, "EDGE_DEEPLAB_MAX_INPUT_SIDE", "pixels a side")
