@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from edge_deeplab.errors import EdgeDeeplabError
+from edge_deeplab.imageio import fsync_folder, fsync_tree
 from edge_deeplab.status import Status
 
 from .base import ConversionResult, Converter
@@ -68,7 +69,9 @@ def convert_one(
         json.dumps(report, indent=2), encoding="utf-8"
     )
     for path in [*converter.files(tmp), staging / (final.name + ".parity.json")]:
-        os.replace(path, out_dir / path.name)  # OpenVINO: .bin before .xml
+        fsync_tree(path)  # on disk before the name: a power cut leaves the old file or this one
+        os.replace(path, out_dir / path.name)  # OpenVINO: .bin before .xml (which checks the .bin)
+    fsync_folder(out_dir)
     shutil.rmtree(staging, ignore_errors=True)
     result.path = final
     return result

@@ -26,6 +26,7 @@ from edge_deeplab.data.preprocessing import normalize
 from edge_deeplab.errors import InvalidInputError, ModelLoadError, OutputError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.runs import CONFIG, FINAL_MODEL, resolve_model_path, sidecar_metadata_path
+from edge_deeplab.trust import load_keras_model
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = {"logits": "scores", "argmax": "labels"}
@@ -86,7 +87,7 @@ def _load_keras(path: Path):
     import edge_deeplab.keras_layers  # noqa: F401  registers ResizeBilinear for deserialisation
 
     try:
-        model = keras.saving.load_model(str(path), compile=False)
+        model = load_keras_model(keras, path)
     except (TypeError, ValueError) as exc:
         raise ModelLoadError(
             f"{path}: Keras cannot load this model (unknown layer or corrupt file): "

@@ -6,12 +6,15 @@ from typing import Optional
 
 import numpy as np
 
+from .uri_safety import redact_uri
+
 
 class Source:
     """A frame source. `read()` -> BGR uint8 (H, W, 3), or None when none came.
 
     Attributes:
-        uri: what the user gave.
+        uri: what the user gave, with any password masked (`uri_safety.redact_uri`): it is
+            what messages, stats and the served page show.
         live: frames arrive on the source's own clock (drop stale ones) rather than on demand.
         fps: nominal frame rate, or None when unknown.
         announced: frames a file says it holds (from `start` on), or None when unknown.
@@ -20,7 +23,7 @@ class Source:
     live = False
 
     def __init__(self, uri: str):
-        self.uri = uri
+        self.uri = redact_uri(uri)
         self.fps: Optional[float] = None
         self.announced: Optional[int] = None
 

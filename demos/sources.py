@@ -30,12 +30,14 @@ import numpy as np
 from edge_deeplab import deps
 from edge_deeplab.errors import SourceError
 from edge_deeplab.imageio import IMAGE_SUFFIXES, list_images, read_image
+from edge_deeplab.limits import MAX_INPUT_SIDE
 from edge_deeplab.nvidia import is_jetson
 
 from .capture_options import decode_params, quiet_opencv
 from .picamera_source import PicameraSource
 from .source_base import Source
 from .synthetic_source import SyntheticSource
+from .uri_safety import check_characters, check_plain_url, quoted, redact_uri, split_credentials
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".gif")
 
@@ -63,11 +65,15 @@ def rtsp_pipeline(url: str, latency: int = 200, jetson: bool = False) -> str:
     """GStreamer pipeline for an RTSP stream (decodebin picks H.264/H.265 and HW decoders).
 
     On a Jetson decodebin picks the hardware decoder (nvv4l2decoder), whose frames live in
-    NVMM memory that videoconvert cannot read: nvvidconv copies them out first.
+    NVMM memory that videoconvert cannot read: nvvidconv copies them out first. The URL is
+    quoted and its credentials go in rtspsrc's own properties (`uri_safety`).
     """
     convert = "nvvidconv ! video/x-raw,format=BGRx ! videoconvert" if jetson else "videoconvert"
+    location, user, password = split_credentials(url, url)
+    login = "".join(f" {name}={quoted(value, what, url)}" for name, value, what in (
+        ("user-id", user, "user name"), ("user-pw", password, "password")) if value)
     return (
-        f"rtspsrc location={url} latency={latency} ! decodebin ! {convert} ! "
+        f"rtspsrc location={quoted(location, 'URL', url)}{login} latency={latency} ! decodebin ! {convert} ! "
         "video/x-raw,format=BGR ! appsink drop=true max-buffers=1"
     )
 
@@ -168,7 +174,7 @@ def _int(options: Dict[str, str], key: str, default: int, uri: str) -> int:
     try:
         return int(options.get(key, default))
     except ValueError:
-        raise SourceError(f"{uri}: option {key}={options[key]!r} is not a whole number") from None
+        raise SourceError(f"{redact_uri(uri)}: option {key}={options[key]!r} is not a whole number") from None
 
 
 def _size(text: str, uri: str) -> Tuple[int, int]:
@@ -176,7 +182,9 @@ def _size(text: str, uri: str) -> Tuple[int, int]:
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise SourceError(f"{uri}: size must be HxW, got {text!r}") from None
+        raise SourceError(f"{redact_uri(uri)}: size must be HxW, got {text!r}") from None
+    if len(values) > 2 or not all(1 <= v <= MAX_INPUT_SIDE.value for v in values):
+        raise SourceError(f"{redact_uri(uri)}: size must be HxW with sides 1..{MAX_INPUT_SIDE.value}, got {text!r}")
     return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
 
 
@@ -186,6 +194,8 @@ def parse_source(uri) -> Source:
     Raises SourceError for a path that does not exist or a scheme we do not know.
     """
     text = str(uri).strip()
+    if "://" in text:
+        check_characters(text, text)
     if text.isdigit():
         return OpenCVSource(text, int(text), "CAP_V4L2" if _linux() else None, live=True)
     parts = urlsplit(text)
@@ -195,7 +205,7 @@ def parse_source(uri) -> Source:
         return builder(text, parts, _query(parts.query))
     if scheme and len(scheme) > 1:  # one letter is a Windows drive, not a scheme
         raise SourceError(
-            f"{text}: unknown source; expected a camera index, v4l2://, csi://, picam://, rtsp://, "
+            f"{redact_uri(text)}: unknown source; expected a camera index, v4l2://, csi://, picam://, rtsp://, "
             "a video file, an image folder or synthetic"
         )
     path, start = Path(text).expanduser(), 0
@@ -248,7 +258,7 @@ def _rtsp(text: str, parts, options: Dict[str, str]) -> Source:
     if gstreamer_available(cv2):
         pipeline = rtsp_pipeline(url, _int(options, "latency", 200, text), jetson=is_jetson())
         return OpenCVSource(text, pipeline, "CAP_GSTREAMER", live=True)
-    return OpenCVSource(text, url, "CAP_FFMPEG", live=True)
+    return OpenCVSource(text, check_plain_url(url, text), "CAP_FFMPEG", live=True)
 
 
 def _v4l2(text: str, parts, options: Dict[str, str]) -> Source:
@@ -259,7 +269,7 @@ def _v4l2(text: str, parts, options: Dict[str, str]) -> Source:
 
 
 def _http(text: str, parts, options: Dict[str, str]) -> Source:
-    return OpenCVSource(text, text, "CAP_FFMPEG", live=True)
+    return OpenCVSource(text, check_plain_url(text, text), "CAP_FFMPEG", live=True)
 
 
 def _file(text: str, parts, options: Dict[str, str]) -> Source:

@@ -14,101 +14,85 @@ holds one JPEG until its send times out, and memory stays flat whatever the view
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import socket
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
-from edge_deeplab import deps
 from edge_deeplab.errors import InvalidInputError
+from edge_deeplab.limits import MAX_CONNECTIONS, MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_SECONDS
 
-from .serve_address import ServeAddress
-from .stream_page import PAGE
+from .latest_frame import LatestFrame
+from .serve_address import ServeAddress, announce, is_loopback
+from .stream_page import CONTENT_SECURITY_POLICY, PAGE
 
 BOUNDARY = "edgedeeplabframe"
-JPEG_QUALITY = 80
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 SEND_TIMEOUT_S = 10.0  # a viewer whose socket takes nothing for this long is dropped
-
-
-class LatestFrame:
-    """The newest rendered picture and its JPEG, shared by the main thread and the viewers."""
-
-    def __init__(self, quality: int = JPEG_QUALITY):
-        self.quality = quality
-        self._cond = threading.Condition()
-        self._picture = None  # offered, not yet encoded
-        self._jpeg: Optional[bytes] = None
-        self._seq = 0
-        self._viewers = 0
-        self._closed = False
-        self.encoded = 0
-        self.stats: dict = {}
-
-    @property
-    def watched(self) -> bool:
-        return self._viewers > 0
-
-    def offer(self, picture) -> None:
-        """Hand over a BGR picture (the caller must not change it afterwards); never blocks long."""
-        with self._cond:
-            self._picture = picture
-            self._cond.notify_all()
-
-    def join(self) -> None:
-        with self._cond:
-            self._viewers += 1
-            self._cond.notify_all()
-
-    def leave(self) -> None:
-        with self._cond:
-            self._viewers -= 1
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def encode_forever(self) -> None:
-        """The encoder thread: JPEG the newest picture while anybody watches, until closed."""
-        cv2 = deps.cv2("serving the demo")
-        params = [cv2.IMWRITE_JPEG_QUALITY, self.quality]
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._closed or (self._picture is not None and self._viewers))
-                if self._closed:
-                    return
-                picture, self._picture = self._picture, None
-            ok, buffer = cv2.imencode(".jpg", picture, params)
-            if ok:
-                with self._cond:
-                    self._jpeg, self._seq = buffer.tobytes(), self._seq + 1
-                    self.encoded += 1
-                    self._cond.notify_all()
-
-    def next_jpeg(self, after: int, timeout: float) -> Optional[Tuple[int, bytes]]:
-        """(seq, JPEG) newer than `after`; None on timeout or once closed."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._closed or self._seq > after, timeout)
-            if self._closed or self._seq <= after:
-                return None
-            return self._seq, self._jpeg
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
+FRAME_WAIT_S = 5.0  # /frame.jpg waits this long for a picture newer than the request
+BUSY_REPLY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+              b"Retry-After: 5\r\nConnection: close\r\n\r\nbusy\n")
+# Sent with every reply: no MIME sniffing of the JPEGs, the page runs only its own inline
+# script and style (by hash) and talks only to this server, no Referer leaks the ?token=.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     timeout = SEND_TIMEOUT_S  # socket timeout: a stalled viewer's send fails instead of hanging
-    server_version = "edge-deeplab"
+    server_version = "edge-deeplab"  # and no Python version after it (`version_string`)
 
     def setup(self) -> None:
         super().setup()
         self.server.track(self.connection, True)
+
+    def handle(self) -> None:
+        """Read the whole request head against one deadline, then serve it (one request per
+        connection: every route is a GET without a body)."""
+        head = self._read_head()
+        if head is None:
+            return
+        self.rfile.close()  # the socket's reader is not needed: the head is all there is
+        self.rfile = io.BytesIO(head)
+        self.handle_one_request()
+
+    def _read_head(self) -> Optional[bytes]:
+        """The request line and headers, or None when they did not arrive whole within
+        REQUEST_HEAD_SECONDS (a client trickling a byte at a time gets no longer) or ran
+        past MAX_REQUEST_HEAD_BYTES."""
+        deadline = time.monotonic() + REQUEST_HEAD_SECONDS
+        head = b""
+        while b"\r\n\r\n" not in head and b"\n\n" not in head:
+            left = deadline - time.monotonic()
+            if left <= 0 or len(head) > MAX_REQUEST_HEAD_BYTES:
+                return None
+            self.connection.settimeout(left)
+            try:
+                chunk = self.connection.recv(4096)
+            except OSError:  # timed out or reset
+                return None
+            if not chunk:
+                return None
+            head += chunk
+        self.connection.settimeout(self.timeout)
+        return head
+
+    def version_string(self) -> str:
+        return self.server_version  # the base class adds "Python/3.x": no versions to fingerprint
+
+    def end_headers(self) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        super().end_headers()
 
     def finish(self) -> None:
         self.server.track(self.connection, False)
@@ -122,11 +106,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         url = urlsplit(self.path)
+        if not self.server.authorised(parse_qs(url.query).get("token", [""])[0]):  # before any work
+            return self._plain(403, "a valid ?token= is needed (printed when the demo started)")
         route = ROUTES.get(url.path)
         if route is None:
             return self._plain(404, "not found")
-        if not self.server.authorised(parse_qs(url.query).get("token", [""])[0]):
-            return self._plain(403, "a valid ?token= is needed (printed when the demo started)")
         if not self.server.host_allowed(self.headers.get("Host", "")):
             return self._plain(403, "this address serves localhost only; start the demo with --serve HOST:PORT")
         try:
@@ -150,15 +134,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._plain(200, json.dumps(self.server.frames.stats), "application/json")
 
     def frame(self) -> None:
-        got = self._watch(lambda frames: frames.next_jpeg(0, timeout=5.0))
-        if got is None:
-            return self._plain(503, "no frame yet")
+        jpeg = self._watch(lambda frames: frames.fresh_jpeg(timeout=FRAME_WAIT_S))
+        if jpeg is None:
+            return self._plain(503, "no new frame (the demo is not producing any)")
         self.send_response(200)
         self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(len(got[1])))
+        self.send_header("Content-Length", str(len(jpeg)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(got[1])
+        self.wfile.write(jpeg)
 
     def stream(self) -> None:
         self.send_response(200)
@@ -199,6 +183,9 @@ ROUTES = {
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Connections waiting to be accepted: with socketserver's 5 a burst fills the queue and
+    # the kernel drops SYNs (clients retry after 1, 3, 7 s), a viewer among them included.
+    request_queue_size = 128
 
     def __init__(self, address: ServeAddress, frames: LatestFrame):
         self.address_family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
@@ -206,7 +193,31 @@ class _Server(ThreadingHTTPServer):
         self.frames = frames
         self._connections = set()
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS.value)
         super().__init__((address.host, address.port), _Handler)
+
+    def process_request(self, request, client_address) -> None:
+        """A thread for the connection while fewer than MAX_CONNECTIONS are served; past that
+        "503 busy" at once from the accepting thread, and no thread is started."""
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.setblocking(False)  # never wait on a flooding client's window
+                request.send(BUSY_REPLY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # the thread did not start: give the slot back
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def authorised(self, given: str) -> bool:
         return self.token is None or hmac.compare_digest(given.encode(), self.token.encode())
@@ -218,7 +229,7 @@ class _Server(ThreadingHTTPServer):
         if self.token is not None:
             return True
         host = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
-        return host.strip("[]") in LOOPBACK_NAMES
+        return is_loopback(host.strip("[]"))
 
     def track(self, connection: socket.socket, active: bool) -> None:
         with self._lock:
@@ -255,7 +266,7 @@ class StreamServer:
         ]
         for thread in self._threads:
             thread.start()
-        log(f"serving the demo at {self.url}")
+        log(announce(address, self.port, tty=sys.stdout.isatty()))
 
     @property
     def url(self) -> str:

@@ -47,6 +47,11 @@ def keras(purpose: str = "training and conversion") -> ModuleType:
 
 def cv2(purpose: str = "image and video I/O") -> ModuleType:
     """OpenCV: pip's opencv-python, or the system build (JetPack's, with GStreamer)."""
+    # OpenCV reads its decode limit once, at the first decode: ours, so formats whose header
+    # `image_header` does not read (TIFF) are bounded too. A user's own setting wins.
+    from .limits import MAX_IMAGE_PIXELS
+
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS.value))
     return optional("cv2", "demo", purpose, package="opencv-python")
 
 

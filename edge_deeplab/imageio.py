@@ -8,8 +8,10 @@ and documented: grayscale is repeated to three channels, an alpha channel is dro
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Union
 
@@ -17,30 +19,66 @@ import numpy as np
 
 from . import deps
 from .errors import InvalidInputError, OutputError
+from .image_header import declared_size
+from .limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
 PathLike = Union[str, os.PathLike]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 def _read_bytes(path: PathLike) -> bytes:
+    """The bytes of a regular file, at most MAX_IMAGE_BYTES of them.
+
+    Opened without blocking and checked on the open descriptor: a FIFO named `x.png` would
+    block an ordinary open for ever, and a link to /dev/zero would be read until memory
+    runs out.
+    """
+    limit = MAX_IMAGE_BYTES.value
     try:
-        data = Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except IsADirectoryError:
         raise InvalidInputError(f"{path}: is a folder, expected an image file") from None
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidInputError(f"{path}: is a folder, expected an image file")
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInputError(f"{path}: not a regular file (a device, pipe or socket); only image files are read")
+        MAX_IMAGE_BYTES.check(f"{path}: the file", info.st_size)
+        try:
+            data = handle.read(limit + 1)  # bounded even if the file grows while read
+        except OSError as exc:
+            raise InvalidInputError(f"{path}: cannot read ({exc.strerror})") from None
+    MAX_IMAGE_BYTES.check(f"{path}: the file", len(data))
     if not data:
         raise InvalidInputError(f"{path}: file is empty")
     return data
+
+
+def _check_declared_size(path: PathLike, data: bytes) -> None:
+    """Refuse an image whose header declares more than MAX_IMAGE_PIXELS, before decoding."""
+    size = declared_size(data)
+    if size is not None:
+        width, height = size
+        MAX_IMAGE_PIXELS.check(f"{path}: the image ({width}x{height})", width * height)
 
 
 def _decode(path: PathLike, data: bytes) -> np.ndarray:
     cv2 = deps.cv2()
     if data[:3] == b"\xff\xd8\xff" and not data.rstrip(b"\0")[-2:] == b"\xff\xd9":
         raise InvalidInputError(f"{path}: JPEG is truncated (no end-of-image marker)")
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    _check_declared_size(path, data)
+    try:
+        array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # OpenCV's own size limit (OPENCV_IO_MAX_IMAGE_PIXELS) refused it
+        array = None
     if array is None or array.size == 0:
-        raise InvalidInputError(f"{path}: not a readable image (corrupt, truncated or unknown format)")
+        raise InvalidInputError(
+            f"{path}: not a readable image (corrupt, truncated, unknown format, or over "
+            f"{MAX_IMAGE_PIXELS.env}={MAX_IMAGE_PIXELS.value} pixels)"
+        )
     if array.dtype != np.uint8:
         raise InvalidInputError(
             f"{path}: {array.dtype} image; expected 8-bit (convert 16-bit images to 8-bit first)"
@@ -107,7 +145,7 @@ def write_image(path: PathLike, rgb: np.ndarray) -> None:
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over `path`.
+    """Write to a temporary file in the same folder, then rename it over `path` durably.
 
     Raises:
         OutputError: the folder or file cannot be written (a full disk, no permission),
@@ -117,11 +155,12 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = _create_temp(path)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
+            handle.flush()
+            os.fsync(handle.fileno())
+        durable_replace(tmp, path, synced=True)
     except OSError as exc:
         _discard(tmp)
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
@@ -130,15 +169,68 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         raise
 
 
+def _create_temp(path: Path):
+    """(fd, name) of a new hidden file beside `path`, with the usual mode (0666 less the
+    umask, applied by the kernel: reading the umask would need a process-wide umask(0)
+    window that races other threads creating files)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+
+
+def durable_replace(tmp: PathLike, final: PathLike, synced: bool = False) -> None:
+    """os.replace(tmp, final) that survives a power cut: the data reaches the disk before the
+    rename, and the rename before this returns (without the fsyncs a crash can leave an
+    empty or half-written file under the final name, or the old one back).
+
+    Args:
+        tmp: a file, or a folder (a SavedModel, a staged artifact) whose files are synced.
+        final: where it goes; replaced if present (a file, or an empty folder).
+        synced: `tmp` was already fsynced by its writer.
+    """
+    if not synced:
+        fsync_tree(tmp)
+    os.replace(tmp, final)
+    fsync_folder(Path(final).parent)
+
+
+def fsync_tree(path: PathLike) -> None:
+    """fsync a file, or every file and folder under a folder."""
+    path = Path(path)
+    if path.is_dir():
+        for child in path.rglob("*"):
+            if child.is_file() and not child.is_symlink():
+                _fsync_path(child, os.O_RDONLY)
+        for folder in [path, *(p for p in path.rglob("*") if p.is_dir())]:
+            fsync_folder(folder)
+    else:
+        _fsync_path(path, os.O_RDONLY)
+
+
+def fsync_folder(folder: PathLike) -> None:
+    """fsync a folder, so the names created or renamed in it are on disk."""
+    try:
+        _fsync_path(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):  # a filesystem without it
+            raise
+
+
+def _fsync_path(path: PathLike, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _discard(tmp) -> None:
     if tmp is not None and os.path.exists(tmp):
         os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:

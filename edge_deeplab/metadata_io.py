@@ -14,12 +14,14 @@ from typing import Mapping, Optional
 
 from .errors import InvalidInputError, ModelLoadError
 from .imageio import atomic_write_text
+from .limits import MAX_METADATA_BYTES
 from .metadata import METADATA_KEY, ArtifactMetadata
 from .runs import sidecar_metadata_path
 
 
 def parse_metadata(text: str, path) -> ArtifactMetadata:
     """Metadata JSON -> ArtifactMetadata; invalid JSON is a ModelLoadError naming `path`."""
+    MAX_METADATA_BYTES.check(f"{path}: the embedded {METADATA_KEY} metadata", len(text), ModelLoadError)
     try:
         return ArtifactMetadata.from_json(text)
     except InvalidInputError as exc:
@@ -44,4 +46,20 @@ def read_sidecar_metadata(path) -> Optional[ArtifactMetadata]:
     target = sidecar_metadata_path(Path(path))
     if not target.is_file():
         return None
-    return parse_metadata(target.read_text(encoding="utf-8"), target)
+    return read_metadata_file(target)
+
+
+def read_metadata_file(path) -> ArtifactMetadata:
+    """A metadata JSON file, read bounded (MAX_METADATA_BYTES); a bad one is a ModelLoadError."""
+    limit = MAX_METADATA_BYTES.value
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
+    MAX_METADATA_BYTES.check(f"{path}", len(data), ModelLoadError)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"{path}: metadata is not UTF-8 text") from None
+    return parse_metadata(text, path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from typing import Callable, Optional, Tuple
 
 CLI = "cli"  # the metadata key of a field's flag
@@ -58,10 +59,25 @@ def parse_size(text: str) -> Tuple[int, int]:
 
 
 def parse_floats(text: str) -> Tuple[float, ...]:
+    """'127.5' or '123.7,116.3,103.5' -> finite floats ('nan' and 'inf' are refused)."""
     try:
-        return tuple(float(v) for v in text.split(","))
+        values = tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
+
+
+def finite_float(text: str) -> float:
+    """A flag's number: float() also takes 'nan' and 'inf', which no flag means."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def parse_list(text: str) -> Tuple[str, ...]:

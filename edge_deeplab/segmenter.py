@@ -27,7 +27,7 @@ from .data.preprocessing import (
     restore_scores,
     upsample_labels,
 )
-from .errors import InvalidInputError
+from .errors import InvalidInputError, ModelLoadError
 from .imageio import read_image, to_rgb
 from .metadata import ArtifactMetadata, read_labels_file
 from .presets import PRESETS
@@ -262,8 +262,13 @@ def resolve_metadata(runtime, preset=None, labels=None, mean=None, std=None, siz
 
 
 def _check_label_count(meta: ArtifactMetadata, output, path) -> None:
-    """A logits output must have one channel per label (a wrong preset is caught here)."""
-    channels = output.shape[-1] if len(output.shape) == 4 else None
+    """`head` matches the output tensor, and a logits output has one channel per label."""
+    shape = tuple(output.shape)
+    channels = shape[-1] if len(shape) == 4 else None
+    if meta.head == "logits" and (len(shape) == 3 or (channels == 1 and meta.num_classes > 1)):
+        raise ModelLoadError(f"{path}: metadata field head is 'logits' but the model outputs a class map {shape}")
+    if meta.head == "argmax" and channels not in (None, 1):
+        raise ModelLoadError(f"{path}: metadata field head is 'argmax' but the model outputs {channels} scores")
     if meta.head == "logits" and channels and channels != meta.num_classes:
         raise InvalidInputError(
             f"{path}: the model outputs {channels} class scores but {meta.num_classes} labels were "

@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 from edge_deeplab.errors import ModelLoadError
 from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.runs import resolve_model_path
+from edge_deeplab.trust import is_saved_model, require_trusted
 
 from .base import RUNTIMES, Runtime, TensorSpec
 
@@ -46,7 +47,7 @@ def read_metadata(path) -> Optional[ArtifactMetadata]:
 
 
 def load_runtime(path, backend: str = "auto", *, metadata: Optional[ArtifactMetadata] = None,
-                 **options) -> Runtime:
+                 trust_model: bool = False, **options) -> Runtime:
     """Open a model with the engine `backend` ("auto": chosen by the file suffix).
 
     Args:
@@ -54,6 +55,8 @@ def load_runtime(path, backend: str = "auto", *, metadata: Optional[ArtifactMeta
             model is used).
         backend: a runtime registry name or "auto".
         metadata: use this instead of what the file embeds (`Runtime.assume_metadata`).
+        trust_model: open a SavedModel folder, whose graph can read and write files
+            (`edge_deeplab.trust`); refused otherwise.
         **options: passed to the engine (threads, device, and engine-specific ones).
     """
     path = resolve_model_path(path)
@@ -61,6 +64,9 @@ def load_runtime(path, backend: str = "auto", *, metadata: Optional[ArtifactMeta
     cls = RUNTIMES.get(name)
     if path.is_file() and path.stat().st_size == 0:
         raise ModelLoadError(f"{path}: file is empty")
+    if is_saved_model(path):
+        require_trusted(path, trust_model)
+        options["trust_model"] = trust_model
     runtime = cls(path, **options)
     if metadata is not None:
         runtime.assume_metadata(metadata)

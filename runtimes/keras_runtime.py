@@ -18,7 +18,9 @@ import numpy as np
 from edge_deeplab import deps
 from edge_deeplab.errors import InvalidInputError, ModelLoadError, first_line
 from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.metadata_io import read_metadata_file
 from edge_deeplab.runs import sidecar_metadata_path
+from edge_deeplab.trust import load_keras_model, require_trusted
 
 from .base import RUNTIMES, Runtime, TensorSpec
 
@@ -33,6 +35,8 @@ class KerasRuntime(Runtime):
         device: "CPU", "GPU" or "GPU:N"; None: the first GPU TensorFlow sees, else the CPU.
         mixed_precision: compute in float16 (weights kept float32 in the file); meant for
             GPUs with tensor cores, where it is about 2x faster; on a CPU it is slower.
+        trust_model: open a SavedModel folder (its graph can read and write files; see
+            `edge_deeplab.trust`).
     """
 
     name = "keras"
@@ -48,8 +52,10 @@ class KerasRuntime(Runtime):
         threads: Optional[int] = None,
         device: Optional[str] = None,
         mixed_precision: bool = False,
+        trust_model: bool = False,
     ):
         super().__init__(path, threads=threads, device=device)
+        require_trusted(self.path, trust_model)
         tf = deps.tensorflow("the Keras runtime")
         self._tf = tf
         _set_threads(tf, threads)
@@ -97,7 +103,7 @@ class KerasRuntime(Runtime):
             candidates += [path / "metadata.json", path / "assets" / "metadata.json"]
         for candidate in candidates:
             if candidate.is_file():
-                return ArtifactMetadata.from_json(candidate.read_text(encoding="utf-8"))
+                return read_metadata_file(candidate)
         return None
 
     @classmethod
@@ -165,7 +171,7 @@ def _load_keras(path: Path, mixed_precision: bool):
     import edge_deeplab.keras_layers  # noqa: F401  registers ResizeBilinear for loading
 
     try:
-        model = keras.saving.load_model(str(path), compile=False)
+        model = load_keras_model(keras, path)
     except (TypeError, ValueError, OSError, KeyError) as exc:
         raise ModelLoadError(
             f"{path}: Keras cannot load it (corrupt or not a .keras file): {first_line(exc)}"

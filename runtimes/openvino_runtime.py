@@ -78,6 +78,7 @@ class OpenVINORuntime(Runtime):
             raise ModelLoadError(
                 f"{self.path}: OpenVINO cannot read it: {_first_line(exc)}"
             ) from None
+        openvino_metadata.check_weights(model, self.path)  # an IR's .bin is the one its .xml names
         self._metadata = _read_metadata(model, self.path)
         self._model = model
         self._planar = openvino_metadata.scores_are_planar(model)

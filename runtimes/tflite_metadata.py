@@ -19,10 +19,12 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional
 
 from edge_deeplab.errors import ConversionError, ModelLoadError
+from edge_deeplab.limits import MAX_METADATA_BYTES
 from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 from edge_deeplab.metadata_io import parse_metadata
 
@@ -57,18 +59,44 @@ def embed(content: bytes, meta: ArtifactMetadata) -> bytes:
 
 
 def read(path) -> Optional[ArtifactMetadata]:
-    """The `edge_deeplab.json` appended to the flatbuffer (pure Python), or None."""
+    """The `edge_deeplab.json` appended to the flatbuffer (pure Python), or None.
+
+    The archive is someone else's file: its member is read only when stored or deflated and
+    declared under MAX_METADATA_BYTES, and inflated with the same cap whatever it declares.
+    """
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            if ASSOCIATED_FILE not in archive.namelist():
-                return None
-            text = archive.read(ASSOCIATED_FILE).decode("utf-8")
+        archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
-        return None
+        return None  # no archive appended: a foreign .tflite
     except OSError as exc:
         raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
+    with archive:
+        if ASSOCIATED_FILE not in archive.namelist():
+            return None
+        try:
+            data = _read_member(archive, archive.getinfo(ASSOCIATED_FILE), path)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise ModelLoadError(f"{path}: embedded {ASSOCIATED_FILE} is damaged ({exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"{path}: embedded {ASSOCIATED_FILE} is not UTF-8 text") from None
     return parse_metadata(text, path)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> bytes:
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ModelLoadError(
+            f"{path}: embedded {ASSOCIATED_FILE} uses zip compression method {info.compress_type}; "
+            "only stored (0) and deflated (8) are read"
+        )
+    MAX_METADATA_BYTES.check(f"{path}: embedded {ASSOCIATED_FILE} (declared size)", info.file_size, ModelLoadError)
+    limit = MAX_METADATA_BYTES.value
+    with archive.open(info) as member:
+        data = member.read(limit + 1)  # zipfile inflates in chunks: bounded whatever is declared
+    MAX_METADATA_BYTES.check(f"{path}: embedded {ASSOCIATED_FILE}", len(data), ModelLoadError)
+    return data
 
 
 def strip_appended_zip(content: bytes) -> bytes:

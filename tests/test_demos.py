@@ -121,7 +121,7 @@ def test_rtsp_uri_uses_gstreamer_when_opencv_has_it(monkeypatch):
     monkeypatch.setattr(sources_mod, "gstreamer_available", lambda cv2=None: True)
     source = parse_source("rtsp://cam.local:554/live?latency=50")
     assert source.backend == "CAP_GSTREAMER" and source.live
-    assert source.target.startswith("rtspsrc location=rtsp://cam.local:554/live latency=50 ! ")
+    assert source.target.startswith('rtspsrc location="rtsp://cam.local:554/live" latency=50 ! ')
     assert source.target.endswith("! appsink drop=true max-buffers=1")
     monkeypatch.setattr(sources_mod, "gstreamer_available", lambda cv2=None: False)
     source = parse_source("rtsp://cam.local:554/live?latency=50&channel=2")

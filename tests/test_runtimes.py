@@ -144,7 +144,7 @@ def test_keras_runtime_opens_a_saved_model(tiny_run, tiny_data, tmp_path):
     with load_runtime(tiny_run) as keras_rt:
         folder = export_saved_model(keras_rt._model, "logits", tmp_path / "sm")
         x = (tiny_data[0][:1].astype(np.float32) - 127.5) / 127.5
-        with load_runtime(folder) as sm_rt:
+        with load_runtime(folder, trust_model=True) as sm_rt:  # our own export: trusted
             assert sm_rt.name == "keras" and sm_rt.input_spec.shape == (1, 64, 64, 3)
             np.testing.assert_allclose(sm_rt.run(x), keras_rt.run(x), atol=1e-4)
 

@@ -224,7 +224,17 @@ def _image_html(uri: Optional[str], alt: str, missing: str) -> str:
 
 
 def render_html(report: dict, examples: Optional[Examples] = None) -> str:
-    """The whole report.html as one string."""
+    """The whole report.html as one string.
+
+    Charts show names from files (labels, model names) as plain text: matplotlib would parse
+    a `$` in a label as mathtext (and fail on an unpaired one) or hand it to LaTeX.
+    """
+    mpl = deps.matplotlib()
+    with mpl.rc_context({"text.parse_math": False, "text.usetex": False}):
+        return _render_html(report, examples)
+
+
+def _render_html(report: dict, examples: Optional[Examples] = None) -> str:
     rows = report["rows"]
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',

@@ -270,11 +270,26 @@ def _report_dict(
 
 
 def write_report(data: dict, out_dir: Path, examples: Optional[Examples] = None) -> Dict[str, Path]:
-    """Write report.json, report.md and report.html atomically; returns their paths."""
+    """Write report.json, report.md and report.html, all or none; returns their paths.
+
+    All three are rendered before any is written (a chart that fails leaves nothing), and a
+    write that fails removes those this call wrote, so no mixed set of old and new is left.
+    """
     paths = {name: Path(out_dir) / f"report.{name}" for name in ("json", "md", "html")}
-    atomic_write_text(paths["json"], json.dumps(data, indent=2, default=_json_default) + "\n")
-    atomic_write_text(paths["md"], render_markdown(data))
-    atomic_write_text(paths["html"], render_html(data, examples))
+    texts = {
+        "json": json.dumps(data, indent=2, default=_json_default) + "\n",
+        "md": render_markdown(data),
+        "html": render_html(data, examples),
+    }
+    written = []
+    try:
+        for name, text in texts.items():
+            atomic_write_text(paths[name], text)
+            written.append(paths[name])
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return paths
 
 

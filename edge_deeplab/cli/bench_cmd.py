@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import EdgeDeeplabError, InvalidInputError
 from ..targets.cli import Uploads, add_target_arg, flag_words, model_source_words, run_on_target
 from ..targets.remote import JSON_OUT
-from .common import add_model_source_args, add_runtime_args, open_segmenter
+from .common import add_model_source_args, add_runtime_args, finite_float, open_segmenter
 
 ORDER = 80  # its place in `edge-deeplab --help`
 
@@ -37,7 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--min-time",
-        type=float,
+        type=finite_float,
         default=2.0,
         metavar="S",
         help="seconds of timed repeats per model (default 2)",

@@ -6,7 +6,7 @@ import argparse
 from typing import Optional
 
 from ..errors import InvalidInputError
-from ..options import parse_floats, parse_list, parse_size  # noqa: F401  (flags' parsers, imported from here)
+from ..options import finite_float, parse_floats, parse_list, parse_size  # noqa: F401  (flags' parsers, imported from here)
 from ..presets import PRESETS
 
 
@@ -22,13 +22,16 @@ def add_model_source_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_runtime_args(parser: argparse.ArgumentParser) -> None:
-    """--runtime / --threads / --device."""
+    """--runtime / --threads / --device / --trust-model."""
     from edge_deeplab.runtimes import RUNTIMES
 
     parser.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES.names()],
                         help="engine (default: chosen by the model file)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the engine")
     parser.add_argument("--device", default=None, help="engine device (CPU, GPU, NPU, AUTO, cuda, ...)")
+    parser.add_argument("--trust-model", action="store_true",
+                        help="open a TensorFlow SavedModel folder (its graph can read and write files: "
+                             "only for models from a source you trust)")
 
 
 def open_segmenter(args: argparse.Namespace, model: Optional[str] = None, **segmenter_options):
@@ -41,7 +44,8 @@ def open_segmenter(args: argparse.Namespace, model: Optional[str] = None, **segm
 
     if getattr(args, "threads", None) is not None and args.threads < 1:
         raise InvalidInputError(f"--threads must be >= 1, got {args.threads}")
-    options = {"threads": getattr(args, "threads", None), "device": getattr(args, "device", None)}
+    options = {"threads": getattr(args, "threads", None), "device": getattr(args, "device", None),
+               "trust_model": getattr(args, "trust_model", False)}
     runtime = load_runtime(model or args.model, backend=getattr(args, "runtime", "auto"), **options)
     try:
         return Segmenter(

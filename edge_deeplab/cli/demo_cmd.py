@@ -18,7 +18,7 @@ from edge_deeplab.demos.outputs import display_available
 from edge_deeplab.demos.pipeline import DemoOptions, smoothing_filters
 from edge_deeplab.demos.pipeline import run_demo as run_demo_pipeline
 from edge_deeplab.demos.render import VIEWS
-from edge_deeplab.demos.serve_address import parse_serve
+from edge_deeplab.demos.serve_address import parse_serve, read_token
 from edge_deeplab.demos.sources import parse_source
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.guard import guarded
@@ -62,7 +62,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser, *, source: str = "0") ->
         "--view", choices=VIEWS, default="overlay", help="what to show (key v cycles)"
     )
     parser.add_argument(
-        "--alpha", type=float, default=0.5, help="overlay mask weight 0..1 (keys +/-)"
+        "--alpha", type=common.finite_float, default=0.5, help="overlay mask weight 0..1 (keys +/-)"
     )
     parser.add_argument(
         "--class",
@@ -75,7 +75,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser, *, source: str = "0") ->
     )
     parser.add_argument(
         "--smooth",
-        type=float,
+        type=common.finite_float,
         metavar="A",
         help="temporal smoothing: EMA weight of the newest frame in (0, 1] (default: off)",
     )
@@ -92,7 +92,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser, *, source: str = "0") ->
     )
     parser.add_argument(
         "--reconnect-timeout",
-        type=float,
+        type=common.finite_float,
         default=10.0,
         metavar="S",
         help="seconds to retry a camera that stops delivering frames (default: 10)",
@@ -115,15 +115,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "127.0.0.1; any other host needs the access token printed in the URL)",
     )
     parser.add_argument(
-        "--token", help="the access token for --serve (default: generated unless on 127.0.0.1)"
+        "--token", help="the access token for --serve (default: --token-file, else $EDGE_DEEPLAB_SERVE_TOKEN, "
+        "else generated unless on a loopback address; on the command line other users see it in ps)"
     )
+    parser.add_argument("--token-file", metavar="FILE", help="read the access token for --serve from FILE")
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
     """The flags as DemoOptions, which check themselves (InvalidInputError names the bad value)."""
-    if args.token is not None and not args.serve:
+    if (args.token is not None or args.token_file is not None) and not args.serve:
         raise InvalidInputError("--token goes with --serve [HOST:]PORT")
-    serve = parse_serve(args.serve, args.token) if args.serve else None
+    serve = parse_serve(args.serve, read_token(args.token, args.token_file)) if args.serve else None
     background = read_image(args.background)[:, :, ::-1].copy() if args.background else None
     return DemoOptions(
         view=args.view,

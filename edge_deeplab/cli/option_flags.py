@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..options import CLI, cli_fields
+from ..options import CLI, cli_fields, finite_float
 
 
 def add_option_flags(parser, options_cls) -> None:
@@ -46,7 +46,7 @@ def _help(spec: dict, default) -> str:
 
 def _parser_of(default):
     if isinstance(default, float):
-        return float
+        return finite_float
     if isinstance(default, int):
         return int
     return str

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from ..errors import InvalidInputError
-from .common import add_model_source_args, add_runtime_args, open_segmenter
+from .common import add_model_source_args, add_runtime_args, finite_float, open_segmenter
 
 ORDER = 70  # its place in `edge-deeplab --help`
 
@@ -39,7 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     parser.add_argument(
         "--alpha",
-        type=float,
+        type=finite_float,
         default=0.5,
         help="overlay opacity of the mask colours, 0..1 (default 0.5)",
     )
@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
                 rgb = read_image(path)
                 result = segmenter.predict(rgb)
             except InvalidInputError as exc:
+                if len(paths) == 1:  # the one image asked for: the command's error, one line
+                    raise
                 print(f"edge-deeplab predict: skipped {path}: {exc}", file=sys.stderr)
                 failed.append(str(path))
                 continue

@@ -6,14 +6,14 @@ import argparse
 
 from ..config import ALPHAS, DEFAULT_EPOCHS, MODEL_HEADS, OPTIMIZERS, SCHEDULES, STRATEGIES, ModelConfig, TrainConfig
 from ..presets import PRESETS
-from .common import parse_size
+from .common import finite_float, parse_size
 
 _M, _T = ModelConfig(), TrainConfig()  # defaults shown in --help
 
 
 def add_model_flags(g) -> None:
     g.add_argument(
-        "--alpha", type=float, choices=ALPHAS, help=f"MobileNetV2 width (default {_M.alpha})"
+        "--alpha", type=finite_float, choices=ALPHAS, help=f"MobileNetV2 width (default {_M.alpha})"
     )
     g.add_argument("--output-stride", type=int, choices=(8, 16), help="default 16")
     g.add_argument("--head", choices=MODEL_HEADS, help="aspp (default) or lite")
@@ -28,7 +28,7 @@ def add_model_flags(g) -> None:
         help=f"HxW the model is trained at (default {_M.input_size[0]}x{_M.input_size[1]})",
     )
     g.add_argument(
-        "--bn-momentum", type=float, help=f"BatchNormalization momentum (default {_M.bn_momentum})"
+        "--bn-momentum", type=finite_float, help=f"BatchNormalization momentum (default {_M.bn_momentum})"
     )
     g.add_argument(
         "--weights",
@@ -54,7 +54,7 @@ def add_training_flags(g) -> None:
     g.add_argument("--batch-size", type=int, help=f"default {_T.batch_size}")
     g.add_argument(
         "--lr",
-        type=float,
+        type=finite_float,
         help=f"initial learning rate of the poly schedule (default {_T.learning_rate:g})",
     )
     g.add_argument("--optimizer", choices=OPTIMIZERS, help="adam (default) or sgd (momentum 0.9)")
@@ -74,7 +74,7 @@ def add_training_flags(g) -> None:
     g.add_argument("--train-splits", metavar="SPLIT[,SPLIT]",
                    help="splits to train on (default train); train,val for a final model chosen on val")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    g.add_argument("--memory-limit", type=float, metavar="GB",
+    g.add_argument("--memory-limit", type=finite_float, metavar="GB",
                    help="refuse runs whose memory estimate exceeds this (default: 90%% of this machine's RAM)")
 
 
@@ -86,15 +86,15 @@ def add_finetune_flags(g) -> None:
                    help="learning-rate multipliers of backbone, head, decoder, classifier (e.g. backbone=0.2)")
     g.add_argument("--freeze-bn", action="store_true",
                    help="BatchNorm in inference mode with fixed parameters (small batches, imported weights)")
-    g.add_argument("--warmup-epochs", type=float, help="linear learning-rate warm-up before the poly decay")
+    g.add_argument("--warmup-epochs", type=finite_float, help="linear learning-rate warm-up before the poly decay")
     g.add_argument("--val-every", type=int, help="validate every N epochs (default 1; always after the last)")
-    g.add_argument("--class-balance", type=float, metavar="P",
+    g.add_argument("--class-balance", type=finite_float, metavar="P",
                    help="weight classes by (median frequency / frequency) ** P (0 off, 1 SegNet's, 0.5 milder)")
     g.add_argument("--scale-range", type=float_pair, metavar="LO,HI",
                    help="random image scale of the augmentation (default 0.75,1.25)")
-    g.add_argument("--jitter", type=float,
+    g.add_argument("--jitter", type=finite_float,
                    help="colour jitter strength: brightness, contrast, saturation (default 0.15)")
-    g.add_argument("--blur", type=float, metavar="P",
+    g.add_argument("--blur", type=finite_float, metavar="P",
                    help="probability of a Gaussian blur of each crop (default 0: off)")
     g.add_argument("--blur-sigma", type=float_pair, metavar="LO,HI",
                    help="its random sigma in pixels (default 0.5,1.5)")
@@ -116,8 +116,8 @@ def lr_mults(text: str):
 
 def float_pair(text: str):
     try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
+        low, high = (finite_float(v) for v in text.split(","))
+    except (ValueError, argparse.ArgumentTypeError):
         raise argparse.ArgumentTypeError(f"expected LO,HI, got {text!r}") from None
     return low, high
 

@@ -22,7 +22,7 @@ import sys
 from ..errors import InvalidInputError
 from ..targets.cli import Uploads, add_target_arg, model_source_words, run_on_target, write_json
 from ..targets.remote import JSON_OUT
-from .common import add_model_source_args, add_runtime_args, open_segmenter
+from .common import add_model_source_args, add_runtime_args, finite_float, open_segmenter
 
 ORDER = 60  # its place in `edge-deeplab --help`
 SCENES = 8  # generated scenes of a --reference comparison
@@ -40,7 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--reference", default=None, metavar="MODEL",
                         help="compare with this model (any format) on generated scenes instead "
                         "(for models without a self-test, e.g. published ones)")
-    parser.add_argument("--bar", type=float, default=None,
+    parser.add_argument("--bar", type=finite_float, default=None,
                         help="agreement to reach, 0..1 (default: the artifact's own; "
                         f"{DEFAULT_BAR} with --reference)")
     parser.add_argument("--json", default=None, metavar="OUT",

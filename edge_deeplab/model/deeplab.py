@@ -16,6 +16,7 @@ from .. import deps
 from ..config import ModelConfig
 from ..errors import InvalidInputError, first_line
 from ..keras_layers import ResizeBilinear
+from ..trust import load_keras_model
 
 keras = deps.keras()
 layers = keras.layers
@@ -111,7 +112,7 @@ def load_full_weights(model, path: str) -> None:
     """Load a full DeepLab weights file (`.weights.h5` or a `.keras` model) into `model`."""
     if str(path).endswith(".keras"):
         try:
-            source = keras.saving.load_model(path, compile=False)
+            source = load_keras_model(keras, path)
         except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise InvalidInputError(f"{path}: not a Keras model this toolkit can load ({first_line(exc)})") from None
         try:

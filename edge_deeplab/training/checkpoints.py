@@ -18,7 +18,8 @@ from typing import Optional, Tuple
 
 from .. import deps
 from ..errors import InvalidInputError, first_line
-from ..imageio import atomic_write_text
+from ..imageio import atomic_write_text, durable_replace
+from ..trust import load_keras_model
 
 _PATTERN = re.compile(r"^epoch_(\d{4,})\.keras$")
 KEEP = 2  # checkpoints kept on disk
@@ -45,7 +46,7 @@ def save_checkpoint(model, folder: Path, epoch: int, logs: Optional[dict] = None
     tmp = folder / f".tmp-{os.getpid()}-{epoch:04d}.keras"  # Keras wants the .keras suffix
     try:
         model.save(tmp)
-        os.replace(tmp, final)
+        durable_replace(tmp, final)  # fsynced: a power cut leaves the old checkpoint or this one
     except OSError as exc:  # a full disk: one line, and the previous checkpoints stay
         raise InvalidInputError(f"{final}: cannot write the checkpoint ({exc.strerror or exc})") from None
     finally:
@@ -83,7 +84,7 @@ def load_checkpoint(path: Path):
     if problem:
         raise InvalidInputError(f"{path}: {problem}")
     try:
-        return keras.saving.load_model(path, compile=True)
+        return load_keras_model(keras, path, compile=True)
     except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         raise InvalidInputError(f"{path}: Keras cannot load it ({first_line(exc)})") from None
 

@@ -7,7 +7,9 @@ history.csv), and at the end `model.keras`, `metadata.json`, `labels.txt`, `hist
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import os
 import subprocess
@@ -17,9 +19,41 @@ from typing import Optional
 from .. import runs
 from ..config import DataConfig, ModelConfig
 from ..errors import InvalidInputError
-from ..imageio import atomic_write_text
+from ..imageio import atomic_write_text, durable_replace
 from ..metadata import ArtifactMetadata
 from ..presets import CAMVID_LABELS, CAMVID_PALETTE
+
+LOCK_FILE = ".edge-deeplab.lock"
+
+
+@contextlib.contextmanager
+def run_folder_lock(out: Path, enabled: bool = True):
+    """Hold an exclusive lock on the run folder while training writes it: a second `train`
+    into the same folder is refused at once instead of interleaving checkpoints. The lock
+    is the kernel's (flock), so a killed run releases it; a folder this call created and
+    nothing else wrote is removed again."""
+    if not enabled:
+        yield
+        return
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as exc:
+        raise InvalidInputError(f"--out {out}: cannot write there ({exc.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise InvalidInputError(f"{out}: another training is writing this run folder; wait for it to end "
+                                "or choose another --out") from None
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (removing it would race a waiting run)
+        if created and [p.name for p in out.iterdir()] == [LOCK_FILE]:
+            (out / LOCK_FILE).unlink(missing_ok=True)
+            out.rmdir()
 
 
 def check_run_folder(out: Path, model_cfg: ModelConfig, resume: bool):
@@ -108,7 +142,7 @@ def _save_model(model, final: Path) -> None:
     tmp = final.parent / f".tmp-{os.getpid()}-{final.name}"
     try:
         model.save(tmp)
-        os.replace(tmp, final)
+        durable_replace(tmp, final)
     except OSError as exc:
         raise InvalidInputError(f"{final}: cannot write the model ({exc.strerror or exc})") from None
     finally:

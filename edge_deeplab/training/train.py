@@ -41,6 +41,15 @@ def train(
     Returns:
         The run folder.
     """
+    from .run_folder import run_folder_lock
+    from .strategy import is_chief
+
+    with run_folder_lock(Path(out_dir), enabled=is_chief()):  # the chief writes the run folder
+        return _train(model_cfg, data_cfg, train_cfg, out_dir, resume, verbose, time_budget_s, memory_limit_gb)
+
+
+def _train(model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig, out_dir, resume: bool,
+           verbose: int, time_budget_s: Optional[float], memory_limit_gb: Optional[float]) -> Path:
     from ..data.pipeline import train_pipeline
     from .budget import _now
     from .memory import check_training_memory
