@@ -21,6 +21,8 @@ from test_targets import _agent, _cli, _one_error, _wrapper, device_python, sshd
 HERE = Path(__file__).resolve().parent
 MAGIC = b"FAKE-TRT-ENGINE\n"  # fake_tensorrt's engine header
 INSTALL_FAKE = '''"""The fake TensorRT {version} (tests/fake_tensorrt.py) as an importable module."""
+import os
+
 import fake_tensorrt
 
 
@@ -30,7 +32,7 @@ class _Modules:  # install()'s monkeypatch: here the fakes stay for the life of 
         mapping[key] = value
 
 
-fake_tensorrt.install(_Modules(), {version!r})
+fake_tensorrt.install(_Modules(), {version!r}, builder_starts=os.environ.get("FAKE_TRT_BUILDER") != "fails")
 '''
 
 
@@ -48,9 +50,9 @@ def test_agent_sends_only_a_built_file_and_no_more_than_asked(tmp_path):
         assert done.returncode != 0 and done.stdout == b"" and b"bad built-file name" in done.stderr
 
 
-def _fake_tensorrt_folder(root: Path, version: str) -> Path:
+def _fake_tensorrt_folder(root: Path, name: str, version: str) -> Path:
     """A PYTHONPATH folder whose `tensorrt` and `cuda` are the fakes of `version`, and a bin/ with nvidia-smi."""
-    folder = root / f"trt{version.split('.')[0]}"
+    folder = root / name
     (folder / "cuda").mkdir(parents=True)
     shutil.copy(HERE / "fake_tensorrt.py", folder / "fake_tensorrt.py")
     (folder / "tensorrt.py").write_text(INSTALL_FAKE.format(version=version))
@@ -63,15 +65,17 @@ def _fake_tensorrt_folder(root: Path, version: str) -> Path:
 
 @pytest.fixture(scope="module")
 def trt_targets(sshd, tmp_path_factory, device_python):  # noqa: F811 - the imported fixtures
-    """A targets file: `trt10` and `trt11` (the device with a fake TensorRT and GPU), `plain` (none)."""
+    """A targets file: `trt10` and `trt11` (the device with a fake TensorRT and GPU), `trt10broken`
+    (whose builder cannot start, as without a driver), `plain` (no TensorRT)."""
     folder = tmp_path_factory.mktemp("trt-targets")
     cache = folder / "device-cache"
     pythons = {"plain": device_python}
-    for version in ("10.3.0", "11.4.0"):
-        fakes = _fake_tensorrt_folder(folder, version)
+    for name, version, env in (("trt10", "10.3.0", ""), ("trt11", "11.4.0", ""),
+                               ("trt10broken", "10.3.0", "FAKE_TRT_BUILDER=fails ")):
+        fakes = _fake_tensorrt_folder(folder, name, version)
         script = _wrapper(folder, device_python, fakes)
-        script.write_text(script.read_text().replace("exec", f'PATH="{fakes / "bin"}:$PATH" exec'))
-        pythons[fakes.name] = script
+        script.write_text(script.read_text().replace("exec", f'{env}PATH="{fakes / "bin"}:$PATH" exec'))
+        pythons[name] = script
     text = "".join(f'[{name}]\nhost = "loopback-device"\npython = "{python}"\ncache = "{cache}"\n'
                    f'ssh_config = "{sshd.client_config}"\n\n' for name, python in pythons.items())
     (folder / "targets.toml").write_text(text)
@@ -138,3 +142,14 @@ def test_a_device_without_tensorrt_says_what_to_install(trt_targets, tmp_path, c
     assert not out.exists() or not list(out.iterdir())  # nothing made, nothing left
     code, _, err = _convert(capsys, run, out, "trt10", "fp16", "--to", "tflite")
     assert code == 2 and "--target builds TensorRT engines on the device" in _one_error(err)
+
+
+@pytest.mark.slow
+def test_a_build_that_fails_on_the_device_leaves_nothing(trt_targets, tiny_run, tmp_path, capsys):
+    out = tmp_path / "broken"
+    engines = set((trt_targets / "built").glob("*.engine"))
+    code, _, err = _convert(capsys, tiny_run, out, "trt10broken", "fp16")
+    line = _one_error(err)
+    assert code == 2 and "on trt10broken: TensorRT cannot start a builder" in line, err
+    assert sorted(p.name for p in out.iterdir()) == []  # no engine, no sidecar, no staging folder
+    assert set((trt_targets / "built").glob("*.engine")) == engines and list((trt_targets / "tmp").iterdir()) == []
