@@ -204,7 +204,16 @@ def convert(
     if options is not None and not isinstance(options, ConvertOptions):
         raise TypeError(f"options must be a ConvertOptions, got {type(options).__name__}")
     options = dataclasses.replace(options or ConvertOptions(), **overrides)
-    plan = plan_conversions(targets, precisions)
+    results = convert_plan(model, plan_conversions(targets, precisions), out_dir, options)
+    results += unavailable_results(targets, precisions)
+    raise_if_strict(results, options.strict)
+    return results
+
+
+def convert_plan(model, plan: Plan, out_dir, options: ConvertOptions) -> List[ConversionResult]:
+    """`convert()` for a prepared plan of (converter, precision) pairs: converters that are
+    not in the registry's choice, e.g. TensorRT built on a remote device
+    (`edge_deeplab.targets.remote_engine`). `--strict` is the caller's."""
     out_dir = prepare_out_dir(out_dir)
     say = Progress(options.progress)
     say(f"loading {model}")
@@ -229,12 +238,7 @@ def convert(
         images = parity_image_set(calib_source, source, options.parity_images)
         checker = ParityChecker(images, lambda head, res: job.reference(HeadPlacement(head, res)),
                                 options.int8_agreement)
-        results = [
-            _convert_step(job, checker, step, plan, options, out_dir) for step in enumerate(plan, 1)
-        ]
-    results += unavailable_results(targets, precisions)
-    _raise_if_strict(results, options.strict)
-    return results
+        return [_convert_step(job, checker, step, plan, options, out_dir) for step in enumerate(plan, 1)]
 
 
 def _convert_step(job, checker, step, plan: Plan, options: ConvertOptions, out_dir: Path):
@@ -248,7 +252,7 @@ def _convert_step(job, checker, step, plan: Plan, options: ConvertOptions, out_d
     return result
 
 
-def _raise_if_strict(results: List[ConversionResult], strict: bool) -> None:
+def raise_if_strict(results: List[ConversionResult], strict: bool) -> None:
     failed = [r for r in results if r.status == Status.PARITY_FAILED]
     if strict and failed:
         names = ", ".join(

@@ -49,7 +49,7 @@ def convert_one(
         result.seconds = round(time.perf_counter() - start, 2)
         meta = _artifact_metadata(job, converter, precision, placement)
         meta = _accuracy_control(job, converter, tmp, meta, result)
-        result.parity, selftest = _parity(checker, converter, tmp, meta)
+        result.parity, selftest = converter.measure_parity(checker, tmp, meta) or _parity(checker, converter, tmp, meta)
         # Embedded once, with the parity result: the checks ran the engine on `meta` as it will
         # read it (the registry's round-trip test proves each format reads back what it wrote).
         converter.embed_metadata(tmp, meta.replace(parity=result.parity, selftest=selftest))

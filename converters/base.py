@@ -150,6 +150,12 @@ class Converter(ABC):
         `inputs` is a `converters.quant_debug.DebugInputs`."""
         return None
 
+    def measure_parity(self, checker, path: Path, meta: ArtifactMetadata) -> Optional[Tuple[dict, dict]]:
+        """(parity figures, self-test entry) measured elsewhere than in this process, or None
+        (the default) for the usual check: the artifact opened in its engine here. An engine
+        built on a remote device overrides it: only that device can run it."""
+        return None
+
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
         """Store `meta` with the artifact at `path`.
 

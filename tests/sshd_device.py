@@ -6,8 +6,8 @@ authorized key, PID file and log in a temp folder, listens on a free port of 127
 is stopped by its PID; the client side is an ssh config file that the target passes as
 `ssh -F`. The device venv's dependencies (`edge-deeplab[tflite,onnx,openvino,demo]`) are
 cached under ~/.cache/edge-deeplab/devices/loopback-venv-<key of the dependency spec>; the project
-itself is installed into it from the current tree once per test session (non-editable,
-`--no-deps`), since it is the code under test.
+itself, the code under test, is installed from the current tree once per test module into a
+small venv layered over the cached one (non-editable, `--no-deps`), never into the cache.
 """
 
 from __future__ import annotations
@@ -66,14 +66,24 @@ def device_venv() -> Path:
     return python
 
 
-def install_tree(python: Path, scratch: Path) -> None:
-    """Install the current tree into the device venv, non-editable, without its dependencies.
+def install_tree(python: Path, scratch: Path) -> Path:
+    """The device's python for this session: a small venv in `scratch` over the cached one (its
+    packages reached through a .pth file) holding the current tree, non-editable, without its
+    dependencies.
 
-    A copy of the tree is built, so no build/ folder is left in the checkout."""
+    The cached venv itself is never changed: sessions of other checkouts sharing the cache at
+    the same time each run their own tree. A copy of the tree is built, so no build/ folder
+    is left in the checkout."""
     copy = scratch / "tree"
     ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", "build", "runs", "quickstart")
     shutil.copytree(REPO, copy, ignore=ignore)
-    _run([python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", "--no-build-isolation", copy])
+    overlay = scratch / "venv"
+    venv.EnvBuilder(with_pip=False).create(overlay)
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(_run([overlay / "bin" / "python", "-c", purelib]).stdout.strip())
+    (site / "device-venv.pth").write_text(_run([python, "-c", purelib]).stdout.strip() + "\n")  # after `site`
+    _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", site, copy])
+    return overlay / "bin" / "python"
 
 
 if __name__ == "__main__":  # build the cached venv ahead of a test run

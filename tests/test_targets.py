@@ -161,9 +161,7 @@ def sshd(tmp_path_factory):
 @pytest.fixture(scope="module")
 def device_python(tmp_path_factory):
     """The device venv's python with this tree installed (deps cached across sessions)."""
-    python = device_venv()
-    install_tree(python, tmp_path_factory.mktemp("device-tree"))
-    return python
+    return install_tree(device_venv(), tmp_path_factory.mktemp("device-tree"))
 
 
 def _wrapper(folder: Path, python: Path, pythonpath: Path) -> Path:

@@ -42,6 +42,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder")
     add_option_flags(parser, ConvertOptions)  # every ConvertOptions field, declared there
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--target", default=None, metavar="TARGET",
+                        help="--to tensorrt: build the engines on this device over SSH with its own TensorRT and "
+                        "bring them back, checked there (ssh://[user@]host[:port] or a name from the targets file)")
     return parser
 
 
@@ -49,7 +52,13 @@ def run(args: argparse.Namespace) -> int:
     from edge_deeplab.converters import ConvertOptions, convert, summary_line
     from edge_deeplab.errors import ConversionError
 
-    results = convert(args.model, args.targets, args.precisions, args.out, options_from_args(ConvertOptions, args))
+    options = options_from_args(ConvertOptions, args)
+    if args.target:
+        from edge_deeplab.targets.remote_engine import convert_on_target
+
+        results = convert_on_target(args.target, args.model, args.targets, args.precisions, args.out, options)
+    else:
+        results = convert(args.model, args.targets, args.precisions, args.out, options)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:

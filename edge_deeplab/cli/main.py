@@ -58,10 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_command(sub, module: ModuleType) -> None:
-    """Add `module`'s command, which must be named like the module (`bench_cmd` -> `bench`)."""
+    """Add `module`'s command, which must be named like the module (`bench_cmd` -> `bench`,
+    `build_engine_cmd` -> `build-engine`)."""
     before = set(sub.choices)
     command = module.add_parser(sub)
-    added, expected = sorted(set(sub.choices) - before), module.__name__.rsplit(".", 1)[-1][: -len(SUFFIX)]
+    added = sorted(set(sub.choices) - before)
+    expected = module.__name__.rsplit(".", 1)[-1][: -len(SUFFIX)].replace("_", "-")
     if expected not in added:
         raise ImportError(
             f"subcommand module {module.__name__} adds {added or 'no command'}, not {expected!r}: "

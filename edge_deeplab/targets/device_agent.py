@@ -10,9 +10,12 @@ argv[1], one JSON answer on stdout. Modes:
   `<cache>/tmp/`, then renamed into place, so a partial upload is never used and nothing
   is left behind on failure.
 - run: `python -m edge_deeplab.cli.main COMMAND ARGS` with cache paths filled in and a
-  private temp folder for its JSON output. Stdin is watched: when the host's side closes
-  (Ctrl-C, a dropped connection), the command's process group is killed and the temp
-  folder removed.
+  private temp folder for its JSON output (`{"built": NAME}` is `<cache>/built/NAME`: a file
+  the command leaves on the device for the host to fetch, e.g. a TensorRT engine). Stdin
+  is watched: when the host's side closes (Ctrl-C, a dropped connection), the command's
+  process group is killed and the temp folder removed.
+- send: the raw bytes of `<cache>/built/NAME` on stdout (nothing else), refused above
+  `max_bytes`: how the host brings back what a command built there.
 """
 
 import json
@@ -27,6 +30,7 @@ import tempfile
 import threading
 
 KEY = re.compile(r"^[0-9a-f]{64}$")
+BUILT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")  # a plain file name, no path
 
 
 def _folders(cache):
@@ -85,11 +89,21 @@ def receive(request):
     return {"stored": keys}
 
 
+def _built(cache, name):
+    if not isinstance(name, str) or not BUILT.match(name):
+        raise ValueError(f"bad built-file name {name!r}")
+    folder = os.path.join(cache, "built")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, name)
+
+
 def _argument(item, blobs, out):
     if isinstance(item, str):
         return item
     if "out" in item:
         return out
+    if "built" in item:
+        return _built(os.path.dirname(blobs), item["built"])
     if not KEY.match(item["blob"]) or ".." in item["path"].split("/"):
         raise ValueError(f"bad cache reference {item!r}")
     return os.path.join(blobs, item["blob"], item["path"])
@@ -115,6 +129,19 @@ def run(request):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def send(request):
+    """`<cache>/built/NAME` to stdout, whole, or an error before the first byte."""
+    cache, _, _ = _folders(request["cache"])
+    path = _built(cache, request["built"])
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > int(request["max_bytes"]):
+            raise ValueError(f"{request['built']} is {size} bytes, more than the {request['max_bytes']} asked for")
+        shutil.copyfileobj(handle, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+    return None
+
+
 def _stop_when_host_leaves(child, workdir):
     """Stdin is never written: its end-of-file means the host's side went away."""
     sys.stdin.buffer.read()
@@ -130,14 +157,15 @@ def _stop_when_host_leaves(child, workdir):
 
 def main():
     request = json.loads(sys.argv[1])
-    modes = {"probe": probe, "receive": receive, "run": run}
+    modes = {"probe": probe, "receive": receive, "run": run, "send": send}
     try:
         answer = modes[request["mode"]](request)
     except Exception as exc:  # noqa: BLE001 - the host turns this into one line
         sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
         sys.exit(3)
-    sys.stdout.write(json.dumps(answer))
-    sys.stdout.flush()
+    if answer is not None:  # send wrote its bytes already
+        sys.stdout.write(json.dumps(answer))
+        sys.stdout.flush()
     os._exit(0)  # not a normal exit: the stdin watcher thread may still be blocked in read()
 
 

@@ -16,7 +16,9 @@ edge-deeplab version or import error, and its machine description).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,12 @@ from .spec import Target, parse_target
 from .ssh import SSHSession, TargetError
 
 JSON_OUT = {"out": "json"}  # in a command's arguments: the file the device writes its JSON to
+
+
+def built(name: str) -> dict:
+    """In a command's arguments: `<cache>/built/NAME` on the device, a file the command leaves
+    there for `Device.download` (a plain file name)."""
+    return {"built": name}
 AGENT_SOURCE = (Path(__file__).with_name("device_agent.py")).read_text(encoding="utf-8")
 
 
@@ -143,6 +151,34 @@ class Device:
         size = sum(b.size for b in sent) / 2**20
         self.say(f"{self.name}: uploaded {len(sent)} of {len(wanted)} (files: {sum(len(b.files) for b in sent)}, "
                  f"{size:.2f} MiB); {len(wanted) - len(sent)} already in the device's cache")
+
+    def download(self, name: str, dest: Path, size: int, sha256: str) -> Path:
+        """Bring back `<cache>/built/NAME` (see `built`) to `dest`, written atomically.
+
+        Args:
+            size, sha256: what the command that built it reported: the device refuses to send
+                more than `size` bytes, and anything else than exactly this file is refused here.
+
+        Raises:
+            TargetError: the file is missing there, or what came back is not that file.
+        """
+        request = {"cache": self.target.cache, "mode": "send", "built": name, "max_bytes": int(size)}
+        done = self.session.run([self.target.python, "-c", AGENT_SOURCE, json.dumps(request)])
+        if done.returncode != 0:
+            raise TargetError(f"{self.name}: cannot send {name}: {_last(done.stderr) or done.returncode}")
+        data = done.stdout
+        if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+            raise TargetError(f"{self.name}: {name} came back as {len(data)} bytes, not the {size} bytes built "
+                              "there (or with other content): nothing was written")
+        dest = Path(dest)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.say(f"{self.name}: brought back {name} ({size / 2**20:.2f} MiB)")
+        return dest
 
     def run(self, command: str, args: List[Union[str, dict]]) -> RemoteResult:
         """Run `edge-deeplab COMMAND ARGS` on the device (cache refs and JSON_OUT filled in there).
