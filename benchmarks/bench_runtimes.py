@@ -27,10 +27,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from edge_deeplab.runtimes import load_runtime, runtime_for_path  # noqa: E402
-
 from edge_deeplab.bench.harness import benchmark  # noqa: E402
 from edge_deeplab.imageio import atomic_write_text  # noqa: E402
+from edge_deeplab.runtimes import load_runtime, runtime_for_path  # noqa: E402
 from edge_deeplab.segmenter import Segmenter  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -58,9 +58,8 @@ def val_dataset(model: Path, data: Path):
 
 def score(path, dataset, limit, threads) -> dict:
     """mIoU and pixel accuracy of one model file through its engine and the Segmenter."""
-    from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.evaluation import evaluate
+    from edge_deeplab.runtimes import load_runtime
     from edge_deeplab.segmenter import Segmenter
 
     start = time.perf_counter()

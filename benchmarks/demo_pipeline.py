@@ -33,13 +33,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline
-from edge_deeplab.demos.sources import Source, parse_source
-from edge_deeplab.runtimes import load_runtime
 
 from edge_deeplab import deps
 from edge_deeplab.bench.harness import benchmark
+from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline
+from edge_deeplab.demos.sources import Source, parse_source
 from edge_deeplab.imageio import atomic_write_text
+from edge_deeplab.runtimes import load_runtime
 from edge_deeplab.segmenter import Segmenter
 
 SHARED = Path(os.environ.get("EDGE_DEEPLAB_SHARED", Path(__file__).resolve().parents[2] / "shared"))

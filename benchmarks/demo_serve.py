@@ -30,9 +30,8 @@ from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline
 from edge_deeplab.demos.serve_address import parse_serve
 from edge_deeplab.demos.sources import parse_source
 from edge_deeplab.demos.stream_client import iter_jpegs
-from edge_deeplab.runtimes import load_runtime
-
 from edge_deeplab.imageio import atomic_write_text
+from edge_deeplab.runtimes import load_runtime
 from edge_deeplab.segmenter import Segmenter
 
 SHARED = Path(os.environ.get("EDGE_DEEPLAB_SHARED", Path(__file__).resolve().parents[2] / "shared"))

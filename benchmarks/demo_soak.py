@@ -72,7 +72,6 @@ def main(argv=None) -> int:
     from edge_deeplab.demos import pipeline
     from edge_deeplab.demos.sources import parse_source
     from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.segmenter import Segmenter
 
     tallies = []

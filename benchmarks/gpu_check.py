@@ -110,7 +110,6 @@ def camvid_size_run(work: Path) -> Path:
 def engines(run: Path, out: Path, calib_data) -> dict:
     """{precision: {status, path, parity, seconds}} of TensorRT fp16 and int8 builds."""
     from edge_deeplab.converters import convert
-
     from edge_deeplab.errors import EdgeDeeplabError
 
     try:
@@ -124,9 +123,8 @@ def engines(run: Path, out: Path, calib_data) -> dict:
 
 def timings(run: Path, built: dict) -> dict:
     """End-to-end latency rows: Keras on the GPU (fp32, mixed), TensorRT fp16 and int8."""
-    from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.bench.harness import benchmark
+    from edge_deeplab.runtimes import load_runtime
     from edge_deeplab.segmenter import Segmenter
 
     models = {"keras-gpu-fp32": (run, {"device": "GPU"}),
@@ -146,11 +144,10 @@ def timings(run: Path, built: dict) -> dict:
 
 def camvid_miou(run: Path, built: dict, data: Path, limit: int) -> dict:
     """Val mIoU of the Keras model (GPU) and each engine, through the Segmenter."""
-    from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.config import DataConfig
     from edge_deeplab.data.datasets import load_dataset
     from edge_deeplab.evaluation import evaluate
+    from edge_deeplab.runtimes import load_runtime
     from edge_deeplab.segmenter import Segmenter
 
     config = json.loads((run / "config.json").read_text())["data"]

@@ -59,10 +59,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import numpy as np
-    from edge_deeplab.converters import convert
-    from edge_deeplab.runtimes import load_runtime
 
     from edge_deeplab.bench.harness import benchmark
+    from edge_deeplab.converters import convert
+    from edge_deeplab.runtimes import load_runtime
     from edge_deeplab.segmenter import Segmenter
 
     frame = np.random.default_rng(0).integers(0, 256, (360, 480, 3), dtype=np.uint8)

@@ -37,10 +37,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from edge_deeplab.runtimes import load_runtime  # noqa: E402
 
 from edge_deeplab.bench.harness import timed_repeats  # noqa: E402
 from edge_deeplab.imageio import atomic_write_text, read_image  # noqa: E402
+from edge_deeplab.runtimes import load_runtime  # noqa: E402
 from edge_deeplab.segmenter import Segmenter  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGE_DEEPLAB_SHARED", Path(__file__).resolve().parents[2] / "shared"))

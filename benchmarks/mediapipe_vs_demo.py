@@ -57,7 +57,6 @@ def read_frames(video: Path, count: int) -> np.ndarray:
 
 def ours(model: Path, frames: np.ndarray):
     from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.segmenter import Segmenter
 
     with Segmenter(load_runtime(model), upsample="labels") as segmenter:

@@ -147,10 +147,9 @@ def main(argv=None) -> int:
 
 def final_report(args, run: Path, data_cfg, train_s: float, wall0: float) -> dict:
     """Val mIoU of the saved model at its full input size, per class, with the curve."""
-    from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.data.datasets import load_dataset
     from edge_deeplab.evaluation import evaluate
+    from edge_deeplab.runtimes import load_runtime
     from edge_deeplab.segmenter import Segmenter
 
     history = json.loads((Path(run) / "history.json").read_text())

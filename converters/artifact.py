@@ -85,7 +85,6 @@ def _accuracy_control(job: ConversionJob, converter: Converter, path: Path, meta
     if record is None:
         return meta
     from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.segmenter import Segmenter
 
     validation = job.validation()
@@ -129,7 +128,6 @@ def _parity(checker: ParityChecker, converter: Converter, path: Path, meta):
     """Open the artifact in its own engine, configured by `meta` as it will be by the embedded
     copy, and compare: (parity figures, the self-test it will carry)."""
     from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.segmenter import Segmenter
 
     with load_runtime(path, backend=converter.runtime, metadata=meta) as runtime:

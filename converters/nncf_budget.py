@@ -16,11 +16,11 @@ import re
 from typing import List
 
 import numpy as np
-from edge_deeplab.runtimes.base import Runtime, TensorSpec
 
 from edge_deeplab import deps
 from edge_deeplab.data.evaluation_set import subset
 from edge_deeplab.errors import ConversionError, first_line
+from edge_deeplab.runtimes.base import Runtime, TensorSpec
 
 from .placement import HeadPlacement
 from .validation import accuracy_record

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import List
 
 import numpy as np
-from edge_deeplab.runtimes import openvino_metadata
 
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
 from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
+from edge_deeplab.runtimes import openvino_metadata
 
 from .base import CONVERTERS, Converter
 from .job import ConversionJob

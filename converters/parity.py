@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence
 
 import numpy as np
-from edge_deeplab.runtimes.base import Runtime, TensorSpec
 
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.evaluation.metrics import confusion_matrix, miou_from_confusion
+from edge_deeplab.runtimes.base import Runtime, TensorSpec
 from edge_deeplab.segmenter import Segmenter
 
 # THE tolerance table: minimum argmax pixel agreement with the Keras reference.

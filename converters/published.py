@@ -17,12 +17,11 @@ from edge_deeplab.errors import InvalidInputError
 
 def load_published(path: Path, preset: Optional[str]):
     """(keras model, ArtifactMetadata, ModelConfig) rebuilt from the .tflite at `path`."""
-    from edge_deeplab.runtimes.tflite_runtime import TFLiteRuntime
-
     from edge_deeplab.config import ModelConfig
     from edge_deeplab.model import build_deeplab_v3
     from edge_deeplab.model.tflite_weights import read_tflite_weights
     from edge_deeplab.model.weight_import import describe_file, resolve_model_config
+    from edge_deeplab.runtimes.tflite_runtime import TFLiteRuntime
     from edge_deeplab.segmenter import resolve_metadata
 
     with TFLiteRuntime(path) as runtime:

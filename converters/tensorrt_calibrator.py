@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+
 from edge_deeplab.runtimes.cuda import CudaError, DeviceBuffer, cudart
 
 

@@ -16,10 +16,9 @@ import math
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
-from edge_deeplab.runtimes import tflite_metadata
-
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
+from edge_deeplab.runtimes import tflite_metadata
 
 from .placement import HeadPlacement
 from .validation import accuracy_record
@@ -139,7 +138,6 @@ def convert_mixed(job, placement: HeadPlacement, dest: Path) -> dict:
 
 def _drop(path: Path, meta, validation) -> float:
     from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.segmenter import Segmenter
 
     with load_runtime(path, backend="tflite") as runtime:

@@ -13,9 +13,8 @@ import pytest
 
 pytest.importorskip("ai_edge_litert")
 
-from edge_deeplab.runtimes import load_runtime  # noqa: E402
-
 from edge_deeplab.imageio import read_image, read_mask  # noqa: E402
+from edge_deeplab.runtimes import load_runtime  # noqa: E402
 from edge_deeplab.segmenter import Segmenter  # noqa: E402
 
 BIRD = 3  # PASCAL VOC index of "bird"

@@ -73,6 +73,7 @@ def logits_artifacts(tiny_run, tmp_path_factory):
     """The logits-head artifacts (the client-ready ones): tflite, openvino and onnx, fp32 and int8."""
     pytest.importorskip("tensorflow")
     from conftest import TINY_INT8_AGREEMENT
+
     from edge_deeplab.converters import convert
 
     out = tmp_path_factory.mktemp("logits")
@@ -90,7 +91,6 @@ def _client_masks(client: str, model: Path, images_npz: Path, tmp_path: Path, ch
 
 def _agreement(model: Path, images: dict, masks) -> float:
     from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.segmenter import Segmenter
 
     with Segmenter(load_runtime(model)) as segmenter:

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY_INT8_AGREEMENT
+
 from edge_deeplab.converters import CONVERTERS, TOLERANCES, convert, plan_conversions
 from edge_deeplab.converters.base import BUDGETED
-
 from edge_deeplab.errors import (
     ConversionError,
     EdgeDeeplabError,
@@ -103,6 +103,7 @@ def test_metadata_readers_need_no_engine_session(converted):
 @pytest.mark.slow
 def test_tflite_metadata_roundtrip_replaces_previous(tmp_path, tiny_converted):
     from ai_edge_litert import schema_py_generated as schema
+
     from edge_deeplab.runtimes import RUNTIMES, load_runtime, tflite_metadata
 
     results, _ = tiny_converted
@@ -135,9 +136,8 @@ def test_tflite_metadata_refuses_a_file_that_is_not_a_flatbuffer(tmp_path):
 
 @pytest.mark.slow
 def test_size_head_and_resolution_through_the_cli(tiny_run, tmp_path, capsys):
-    from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.cli.main import main
+    from edge_deeplab.runtimes import load_runtime
 
     out = tmp_path / "out"
     code = main(
@@ -404,6 +404,7 @@ def test_openvino_argmax_runs_planar_with_the_same_class_map():
     """The converter's TopK rewrite: (N, C, H*W) in, the class map unchanged."""
     ov = pytest.importorskip("openvino")
     import openvino.opset13 as ops
+
     from edge_deeplab.converters.openvino import _planar_argmax
 
     def head():

@@ -184,7 +184,6 @@ def test_calibration_stays_uint8_pixels_until_a_target_needs_floats():
     from types import SimpleNamespace
 
     from edge_deeplab.converters.job import ConversionJob
-
     from edge_deeplab.data.calibration import calibration_batches, calibration_pixels
     from edge_deeplab.data.preprocessing import input_pixels, preprocess
 

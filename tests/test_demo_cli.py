@@ -11,12 +11,12 @@ import time
 import numpy as np
 import pytest
 from conftest import default_sigint
-from edge_deeplab.demos import jetson
-from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline
-from edge_deeplab.demos.sources import Source
 
 from edge_deeplab.cli.demo_cmd import add_demo_arguments
 from edge_deeplab.cli.main import build_parser, main
+from edge_deeplab.demos import jetson
+from edge_deeplab.demos.pipeline import DemoOptions, run_pipeline
+from edge_deeplab.demos.sources import Source
 from edge_deeplab.errors import InvalidInputError, SourceError
 
 cv2 = pytest.importorskip("cv2")
@@ -56,7 +56,6 @@ def anchor(shared_dir):
 @pytest.fixture(scope="module")
 def tiny_segmenter(tiny_run):
     from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.segmenter import Segmenter
 
     segmenter = Segmenter(load_runtime(tiny_run))

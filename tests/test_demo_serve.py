@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from chromium_cdp import Chromium
 from conftest import default_sigint
-from edge_deeplab.demos.serve_address import parse_serve
-from edge_deeplab.demos.stream import StreamServer
-from edge_deeplab.demos.stream_client import iter_jpegs
 
 from edge_deeplab.cli.demo_cmd import options_from_args
 from edge_deeplab.cli.main import build_parser
+from edge_deeplab.demos.serve_address import parse_serve
+from edge_deeplab.demos.stream import StreamServer
+from edge_deeplab.demos.stream_client import iter_jpegs
 from edge_deeplab.errors import InvalidInputError
 
 cv2 = pytest.importorskip("cv2")

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+
 from edge_deeplab.demos import sources as sources_mod
 from edge_deeplab.demos.capture import END, CaptureThread, Mailbox
 from edge_deeplab.demos.render import VIEWS, Renderer, class_index, draw_hud
@@ -19,7 +20,6 @@ from edge_deeplab.demos.sources import (
     gstreamer_available,
     parse_source,
 )
-
 from edge_deeplab.errors import InvalidInputError, SourceError
 
 pytest.importorskip("cv2")
@@ -481,7 +481,6 @@ def test_recorder_refuses_a_video_whose_frames_never_reached_the_disk(tmp_path, 
     """OpenCV only warns when a write fails (a full disk): finish() reads the file back."""
     cv2 = pytest.importorskip("cv2")
     from edge_deeplab.demos.outputs import VideoRecorder
-
     from edge_deeplab.errors import InvalidInputError
 
     real = cv2.VideoWriter

@@ -37,7 +37,6 @@ def _run(cmd, **kwargs):
 def test_tflite_extra_runs_predict_without_tensorflow(tmp_path, tiny_run, tiny_data):
     pytest.importorskip("tensorflow")
     from edge_deeplab.converters import convert
-
     from edge_deeplab.imageio import write_image
 
     results = convert(tiny_run, targets=["tflite"], precisions=["int8"], out_dir=tmp_path / "art",

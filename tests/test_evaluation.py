@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from edge_deeplab.runtimes.base import TensorSpec
 
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.evaluation import EvalResult, evaluate
@@ -18,6 +17,7 @@ from edge_deeplab.evaluation.metrics import (
     pixel_accuracy,
 )
 from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.runtimes.base import TensorSpec
 from edge_deeplab.segmenter import Segmenter
 
 

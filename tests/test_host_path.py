@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY_INT8_AGREEMENT
-from edge_deeplab.runtimes import load_runtime
-from edge_deeplab.runtimes.base import TensorSpec
 
 from edge_deeplab.data.host_input import input_table, raw_pixels_match
 from edge_deeplab.data.preprocessing import normalize, resize
 from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.runtimes import load_runtime
+from edge_deeplab.runtimes.base import TensorSpec
 from edge_deeplab.segmenter import Segmenter
 
 AGREEMENT = 0.995

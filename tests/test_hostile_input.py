@@ -414,7 +414,6 @@ def _get(url: str, timeout: float = 10.0):
 def test_flood_of_idle_connections_keeps_threads_bounded_and_a_viewer_is_served():
     from edge_deeplab.demos.serve_address import parse_serve
     from edge_deeplab.demos.stream import StreamServer
-
     from edge_deeplab.limits import MAX_CONNECTIONS, REQUEST_HEAD_SECONDS
 
     before = threading.active_count()
@@ -439,7 +438,6 @@ def test_flood_of_idle_connections_keeps_threads_bounded_and_a_viewer_is_served(
 def test_a_trickled_request_head_is_cut_at_the_deadline():
     from edge_deeplab.demos.serve_address import parse_serve
     from edge_deeplab.demos.stream import StreamServer
-
     from edge_deeplab.limits import REQUEST_HEAD_SECONDS
 
     with StreamServer(parse_serve("127.0.0.1:0"), log=lambda m: None) as server:

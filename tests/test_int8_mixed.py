@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 from conftest import TINY_INT8_AGREEMENT
-from edge_deeplab.converters.tflite_mixed import fewest_layers
 
+from edge_deeplab.converters.tflite_mixed import fewest_layers
 from edge_deeplab.deps import available as deps_available
 
 
@@ -50,7 +50,6 @@ def test_all_leaves_int8_mixed_out_and_naming_it_plans_it():
 
 def test_a_negative_budget_is_refused():
     from edge_deeplab.converters.api import ConvertOptions
-
     from edge_deeplab.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match="max-miou-drop"):
@@ -127,9 +126,8 @@ def test_a_missed_budget_exits_non_zero_with_the_drop_reached(tiny_run, tmp_path
     """The CLI, in-process, with the drop measured on the written artifact forced over the
     budget: the artifact is kept (the best found) and its report says what it reached."""
     _available("openvino")
-    from edge_deeplab.converters import validation
-
     from edge_deeplab.cli.main import main
+    from edge_deeplab.converters import validation
 
     original = validation.Validation.drop
     validation.Validation.drop = lambda self, segmenter: 3.25

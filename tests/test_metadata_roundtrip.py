@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+
 from edge_deeplab.converters import CONVERTERS
 
 pytest.importorskip("tensorflow")

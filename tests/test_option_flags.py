@@ -6,11 +6,11 @@ import argparse
 import dataclasses
 
 import pytest
-from edge_deeplab.converters import ConvertOptions
 
 from edge_deeplab.bench.report import BenchOptions, ReportOptions
 from edge_deeplab.cli.main import build_parser
 from edge_deeplab.cli.option_flags import add_option_flags, options_from_args
+from edge_deeplab.converters import ConvertOptions
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.options import cli_fields, option
 

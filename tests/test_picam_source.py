@@ -11,10 +11,10 @@ import sys
 
 import numpy as np
 import pytest
-from edge_deeplab.demos.picamera_source import PicameraSource
-from edge_deeplab.demos.sources import parse_source
 
 from edge_deeplab.cli.main import main
+from edge_deeplab.demos.picamera_source import PicameraSource
+from edge_deeplab.demos.sources import parse_source
 from edge_deeplab.errors import SourceError
 
 FAKE_PICAMERA2 = '''

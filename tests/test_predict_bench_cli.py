@@ -100,7 +100,6 @@ def test_stats_helpers():
 
 def test_benchmark_row(tflite_model):
     from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.segmenter import Segmenter
 
     with load_runtime(tflite_model, threads=1) as runtime:
@@ -131,9 +130,8 @@ def test_predict_writes_viewable_pngs(tflite_model, images, tmp_path, capsys):
         ]
     )
     assert status == 0, capsys.readouterr().err
-    from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.imageio import read_image
+    from edge_deeplab.runtimes import load_runtime
     from edge_deeplab.segmenter import Segmenter
 
     with load_runtime(tflite_model) as runtime:

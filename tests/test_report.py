@@ -375,7 +375,6 @@ def _synthetic(n=6):
 def test_failing_variants_become_rows(tiny_run, tmp_path, monkeypatch):
     pytest.importorskip("tensorflow")
     import edge_deeplab.converters as converters_module
-
     from edge_deeplab.bench.report import BenchOptions, report
 
     def broken_convert(*args, **kwargs):

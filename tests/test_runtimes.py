@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY_INT8_AGREEMENT
-from edge_deeplab.runtimes import RUNTIMES, load_runtime
 
 from edge_deeplab.errors import InvalidInputError, MissingDependencyError, ModelLoadError
+from edge_deeplab.runtimes import RUNTIMES, load_runtime
 from edge_deeplab.segmenter import Segmenter
 
 

@@ -80,10 +80,9 @@ def fake_format(tmp_path):
 def test_a_new_format_is_two_files(fake_format, tiny_run, tiny_data, tmp_path, capsys):
     pytest.importorskip("tensorflow")
     pytest.importorskip("ai_edge_litert")
-    from edge_deeplab.runtimes import read_metadata
-
     from edge_deeplab.cli.main import main
     from edge_deeplab.imageio import write_image
+    from edge_deeplab.runtimes import read_metadata
 
     assert main(["formats", "--json"]) == 0
     rows = {row["target"]: row for row in json.loads(capsys.readouterr().out)}
@@ -133,7 +132,6 @@ print(len([m for m in sys.modules if m.startswith("edge_deeplab")]), "edge_deepl
 def test_the_edge_path_loads_only_the_edge(shared_dir, tmp_path):
     pytest.importorskip("ai_edge_litert")
     from edge_deeplab.converters import CONVERTERS
-
     from edge_deeplab.metadata import ArtifactMetadata
     from edge_deeplab.presets import PRESETS
 

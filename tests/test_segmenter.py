@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edge_deeplab.runtimes.base import Runtime, TensorSpec
 
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.metadata import ArtifactMetadata
+from edge_deeplab.runtimes.base import Runtime, TensorSpec
 from edge_deeplab.segmenter import Segmenter
 
 
@@ -309,9 +309,8 @@ def test_grayscale_and_rgba_are_accepted(model_file):
 
 
 def test_label_count_must_match_logits_channels():
-    from edge_deeplab.runtimes.base import Runtime, TensorSpec
-
     from edge_deeplab.errors import InvalidInputError
+    from edge_deeplab.runtimes.base import Runtime, TensorSpec
     from edge_deeplab.segmenter import Segmenter
 
     class ThreeClassLogits(Runtime):

@@ -46,7 +46,6 @@ def _confident_agreement(run, engine, images) -> float:
     """Argmax agreement of the engine with the Keras model on the pixels Keras is sure of."""
     from edge_deeplab.converters.parity import raw_scores
     from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.segmenter import Segmenter
 
     with Segmenter(load_runtime(run)) as keras, Segmenter(load_runtime(engine)) as int8:
@@ -146,9 +145,8 @@ def test_a_cuda_error_in_calibration_fails_the_build_and_frees_its_buffer(tiny_r
 
 
 def test_runtime_runs_on_another_thread_frees_everything_and_closes_twice(tiny_run, tmp_path, monkeypatch):
-    from edge_deeplab.runtimes import load_runtime
-
     from edge_deeplab.errors import ModelLoadError
+    from edge_deeplab.runtimes import load_runtime
 
     results, trt, cuda = _convert(monkeypatch, tmp_path, tiny_run, "10.3.0", "fp16")
     engine = results["tensorrt", "fp16"].path
