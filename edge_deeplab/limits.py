@@ -79,9 +79,9 @@ MAX_IMAGE_BYTES = Limit(256 << 20, "EDGE_DEEPLAB_MAX_IMAGE_BYTES")
 # Ours is about 40 KB with the self-test (selftest.INPUTS thumbnails of 96 pixels a side);
 # 8 MiB leaves room for long label lists and provenance, and bounds a zip bomb in a .tflite.
 MAX_METADATA_BYTES = Limit(8 << 20, "EDGE_DEEPLAB_MAX_METADATA_BYTES")
-# One self-test array decompressed (zlib in base64): a 96-pixel RGB thumbnail is 27 KB; a
-# metadata entry may not inflate one into gigabytes before its shape is checked.
-MAX_SELFTEST_BYTES = Limit(4 << 20, "EDGE_DEEPLAB_MAX_SELFTEST_BYTES")
+# A self-test array (zlib in base64) is decompressed no further than the bytes of its declared
+# shape, itself at most a 96-pixel thumbnail (27 KB): `selftest._unpack` through
+# `bounded_decompress` below.
 
 # --- model inputs (metadata `input_size`, `synthetic?size=` of the demo sources) -----------
 # A side past 8192 pixels is a mistake or an attack: one float32 8192 x 8192 x 3 input is

@@ -181,9 +181,10 @@ def _pack(array: np.ndarray) -> str:
 
 def _unpack(text: str, shape) -> np.ndarray:
     """Decompress at most the bytes `shape` holds (a crafted entry cannot inflate further)."""
+    from .limits import bounded_decompress
+
     expected = int(np.prod(shape))
-    inflater = zlib.decompressobj()
-    data = inflater.decompress(base64.b64decode(text, validate=True), expected + 1)
-    if len(data) != expected or inflater.unconsumed_tail or not inflater.eof:
-        raise ValueError(f"an entry does not hold exactly {expected} bytes")
+    data = bounded_decompress(base64.b64decode(text, validate=True), expected, "the self-test in the metadata")
+    if len(data) != expected:
+        raise ValueError(f"an entry holds {len(data)} bytes, not the {expected} of its shape")
     return np.frombuffer(data, np.uint8).reshape(shape)
