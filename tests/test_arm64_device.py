@@ -25,12 +25,21 @@ pytestmark = pytest.mark.slow
 
 ARM_TARGETS = ("tflite", "onnx", "openvino")  # TensorRT has no aarch64 CPU engine
 IMAGES = 4
-# Class-map agreement ARM vs x86 each format must reach on the tiny model's predictions:
-# TFLite and ONNX Runtime give bit-identical maps (measured); OpenVINO's ARM plugin computes
-# in f16 (int8 moved 99.44% -> 99.38% on a real model), so its maps are near, not exact.
-# TFLite's dynamic-range kernels quantize activations at run time with each CPU's own code:
-# 99.96% once, 100% in other runs.
-ARM_VS_X86 = {"tflite": 1.0, "onnx": 1.0, "openvino": 0.97, "tflite dynamic": 0.99}
+# Class-map agreement ARM vs x86 each artifact must reach on the tiny model's predictions.
+# Float TFLite and ONNX Runtime give bit-identical maps (every run). Their int8 kernels differ
+# per CPU (x86 VNNI u8 x s8 against ARM's dot product; dynamic range quantizes activations at
+# run time): one pixel in 16384 flipped in some runs (ONNX int8 99.994%, TFLite dynamic
+# 99.957-99.994%), 100% in others. OpenVINO's ARM plugin computes in f16 (int8: 98.1-100%).
+ARM_VS_X86 = {"tflite": 1.0, "onnx": 1.0, "openvino": 0.97}
+ARM_VS_X86_QUANTIZED = 0.99  # int8, int8-mixed and dynamic on TFLite and ONNX Runtime
+
+
+def arm_bar(target: str, precision: str) -> float:
+    if target != "openvino" and (precision.startswith("int8") or precision == "dynamic"):
+        return ARM_VS_X86_QUANTIZED
+    return ARM_VS_X86[target]
+
+
 PUBLISHED = ("deeplabv3_mnv2_pascal_quant.tflite", "deeplabv3_257_mv_gpu.tflite")
 PUBLISHED_VS_X86 = 0.99
 # Runs `main()` once per command of a JSON list, in one process; writes each one's exit
@@ -171,7 +180,7 @@ def test_class_maps_agree_with_x86(batch):
         assert arm.shape == x86.shape and len(arm) == IMAGES
         figures[f"{target} {precision}"] = float(np.mean(arm == x86))
     print("ARM vs x86 class-map agreement:", json.dumps(figures, indent=1))
-    low = {key: value for key, value in figures.items() if value < ARM_VS_X86.get(key, ARM_VS_X86[key.split()[0]])}
+    low = {key: value for key, value in figures.items() if value < arm_bar(*key.split())}
     assert not low, f"ARM class maps differ from x86 beyond the bar: {low}"
 
 
