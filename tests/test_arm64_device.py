@@ -30,12 +30,23 @@ IMAGES = 4
 # per CPU (x86 VNNI u8 x s8 against ARM's dot product; dynamic range quantizes activations at
 # run time): one pixel in 16384 flipped in some runs (ONNX int8 99.994%, TFLite dynamic
 # 99.957-99.994%), 100% in others. OpenVINO's ARM plugin computes in f16 (int8: 98.1-100%).
+# OpenVINO int8 is judged on the pixels the float model decides (below): over all pixels it
+# spread 96.1-100% between runs and machines (a CI run on another x86 CPU: 96.05%), as each
+# run's tiny model leaves a different share of near-tied pixels.
 ARM_VS_X86 = {"tflite": 1.0, "onnx": 1.0, "openvino": 0.97}
 ARM_VS_X86_QUANTIZED = 0.99  # int8, int8-mixed and dynamic on TFLite and ONNX Runtime
+# A pixel the float model decides: its softmax top-1 leads the runner-up by this much. Engines
+# that round differently may flip the others; a wrong kernel flips decided pixels too.
+DECIDED_MARGIN = 0.2
+OPENVINO_INT8_DECIDED = 0.99
+OPENVINO_INT8_ALL = 0.9  # a floor over every pixel, for a kernel that is wrong everywhere
 
 
 def arm_bar(target: str, precision: str) -> float:
-    if target != "openvino" and (precision.startswith("int8") or precision == "dynamic"):
+    """The share of all pixels whose class ARM and x86 must agree on."""
+    if precision.startswith("int8") and target == "openvino":
+        return OPENVINO_INT8_ALL
+    if precision.startswith("int8") or precision == "dynamic":
         return ARM_VS_X86_QUANTIZED
     return ARM_VS_X86[target]
 
@@ -169,18 +180,37 @@ def test_every_artifact_passes_verify_on_arm_and_x86(batch):
     assert not failed, "\n".join(failed)
 
 
-def test_class_maps_agree_with_x86(batch):
+def _float_margins(run, root: Path) -> np.ndarray:
+    """(IMAGES, H, W): how far the float Keras model's softmax top-1 leads its runner-up on x86."""
+    from edge_deeplab.imageio import read_image
+    from edge_deeplab.runtimes import load_runtime
+    from edge_deeplab.segmenter import Segmenter
+
+    with load_runtime(run) as runtime:
+        segmenter = Segmenter(runtime)
+        scores = np.stack([segmenter.predict(read_image(path), probabilities=True).probabilities
+                           for path in sorted((root / "images").glob("*.png"))])
+    top = np.sort(scores, axis=-1)
+    return top[..., -1] - top[..., -2]
+
+
+def test_class_maps_agree_with_x86(batch, tiny_run):
     sides, artifacts, root = batch
+    decided = _float_margins(tiny_run, root) >= DECIDED_MARGIN
     figures = {}
     for target, precision in artifacts:
         for side in ("arm", "x86"):
             done = sides[side][f"predict {target} {precision}"]
             assert done["status"] == 0, done["output"]
         arm, x86 = _masks(root, "arm", f"{target}-{precision}"), _masks(root, "x86", f"{target}-{precision}")
-        assert arm.shape == x86.shape and len(arm) == IMAGES
-        figures[f"{target} {precision}"] = float(np.mean(arm == x86))
-    print("ARM vs x86 class-map agreement:", json.dumps(figures, indent=1))
-    low = {key: value for key, value in figures.items() if value < arm_bar(*key.split())}
+        assert arm.shape == x86.shape == decided.shape and len(arm) == IMAGES
+        figures[f"{target} {precision}"] = {"all": float(np.mean(arm == x86)),
+                                            "decided": float(np.mean(arm[decided] == x86[decided]))}
+    print(f"ARM vs x86 class-map agreement ({decided.mean():.1%} of pixels decided):", json.dumps(figures, indent=1))
+    assert decided.mean() > 0.5, "the tiny model decides too few pixels to judge an engine on"
+    low = {key: value for key, value in figures.items() if value["all"] < arm_bar(*key.split())}
+    low.update({key: value for key, value in figures.items()
+                if key.startswith("openvino int8") and value["decided"] < OPENVINO_INT8_DECIDED})
     assert not low, f"ARM class maps differ from x86 beyond the bar: {low}"
 
 
