@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence
 
+from ..converters.validation import DEFAULT_BUDGET
 from ..status import Status
-from .pareto import DEFAULT_BUDGET, best_choices, marks
+from .pareto import best_choices, marks
 from .report_row import fmt, table_columns
 
 

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..converters.validation import DEFAULT_BUDGET
 from ..data.evaluation_set import load_data
 from ..errors import InvalidInputError
 from ..imageio import atomic_write_text
@@ -121,7 +122,8 @@ class ReportOptions:
         reconvert: convert again even where an artifact exists.
         mixed_precision: add an int8-mixed row for every format that makes it: int8 with
             the fewest layers kept in float that hold the mIoU drop on the evaluated images
-            within max_miou_drop (0.5 point when None). Also made when --variants names it.
+            within max_miou_drop (the conversions' DEFAULT_BUDGET when None). Also made when
+            --variants names it.
         int8_agreement: the conversions' parity bar for int8 rows (None: the table's 0.97).
     """
 
@@ -147,8 +149,8 @@ class ReportOptions:
     device: Optional[str] = option(None, "engine device (CPU, GPU, ...)")
     mixed_precision: bool = option(
         False, "add an int8-mixed row for every format that makes it (TFLite, OpenVINO, ONNX): int8 "
-        "with the fewest layers kept in float that hold --max-miou-drop (default 0.5 point) on the "
-        "evaluated images")
+        f"with the fewest layers kept in float that hold --max-miou-drop (default {DEFAULT_BUDGET:g} point) on "
+        "the evaluated images")
     int8_agreement: Optional[float] = option(
         None, "argmax agreement with the float model an int8 conversion must reach (default 0.97)", parse=float)
 
