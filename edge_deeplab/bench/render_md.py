@@ -6,7 +6,7 @@ be re-rendered from its JSON alone.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from ..converters.validation import DEFAULT_BUDGET
 from ..status import Status
@@ -48,7 +48,7 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def picks_text(report: dict, link: Optional[Callable[[dict], str]] = None) -> List[str]:
+def picks_text(report: dict) -> List[str]:
     """One sentence per best choice ("Fastest: tflite int8 (tflite), 9.8 ms p50, ...")."""
     rows = report["rows"]
     budget = report.get("max_miou_drop")

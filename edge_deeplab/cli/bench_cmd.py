@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 from ..errors import EdgeDeeplabError, InvalidInputError
+from ..options import finite_float
 from ..targets.cli import Uploads, add_target_arg, flag_words, model_source_words, run_on_target
 from ..targets.remote import JSON_OUT
-from .common import add_model_source_args, add_runtime_args, finite_float, open_segmenter
+from .common import add_model_source_args, add_runtime_args, open_segmenter
 
 ORDER = 80  # its place in `edge-deeplab --help`
 
