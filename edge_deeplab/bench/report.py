@@ -27,6 +27,7 @@ from ..imageio import atomic_write_text
 from ..options import option, parse_floats, parse_list
 from ..runs import resolve_model_path
 from . import pareto
+from .harness import BenchOptions
 from .machine import describe_machine, utc_now
 from .pareto import gate
 from .render_html import Examples, render_html
@@ -37,21 +38,6 @@ from .runner import VariantRunner, reference_metadata
 from .variants import Variant, all_variants, parse_variant_specs, select_variants
 
 UNITS = units()  # per field, declared on ReportRow
-
-
-@dataclass(frozen=True)
-class BenchOptions:
-    """How long to time each variant (the bench harness's arguments; `report` flags)."""
-
-    warmup: int = option(3, "untimed runs first")
-    min_time_s: float = option(2.0, "seconds to time each variant", flag="--min-time")
-    max_runs: int = option(200, "timed runs per variant at most")
-
-    def __post_init__(self):
-        if self.warmup < 0 or self.min_time_s < 0 or self.max_runs < 1:
-            raise InvalidInputError(
-                f"--warmup and --min-time must be >= 0 and --max-runs >= 1, got {self.warmup}, "
-                f"{self.min_time_s}, {self.max_runs}")
 
 
 @dataclass
