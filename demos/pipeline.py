@@ -19,11 +19,12 @@ from typing import Callable, Dict, Optional, Tuple, Union
 import numpy as np
 
 from edge_deeplab.errors import EdgeDeeplabError, InvalidInputError, SourceError
+from edge_deeplab.options import finite_float, option
 
 from .capture import END, CaptureThread, Frame, Mailbox
 from .interrupts import Terminated, signals_as_interrupts
 from .outputs import save_snapshot
-from .render import Renderer, check_view, draw_hud
+from .render import DEFAULT_ALPHA, DEFAULT_VIEW, VIEWS, Renderer, check_view, draw_hud
 from .serve_address import ServeAddress
 from .sinks import Sinks, open_sinks
 from .smoothing import FlickerMeter, ProbabilitySmoother, check_smoothing
@@ -33,26 +34,35 @@ from .stats import Tally, build_stats, live_stats, record
 
 @dataclass(frozen=True, eq=False)
 class DemoOptions:
-    """How to run the demo (the CLI flags, past parsing); checks itself when made.
+    """How to run the demo; checks itself when made. Each `option` field is also the demo's
+    CLI flag, its default and help declared here once (`cli.option_flags`).
 
     `smooth` needs the Segmenter to carry the smoother (`smoothing_filters(options)` as its
     score_filters): the Segmenter's post-processing owns it, the pipeline only reports it.
+    `background` (BGR uint8, for the "replace" view), `serve` (where to serve the view and
+    stats over HTTP) and `show` are made by the CLI from --background IMG, --serve/--token and
+    --no-show.
     """
 
-    view: str = "overlay"
-    alpha: float = 0.5
-    target: Optional[str] = None
-    background: Optional[np.ndarray] = None  # BGR uint8, for the "replace" view
-    smooth: Optional[float] = None  # EMA weight of the newest frame; None: off
-    show: bool = False
-    max_frames: int = 0
-    output: Optional[str] = None
-    realtime: bool = False
-    reconnect_timeout: float = 10.0
-    hud: bool = True
+    view: str = option(DEFAULT_VIEW, "what to show (key v cycles)", choices=VIEWS)
+    alpha: float = option(DEFAULT_ALPHA, "overlay mask weight 0..1 (keys +/-)")
+    target: Optional[str] = option(
+        None, "class kept sharp by the blur/replace views, e.g. person (default: all but class 0)",
+        flag="--class", metavar="NAME")
+    background: Optional[np.ndarray] = None
+    smooth: Optional[float] = option(
+        None, "temporal smoothing: EMA weight of the newest frame in (0, 1] (default: off)",
+        parse=finite_float, metavar="A")
+    show: bool = False  # the API runs headless unless asked; the CLI shows a window unless --no-show
+    max_frames: int = option(0, "stop after N displayed frames; 0: no limit")
+    output: Optional[str] = option(None, "record the rendered frames to a video", metavar="OUT.mp4")
+    realtime: bool = option(False, "pace a video file or folder at its frame rate")
+    reconnect_timeout: float = option(
+        10.0, "seconds to retry a camera that stops delivering frames", metavar="S")
+    hud: bool = option(True, "hide the FPS / timings overlay", flag="--no-hud", inverted=True)
     legend: bool = True
-    snapshot_dir: str = "."
-    serve: Optional[ServeAddress] = None  # where to serve the view and stats over HTTP
+    snapshot_dir: str = option(".", "where key s writes snapshots")
+    serve: Optional[ServeAddress] = None
 
     def __post_init__(self) -> None:
         check_view(self.view, self.alpha)
@@ -143,6 +153,7 @@ def run_pipeline(
         flicker, dropped, class_pixels (name -> share),
         end (why it stopped), plus source, view, smoothing, reconnects, power.
     """
+    _check_smoothing_fits(segmenter, options)
     meta = segmenter.metadata
     renderer = Renderer(
         meta.labels,
@@ -160,7 +171,7 @@ def run_pipeline(
         max_frames=0 if source.live else options.max_frames,
         log=log,
     )
-    worker = _inference_thread(segmenter, capture, options, log)
+    worker = InferenceThread(segmenter, capture.frames, drop=capture.drop, log=log)
     sinks = open_sinks(segmenter, source, options, log)
     recorder = sinks.recorder
     tally = Tally()
@@ -197,22 +208,23 @@ def run_demo(segmenter, source: Union[str, Source], options: DemoOptions, log: C
     from .sources import parse_source
 
     source = parse_source(source) if isinstance(source, str) else source
-    if options.smooth and segmenter.metadata.head != "logits":
-        raise InvalidInputError(
-            f"--smooth needs a model that outputs class scores; {segmenter.runtime.path} outputs a class map"
-        )
     with source:
         return run_pipeline(segmenter, source, options, log=log)
 
 
-def _inference_thread(segmenter, capture: CaptureThread, options: DemoOptions, log) -> InferenceThread:
-    worker = InferenceThread(segmenter, capture.frames, drop=capture.drop, log=log)
-    if options.smooth and worker.smoother is None:
+def _check_smoothing_fits(segmenter, options: DemoOptions) -> None:
+    """--smooth against the model and the Segmenter (its range is DemoOptions' own check)."""
+    if not options.smooth:
+        return
+    if segmenter.metadata.head != "logits":
+        raise InvalidInputError(
+            f"--smooth needs a model that outputs class scores; {segmenter.runtime.path} outputs a class map"
+        )
+    if not any(isinstance(f, ProbabilitySmoother) for f in segmenter.score_filters):
         raise InvalidInputError(
             "smoothing is on but the Segmenter has no ProbabilitySmoother: build it with "
             "score_filters=smoothing_filters(options)"
         )
-    return worker
 
 
 def _main_loop(worker, renderer, sinks: Sinks, options, tally, log) -> bool:

@@ -19,6 +19,7 @@ from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.visualize import legend, palette_array
 
 VIEWS = ("overlay", "mask", "side", "blur", "replace")
+DEFAULT_VIEW, DEFAULT_ALPHA = "overlay", 0.5  # the Renderer's and the demo's (DemoOptions)
 STAGES = ("capture", "preprocess", "infer", "postprocess", "render")
 _FONT_SCALE = 0.45
 _WHITE = (255, 255, 255)
@@ -62,8 +63,8 @@ class Renderer:
         labels: Sequence[str],
         palette: Sequence[Sequence[int]],
         *,
-        view: str = "overlay",
-        alpha: float = 0.5,
+        view: str = DEFAULT_VIEW,
+        alpha: float = DEFAULT_ALPHA,
         target: Optional[str] = None,
         background: Optional[np.ndarray] = None,
         show_legend: bool = True,

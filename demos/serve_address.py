@@ -28,10 +28,6 @@ class ServeAddress:
     token: Optional[str] = None
     generated: bool = False  # the token was made here (the user learns it only from us)
 
-    @property
-    def loopback(self) -> bool:
-        return is_loopback(self.host)
-
     def url(self, port: Optional[int] = None) -> str:
         """The page's URL for a browser, token included."""
         host = self.host

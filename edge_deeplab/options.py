@@ -4,7 +4,8 @@
 
 is the field of the Python API (`ConvertOptions(calib_size=...)`), the `--calib-size` flag
 of the CLI (type from the default, "(default 200)" added to the help) and the value passed
-from one to the other (`cli.option_flags`). The text parsers here are shared by fields and
+from one to the other (`cli.option_flags`). The train flags, whose defaults are the
+configs', are declared the same way (`cli.train_flags`). The text parsers here are shared by fields and
 hand-written flags; they raise argparse's error type so argparse reports them as usage errors.
 """
 
@@ -19,7 +20,8 @@ CLI = "cli"  # the metadata key of a field's flag
 
 
 def option(default, help: str, *, flag: Optional[str] = None, parse: Optional[Callable] = None,
-           choices=None, metavar: Optional[str] = None, inverted: bool = False, show_default: bool = True):
+           choices=None, metavar: Optional[str] = None, inverted: bool = False, negatable: bool = False,
+           show_default: bool = True):
     """A dataclass field that is also a CLI flag.
 
     Args:
@@ -31,9 +33,10 @@ def option(default, help: str, *, flag: Optional[str] = None, parse: Optional[Ca
         choices: allowed values (the choices may be a callable, resolved when the parser
             is built, so registries are read late).
         inverted: a bool field set False by its flag (`progress` <- `--quiet`).
+        negatable: a bool field with a flag each way (`--decoder` / `--no-decoder`).
     """
     spec = {"help": help, "flag": flag, "parse": parse, "choices": choices, "metavar": metavar,
-            "inverted": inverted, "show_default": show_default}
+            "inverted": inverted, "negatable": negatable, "show_default": show_default}
     if isinstance(default, (list, dict, set)):
         raise TypeError("an option's default must be immutable (a tuple, not a list)")
     return dataclasses.field(default=default, metadata={CLI: spec})

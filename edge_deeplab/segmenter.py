@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .data.host_input import SHRINK_MODES, input_writer
+from .data.host_input import SHRINK_MODES, dequantize, input_writer, quantize
 from .data.preprocessing import (
     DEFAULT_SHRINK,
     Placement,
@@ -180,16 +180,12 @@ class Segmenter:
         """Normalised float32 -> the dtype the model takes (quantised if int8/uint8; back to
         the pixels for a model that takes raw pixels)."""
         spec = self._input
-        dtype = np.dtype(spec.dtype)
-        if self.takes_pixels:
+        if self.takes_pixels:  # its input quantisation is the normalisation: zero point mean, 1/std
             meta = self.metadata
-            pixels = batch * np.asarray(meta.std, np.float32) + np.asarray(meta.mean, np.float32)
-            return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+            return quantize(batch * np.asarray(meta.std, np.float32), 1.0, np.asarray(meta.mean, np.float32), np.uint8)
         if spec.quantized:
-            info = np.iinfo(dtype)
-            q = np.round(batch / spec.scale + spec.zero_point)
-            return np.clip(q, info.min, info.max).astype(dtype)
-        return batch.astype(dtype, copy=False)
+            return quantize(batch, spec.scale, spec.zero_point, spec.dtype)
+        return batch.astype(spec.dtype, copy=False)
 
     def dequantize_output(self, raw: np.ndarray) -> np.ndarray:
         """Raw output -> float32 scores (logits heads) or integer class map (argmax heads)."""
@@ -197,7 +193,7 @@ class Segmenter:
         if self.metadata.head == "argmax":
             return raw.reshape(raw.shape[:2]) if raw.ndim == 3 and raw.shape[-1] == 1 else raw
         if spec.quantized:
-            return (raw.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)
+            return dequantize(raw, spec.scale, spec.zero_point)
         return raw.astype(np.float32, copy=False)
 
     def _postprocess(self, raw: np.ndarray, placement: Placement, probabilities: bool, image) -> SegmentationResult:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
 from ..errors import InvalidInputError
 from ..imageio import read_image
+from ..options import option
 
 STAGES = ("preprocess", "infer", "postprocess")
 
@@ -60,12 +62,31 @@ def peak_memory_mb() -> Optional[float]:
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
+@dataclass(frozen=True)
+class BenchOptions:
+    """How long to time each model: the harness's arguments, and the flags of `bench` and `report`."""
+
+    warmup: int = option(3, "untimed runs first")
+    min_time_s: float = option(2.0, "seconds of timed repeats per model", flag="--min-time", metavar="S")
+    max_runs: int = option(200, "timed runs per model at most")
+
+    def __post_init__(self):
+        if self.warmup < 0 or self.min_time_s < 0 or self.max_runs < 1:
+            raise InvalidInputError(
+                f"--warmup and --min-time must be >= 0 and --max-runs >= 1, got {self.warmup}, "
+                f"{self.min_time_s}, {self.max_runs}")
+
+
+
+_TIMING = BenchOptions()  # the defaults of the functions below
+
+
 def timed_repeats(
     fn: Callable[[], object],
     *,
-    warmup: int = 3,
-    min_time_s: float = 2.0,
-    max_runs: int = 200,
+    warmup: int = _TIMING.warmup,
+    min_time_s: float = _TIMING.min_time_s,
+    max_runs: int = _TIMING.max_runs,
     min_runs: int = 3,
 ) -> List[float]:
     """Call `fn` `warmup` times untimed, then repeatedly until `min_time_s` has passed
@@ -112,9 +133,9 @@ def default_image(size, seed: int = 0) -> np.ndarray:
 def benchmark(
     segmenter,
     image: Union[None, str, os.PathLike, np.ndarray] = None,
-    warmup: int = 3,
-    min_time_s: float = 2.0,
-    max_runs: int = 200,
+    warmup: int = _TIMING.warmup,
+    min_time_s: float = _TIMING.min_time_s,
+    max_runs: int = _TIMING.max_runs,
     *,
     name: Optional[str] = None,
 ) -> dict:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
+from ..converters.validation import DEFAULT_BUDGET  # the mIoU points a variant may lose, when no gate is set
 from ..status import Status
 
 ACCURACY = "miou"
 LATENCY = "latency_p50_ms"
-DEFAULT_BUDGET = 1.0  # mIoU points a "best under budget" pick may lose, when no gate is set
 
 
 def candidates(rows: Sequence[dict], x: str = LATENCY, y: str = ACCURACY) -> List[int]:

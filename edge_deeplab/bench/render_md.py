@@ -6,10 +6,11 @@ be re-rendered from its JSON alone.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
+from ..converters.validation import DEFAULT_BUDGET
 from ..status import Status
-from .pareto import DEFAULT_BUDGET, best_choices, marks
+from .pareto import best_choices, marks
 from .report_row import fmt, table_columns
 
 
@@ -47,7 +48,7 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def picks_text(report: dict, link: Optional[Callable[[dict], str]] = None) -> List[str]:
+def picks_text(report: dict) -> List[str]:
     """One sentence per best choice ("Fastest: tflite int8 (tflite), 9.8 ms p50, ...")."""
     rows = report["rows"]
     budget = report.get("max_miou_drop")

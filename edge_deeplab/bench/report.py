@@ -20,12 +20,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..converters.validation import DEFAULT_BUDGET
 from ..data.evaluation_set import load_data
 from ..errors import InvalidInputError
 from ..imageio import atomic_write_text
 from ..options import option, parse_floats, parse_list
 from ..runs import resolve_model_path
 from . import pareto
+from .harness import BenchOptions
 from .machine import describe_machine, utc_now
 from .pareto import gate
 from .render_html import Examples, render_html
@@ -36,21 +38,6 @@ from .runner import VariantRunner, reference_metadata
 from .variants import Variant, all_variants, parse_variant_specs, select_variants
 
 UNITS = units()  # per field, declared on ReportRow
-
-
-@dataclass(frozen=True)
-class BenchOptions:
-    """How long to time each variant (the bench harness's arguments; `report` flags)."""
-
-    warmup: int = option(3, "untimed runs first")
-    min_time_s: float = option(2.0, "seconds to time each variant", flag="--min-time")
-    max_runs: int = option(200, "timed runs per variant at most")
-
-    def __post_init__(self):
-        if self.warmup < 0 or self.min_time_s < 0 or self.max_runs < 1:
-            raise InvalidInputError(
-                f"--warmup and --min-time must be >= 0 and --max-runs >= 1, got {self.warmup}, "
-                f"{self.min_time_s}, {self.max_runs}")
 
 
 @dataclass
@@ -121,7 +108,8 @@ class ReportOptions:
         reconvert: convert again even where an artifact exists.
         mixed_precision: add an int8-mixed row for every format that makes it: int8 with
             the fewest layers kept in float that hold the mIoU drop on the evaluated images
-            within max_miou_drop (0.5 point when None). Also made when --variants names it.
+            within max_miou_drop (the conversions' DEFAULT_BUDGET when None). Also made when
+            --variants names it.
         int8_agreement: the conversions' parity bar for int8 rows (None: the table's 0.97).
     """
 
@@ -147,8 +135,8 @@ class ReportOptions:
     device: Optional[str] = option(None, "engine device (CPU, GPU, ...)")
     mixed_precision: bool = option(
         False, "add an int8-mixed row for every format that makes it (TFLite, OpenVINO, ONNX): int8 "
-        "with the fewest layers kept in float that hold --max-miou-drop (default 0.5 point) on the "
-        "evaluated images")
+        f"with the fewest layers kept in float that hold --max-miou-drop (default {DEFAULT_BUDGET:g} point) on "
+        "the evaluated images")
     int8_agreement: Optional[float] = option(
         None, "argmax agreement with the float model an int8 conversion must reach (default 0.97)", parse=float)
 

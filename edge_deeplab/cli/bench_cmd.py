@@ -14,10 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import EdgeDeeplabError, InvalidInputError
-from ..targets.cli import Uploads, add_target_arg, flag_words, model_source_words, run_on_target
+from ..bench.harness import BenchOptions
+from ..errors import EdgeDeeplabError
+from ..targets.cli import Uploads, add_target_arg, model_source_words, run_on_target
 from ..targets.remote import JSON_OUT
-from .common import add_model_source_args, add_runtime_args, finite_float, open_segmenter
+from .common import add_model_source_args, add_runtime_args, open_segmenter
+from .option_flags import add_option_flags, keywords, options_from_args
 
 ORDER = 80  # its place in `edge-deeplab --help`
 
@@ -35,20 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--image", help="time on this image (default: a generated one at the model's input size)"
     )
-    parser.add_argument(
-        "--min-time",
-        type=finite_float,
-        default=2.0,
-        metavar="S",
-        help="seconds of timed repeats per model (default 2)",
-    )
-    parser.add_argument(
-        "--max-runs",
-        type=int,
-        default=200,
-        help="at most this many timed runs per model (default 200)",
-    )
-    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    add_option_flags(parser, BenchOptions)  # --warmup, --min-time, --max-runs: declared there
     parser.add_argument(
         "--json", metavar="OUT", help="also write the rows as JSON (a list, one object per model)"
     )
@@ -62,12 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from ..bench.harness import benchmark, format_table
     from ..imageio import atomic_write_text, read_image
 
-    if args.min_time < 0 or args.max_runs < 1 or args.warmup < 0:
-        raise InvalidInputError("--min-time must be >= 0, --max-runs >= 1 and --warmup >= 0")
+    timing = options_from_args(BenchOptions, args)  # checks itself
     if args.target:
-        rows, failed = _on_target(args)
+        rows, failed = _on_target(args, timing)
     else:
-        rows, failed = _here(args, benchmark, read_image(args.image) if args.image else None)
+        rows, failed = _here(args, benchmark, read_image(args.image) if args.image else None, timing)
     if rows:
         print(format_table(rows))
     if args.json:
@@ -82,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _here(args, benchmark, image):
+def _here(args, benchmark, image, timing: BenchOptions):
     """(rows, failed models) measured on this machine."""
     rows, failed = [], []
     for model in args.models:
@@ -96,14 +84,7 @@ def _here(args, benchmark, image):
             continue
         with segmenter.runtime:
             rows.append(
-                benchmark(
-                    segmenter,
-                    image,
-                    warmup=args.warmup,
-                    min_time_s=args.min_time,
-                    max_runs=args.max_runs,
-                    name=str(model),
-                )
+                benchmark(segmenter, image, **keywords(timing), name=str(model))
             )
         print(
             f"{model}: {rows[-1]['latency_p50_ms']:.2f} ms median over {rows[-1]['runs']} runs",
@@ -113,11 +94,12 @@ def _here(args, benchmark, image):
     return rows, failed
 
 
-def _on_target(args):
+def _on_target(args, timing: BenchOptions):
     """(rows, failed models) measured by the device; each row's device names the target."""
     uploads = Uploads()
     refs = [uploads.artifact(model) for model in args.models]
-    words = [*refs, "--json", JSON_OUT, *flag_words(args, ("min_time", "max_runs", "warmup"))]
+    words = [*refs, "--json", JSON_OUT, "--min-time", repr(timing.min_time_s), "--max-runs", str(timing.max_runs),
+             "--warmup", str(timing.warmup)]
     words += model_source_words(args, uploads)
     if args.image:
         words += ["--image", uploads.file(args.image)]

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from ..errors import ConversionError, EdgeDeeplabError, InvalidInputError, first_line
+from ..options import parse_list
 from ..targets.cli import write_json
-from .common import parse_list
 
 ORDER = 45  # its place in `edge-deeplab --help`, after `convert`
 ENGINE_PRECISIONS = ("fp16", "int8")

@@ -6,7 +6,7 @@ import argparse
 from typing import Optional
 
 from ..errors import InvalidInputError
-from ..options import finite_float, parse_floats, parse_list, parse_size  # noqa: F401  (flags' parsers, imported from here)
+from ..options import parse_floats, parse_size
 from ..presets import PRESETS
 
 

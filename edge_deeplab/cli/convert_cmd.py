@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import parse_list
+from ..options import parse_list
 from .option_flags import add_option_flags, options_from_args
 
 ORDER = 40  # its place in `edge-deeplab --help`

@@ -17,14 +17,14 @@ from edge_deeplab.demos.interrupts import EXIT_STATUS
 from edge_deeplab.demos.outputs import display_available
 from edge_deeplab.demos.pipeline import DemoOptions, smoothing_filters
 from edge_deeplab.demos.pipeline import run_demo as run_demo_pipeline
-from edge_deeplab.demos.render import VIEWS
 from edge_deeplab.demos.serve_address import parse_serve, read_token
 from edge_deeplab.demos.sources import parse_source
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.guard import guarded
 from edge_deeplab.imageio import atomic_write_text, read_image
 
-from . import common
+from . import common, option_flags
+from .option_flags import add_option_flags
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -44,64 +44,31 @@ def run(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+DEFAULT_SOURCE = "0"  # the first camera; the Jetson demo's is csi://0
 SOURCE_HELP = (
     "camera index (0), v4l2:///dev/video0, a video file, an image folder, rtsp://..., "
     "csi://0 (Jetson CSI camera), picam://0 (Raspberry Pi camera) or synthetic"
 )
 
 
-def add_demo_arguments(parser: argparse.ArgumentParser, *, source: str = "0") -> None:
-    """The demo's flags, shared by `edge-deeplab demo` and the demos' `python -m` entries."""
+def add_demo_arguments(parser: argparse.ArgumentParser, *, source: str = DEFAULT_SOURCE) -> None:
+    """The demo's flags, shared by `edge-deeplab demo` and the demos' `python -m` entries:
+    DemoOptions' fields (declared there) and the inputs that are not options."""
     from edge_deeplab.runtimes import model_suffixes
 
     parser.add_argument(
         "model", help=f"model file ({', '.join(model_suffixes())}) or a training run folder"
     )
-    parser.add_argument("--source", default=source, help=f"{SOURCE_HELP} (default: {source})")
-    parser.add_argument(
-        "--view", choices=VIEWS, default="overlay", help="what to show (key v cycles)"
-    )
-    parser.add_argument(
-        "--alpha", type=common.finite_float, default=0.5, help="overlay mask weight 0..1 (keys +/-)"
-    )
-    parser.add_argument(
-        "--class",
-        dest="target",
-        metavar="NAME",
-        help="class kept sharp by the blur/replace views, e.g. person (default: all but class 0)",
+    parser.add_argument("--source", default=source, help=f"{SOURCE_HELP} (default {source})")
+    add_option_flags(parser, DemoOptions)
+    parser.add_argument(  # DemoOptions.show is False (headless API); the CLI shows a window
+        "--no-show", dest="show", action="store_false", help="no window (headless, CI)"
     )
     parser.add_argument(
         "--background", metavar="IMG", help="image that replaces the background in the replace view"
     )
-    parser.add_argument(
-        "--smooth",
-        type=common.finite_float,
-        metavar="A",
-        help="temporal smoothing: EMA weight of the newest frame in (0, 1] (default: off)",
-    )
-    parser.add_argument(
-        "--no-show", dest="show", action="store_false", help="no window (headless, CI)"
-    )
-    parser.add_argument(
-        "--max-frames", type=int, default=0, help="stop after N displayed frames (0: no limit)"
-    )
-    parser.add_argument("--output", metavar="OUT.mp4", help="record the rendered frames to a video")
     parser.add_argument("--stats", metavar="STATS.json", help="write the run's statistics as JSON")
-    parser.add_argument(
-        "--realtime", action="store_true", help="pace a video file or folder at its frame rate"
-    )
-    parser.add_argument(
-        "--reconnect-timeout",
-        type=common.finite_float,
-        default=10.0,
-        metavar="S",
-        help="seconds to retry a camera that stops delivering frames (default: 10)",
-    )
-    parser.add_argument("--snapshot-dir", default=".", help="where key s writes snapshots")
     add_serve_arguments(parser)
-    parser.add_argument(
-        "--no-hud", dest="hud", action="store_false", help="hide the FPS / timings overlay"
-    )
     common.add_model_source_args(parser)
     common.add_runtime_args(parser)
 
@@ -127,21 +94,7 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         raise InvalidInputError("--token goes with --serve [HOST:]PORT")
     serve = parse_serve(args.serve, read_token(args.token, args.token_file)) if args.serve else None
     background = read_image(args.background)[:, :, ::-1].copy() if args.background else None
-    return DemoOptions(
-        view=args.view,
-        alpha=args.alpha,
-        target=args.target,
-        background=background,
-        smooth=args.smooth,
-        show=args.show,
-        max_frames=args.max_frames,
-        output=args.output,
-        realtime=args.realtime,
-        reconnect_timeout=args.reconnect_timeout,
-        hud=args.hud,
-        snapshot_dir=args.snapshot_dir,
-        serve=serve,
-    )
+    return option_flags.options_from_args(DemoOptions, args, background=background, serve=serve, show=args.show)
 
 
 def run_demo(args: argparse.Namespace, log: Callable[[str], None] = None) -> int:
@@ -195,7 +148,7 @@ def standalone_main(
     *,
     prog: str,
     description: str,
-    source: str = "0",
+    source: str = DEFAULT_SOURCE,
     configure: Optional[Callable[[argparse.Namespace], None]] = None,
 ) -> int:
     """Entry point of the `python -m` demos; `configure` adjusts the parsed flags."""

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from ..config import DataConfig
 from ..imageio import atomic_write_text
+from ..options import parse_floats
 from ..targets.cli import Uploads, add_target_arg, flag_words, model_source_words, run_on_target
 from ..targets.remote import JSON_OUT
-from .common import add_model_source_args, add_runtime_args, open_segmenter, parse_floats
-from .train_cmd import FORMATS, _guess_format
+from .common import add_model_source_args, add_runtime_args, open_segmenter
+from .train_cmd import _guess_format
+from .train_flags import FORMATS
 
 ORDER = 30  # its place in `edge-deeplab --help`
 

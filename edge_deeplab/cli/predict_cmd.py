@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Dict, List
 
 from ..errors import InvalidInputError
-from .common import add_model_source_args, add_runtime_args, finite_float, open_segmenter
+from ..options import finite_float
+from .common import add_model_source_args, add_runtime_args, open_segmenter
 
 ORDER = 70  # its place in `edge-deeplab --help`
 

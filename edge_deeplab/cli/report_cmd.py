@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..converters.validation import DEFAULT_BUDGET
 from ..errors import InvalidInputError
 from ..status import Status
 from .option_flags import add_option_flags, keywords, options_from_args
@@ -64,7 +65,7 @@ def _add_target_flags(group) -> None:
                        help="also evaluate every variant on the device (default: latency only)")
     group.add_argument("--pick", action="store_true",
                        help="write pick.json: the fastest variant on the device within --max-miou-drop "
-                       "(and --max-class-drop)")
+                       f"(default {DEFAULT_BUDGET:g}; and --max-class-drop)")
     group.add_argument("--max-class-drop", type=float, default=None, metavar="PTS",
                        help="with --pick: no class may lose more IoU points than this")
 

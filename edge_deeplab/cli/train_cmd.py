@@ -10,10 +10,10 @@ from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import InvalidInputError
 from ..metadata import read_labels_file
 from ..presets import PRESETS
-from .train_flags import add_data_flags, add_finetune_flags, add_model_flags, add_training_flags
+from .option_flags import given_options
+from .train_flags import AugmentFlags, DataFlags, FinetuneFlags, ModelFlags, TrainingFlags, add_train_flags
 
 ORDER = 20  # its place in `edge-deeplab --help`
-FORMATS = ("synthetic", "folder", "voc")
 DEFAULT_CLASSES = {"synthetic": 4, "voc": 21}
 
 
@@ -21,22 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train", help="train a MobileNetV2 DeepLab v3 into a run folder", description=__doc__
     )
-    p.add_argument(
-        "--data", default="synthetic", help="'synthetic' or a dataset root (default synthetic)"
-    )
-    p.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="dataset format (default: synthetic, or guessed from PATH)",
-    )
-    p.add_argument("--out", help="run folder (default runs/<data name>)")
-    p.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
-    )
-    add_model_flags(p.add_argument_group("model"))
-    add_data_flags(p.add_argument_group("data"))
-    add_training_flags(p.add_argument_group("training"))
-    add_finetune_flags(p.add_argument_group("fine-tuning"))
+    add_train_flags(p)  # every flag declared in train_flags, its default the config's
     return p
 
 
@@ -67,7 +52,7 @@ def build_configs(args):
         data.update(format=fmt, path=None if fmt == "synthetic" else str(args.data))
     flags = _flag_values(args)
     for target, values in ((model, flags["model"]), (data, flags["data"]), (train, flags["train"])):
-        target.update({k: v for k, v in values.items() if v is not None})
+        target.update(values)
     _labels(args, data)
     _augment(args, train)
     if data["format"] == "synthetic":
@@ -86,54 +71,24 @@ def build_configs(args):
 
 
 def _flag_values(args) -> dict:
-    """The flags given, by config ("model", "data", "train"); None where not given."""
-    return {
-        "model": {
-            "alpha": args.alpha,
-            "output_stride": args.output_stride,
-            "head": args.head,
-            "input_size": args.input_size,
-            "bn_momentum": args.bn_momentum,
-            "weights": args.weights,
-            "decoder": False if args.no_decoder else (True if args.decoder else None),
-            "decoder_filters": args.decoder_filters,
-        },
-        "data": {
-            "num_classes": args.num_classes,
-            "ignore_label": args.ignore_label,
-            "seed": args.seed,
-            "train_split": args.train_splits,
-        },
-        "train": {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "learning_rate": args.lr,
-            "optimizer": args.optimizer,
-            "steps_per_epoch": args.steps_per_epoch,
-            "strategy": args.strategy,
-            "seed": args.seed,
-            "crop_size": args.crop_size,
-            "lr_multipliers": args.lr_mult,
-            "freeze_bn": True if args.freeze_bn else None,
-            "warmup_epochs": args.warmup_epochs,
-            "val_every": args.val_every,
-            "class_balance": args.class_balance,
-            "time_budget_s": args.time_budget,
-            "lr_schedule": args.lr_schedule,
-        },
-    }
+    """The config flags given, by config ("model", "data", "train"); left-out ones are absent."""
+    data = given_options(DataFlags, args)
+    data.pop("labels", None)  # a file or a preset: `_labels`
+    train = {**given_options(TrainingFlags, args), **given_options(FinetuneFlags, args)}
+    if "time_budget" in train:
+        train["time_budget_s"] = train.pop("time_budget")
+    if "seed" in train:
+        data["seed"] = train["seed"]
+    return {"model": given_options(ModelFlags, args), "data": data, "train": train}
 
 
 def _augment(args, train: dict) -> None:
     augment = dict(train.get("augment") or {})
-    if args.scale_range is not None:
-        augment["scale_range"] = args.scale_range
-    if args.jitter is not None:
-        augment.update(brightness=args.jitter, contrast=args.jitter, saturation=args.jitter)
-    if args.blur is not None:
-        augment["blur"] = args.blur
-    if args.blur_sigma is not None:
-        augment["blur_sigma"] = args.blur_sigma
+    given = given_options(AugmentFlags, args)
+    jitter = given.pop("jitter", None)
+    if jitter is not None:
+        augment.update(brightness=jitter, contrast=jitter, saturation=jitter)
+    augment.update(given)
     train["augment"] = augment
 
 
@@ -149,7 +104,7 @@ def _resolve_tflite(model_cfg: ModelConfig, model_flags: dict, data: dict, args)
     """
     from ..model.weight_import import resolve_model_config
 
-    explicit = {k for k, v in model_flags.items() if v is not None}
+    explicit = set(model_flags)
     resolved = resolve_model_config(model_cfg, explicit=explicit)
     if args.labels is None and data.get("labels") is None and resolved.num_classes == 21:
         data["labels"] = tuple(PRESETS.get("pascal-voc")["labels"])

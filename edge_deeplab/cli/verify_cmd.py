@@ -20,9 +20,10 @@ import argparse
 import sys
 
 from ..errors import InvalidInputError
+from ..options import finite_float
 from ..targets.cli import Uploads, add_target_arg, model_source_words, run_on_target, write_json
 from ..targets.remote import JSON_OUT
-from .common import add_model_source_args, add_runtime_args, finite_float, open_segmenter
+from .common import add_model_source_args, add_runtime_args, open_segmenter
 
 ORDER = 60  # its place in `edge-deeplab --help`
 SCENES = 8  # generated scenes of a --reference comparison

@@ -45,12 +45,25 @@ def input_table(meta: ArtifactMetadata, spec) -> np.ndarray:
     """(256, 3) of spec.dtype: the engine's input value for each pixel value and channel."""
     values = np.repeat(np.arange(256, dtype=np.float32)[:, None], 3, axis=1)
     normalised = normalize(values, meta.mean, meta.std).astype(np.float32, copy=False)
-    dtype = np.dtype(spec.dtype)
-    if spec.quantized:  # the same arithmetic as Segmenter.quantize_input
-        info = np.iinfo(dtype)
-        q = np.round(normalised / spec.scale + spec.zero_point)
-        return np.clip(q, info.min, info.max).astype(dtype)
-    return normalised.astype(dtype)
+    if spec.quantized:
+        return quantize(normalised, spec.scale, spec.zero_point, spec.dtype)
+    return normalised.astype(spec.dtype)
+
+
+def quantize(values: np.ndarray, scale, zero_point, dtype) -> np.ndarray:
+    """Real values -> the integer `dtype`: round(values / scale + zero_point), clipped to its range.
+
+    The one quantisation of the host side: the input table above and `Segmenter.quantize_input`
+    (where `scale` and `zero_point` may be per channel) both go through it.
+    """
+    dtype = np.dtype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(raw: np.ndarray, scale, zero_point) -> np.ndarray:
+    """An engine's integer output -> float32: (raw - zero_point) * scale (TensorSpec's affine rule)."""
+    return (raw.astype(np.float32) - zero_point) * np.float32(scale)
 
 
 def raw_pixels_match(meta: ArtifactMetadata, spec) -> bool:

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..data.host_input import dequantize
 from ..errors import InvalidInputError, ModelLoadError, first_line
 
 CONV_OPS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise"}
@@ -190,4 +191,4 @@ def _dequantize(interpreter, detail: dict) -> np.ndarray:
     shape = [1] * values.ndim
     if scales.size > 1:  # per-channel along the quantised dimension
         shape[int(quant.get("quantized_dimension", 0))] = scales.size
-    return (values.astype(np.float32) - zero_points.reshape(shape)) * scales.reshape(shape)
+    return dequantize(values, scales.reshape(shape), zero_points.reshape(shape))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from .. import __version__
-from ..bench.pareto import DEFAULT_BUDGET
+from ..converters.validation import DEFAULT_BUDGET
 from ..status import Status
 
 PICK_FILE = "pick.json"

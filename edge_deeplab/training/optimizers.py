@@ -119,9 +119,6 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "power": self.power, "shape": self.shape}
 
 
-WarmupPoly = WarmupDecay  # the former name
-
-
 def make_schedule(train_cfg: TrainConfig, steps_per_epoch: int) -> WarmupDecay:
     """The run's schedule: warm-up epochs, then decay to the floor at the last step.
 
