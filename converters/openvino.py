@@ -65,6 +65,14 @@ class OpenVINOConverter(Converter):
     def files(self, path: Path) -> List[Path]:
         return [Path(path).with_suffix(".bin"), Path(path)]
 
+    def layer_sqnr(self, path: Path, precision: str, inputs):
+        """Each activation FakeQuantize of the int8 IR, its input against its output (int8 and int8-mixed)."""
+        if not precision.startswith("int8"):
+            return None
+        from .quant_debug import openvino_layer_sqnr
+
+        return "OpenVINO FakeQuantize in/out (f32 CPU)", openvino_layer_sqnr(path, inputs.artifact_batches)
+
     def convert(
         self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
     ) -> None:

@@ -7,7 +7,11 @@ Each layer's own quantization noise, not what it inherits from the layers before
 - TFLite: LiteRT's `QuantizationDebugger` on the SavedModel and calibration images the
   converter quantizes from: each quantized op's output against the float op run on the same
   (dequantized) inputs (`layer_direct_compare_metrics`).
-- OpenVINO: neither OpenVINO nor NNCF has a per-layer debugger; the row says so.
+- OpenVINO: neither OpenVINO nor NNCF has a per-layer debugger, so the IR is its own: every
+  activation FakeQuantize of the int8 IR gets its input and output as extra model outputs,
+  and the CPU plugin runs it in f32 (`INFERENCE_PRECISION_HINT`), so each pair is the
+  activation before and after its own quantization, as onnxruntime's "qdq_err" is. Layers
+  are named by the source layer that feeds the FakeQuantize (the ONNX export's names).
 
 SQNR = 10 log10(sum(float^2) / sum((float - quantized)^2)); higher is better, and a layer at
 ~20 dB or less is where int8 loses accuracy.
@@ -35,10 +39,7 @@ def sqnr_db(reference: np.ndarray, quantized: np.ndarray) -> float:
     """Signal to quantization noise ratio of `quantized` against `reference`, in dB."""
     reference = np.asarray(reference, np.float64)
     noise = float(np.sum((reference - np.asarray(quantized, np.float64)) ** 2))
-    signal = float(np.sum(reference**2))
-    if noise == 0.0:
-        return CAP_DB
-    return float(np.clip(10 * math.log10(max(signal, 1e-300) / noise), -CAP_DB, CAP_DB))
+    return _ratio_db(float(np.sum(reference**2)), noise)
 
 
 def ranked(sqnr: Dict[str, float]) -> List[dict]:
@@ -89,6 +90,53 @@ def _qdq_sqnr(pre: np.ndarray, post: np.ndarray) -> float:
     reached, or the ReLU itself would count as noise (saturation at the calibrated range is
     then not counted either)."""
     return sqnr_db(np.clip(pre, post.min(), post.max()), post)
+
+
+def openvino_layer_sqnr(path: Path, batches: Sequence[np.ndarray]) -> Dict[str, float]:
+    """Source layer -> SQNR (dB) of the activation FakeQuantize it feeds in the int8 IR at `path`."""
+    ov = deps.openvino("the OpenVINO quantization debugger")
+    core = ov.Core()
+    model = core.read_model(str(path))
+    pairs = {_source_name(fq): fq for fq in model.get_ordered_ops() if _is_activation_quantizer(fq)}
+    if not pairs:
+        raise InvalidInputError(f"{path}: no activation FakeQuantize: not an int8 OpenVINO IR")
+    first = len(model.outputs)
+    model.add_outputs([port for fq in pairs.values() for port in (fq.input_value(0), fq.output(0))])
+    if len(model.outputs) != first + 2 * len(pairs):  # a tensor already an output is not added twice
+        raise InvalidInputError(f"{path}: a FakeQuantize's tensors are already model outputs")
+    request = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
+    signal, noise = np.zeros(len(pairs)), np.zeros(len(pairs))
+    for batch in batches:
+        found = request.infer({0: batch})
+        for index in range(len(pairs)):
+            pre = np.asarray(found[first + 2 * index], np.float64)
+            post = np.asarray(found[first + 2 * index + 1], np.float64)
+            signal[index] += float(np.sum(pre**2))
+            noise[index] += float(np.sum((pre - post) ** 2))
+    return {name: _ratio_db(s, n) for name, s, n in zip(pairs, signal, noise)}
+
+
+def _is_activation_quantizer(op) -> bool:
+    """A FakeQuantize whose input is computed (weights are Constants, or decompressed from one)."""
+    if op.get_type_name() != "FakeQuantize":
+        return False
+    source = op.input_value(0).get_node()
+    # A weight decompression chain: Constant -> Convert -> Subtract/Multiply by constants.
+    while source.get_type_name() in ("Convert", "Multiply", "Subtract") and all(
+            v.get_node().get_type_name() == "Constant" for v in source.input_values()[1:]):
+        source = source.input_value(0).get_node()
+    return source.get_type_name() != "Constant"
+
+
+def _source_name(fq) -> str:
+    """The layer feeding the FakeQuantize, by its source name (one FakeQuantize per tensor)."""
+    return fq.input_value(0).get_node().get_friendly_name()
+
+
+def _ratio_db(signal: float, noise: float) -> float:
+    if noise == 0.0:
+        return CAP_DB
+    return float(np.clip(10 * math.log10(max(signal, 1e-300) / noise), -CAP_DB, CAP_DB))
 
 
 def tflite_layer_sqnr(converter_factory: Callable, batches: Sequence[np.ndarray]) -> Dict[str, float]:

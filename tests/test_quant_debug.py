@@ -76,3 +76,75 @@ def test_onnx_debugger_ranks_a_damaged_layer_worst(onnx_int8, tmp_path):
     after = ranked(onnx_layer_sqnr(damaged, _batches(onnx_int8)))
     assert after[0]["layer"] == victim.input[0]
     assert after[0]["sqnr_db"] < before[victim.input[0]] - 10
+
+
+@pytest.fixture(scope="module")
+def openvino_int8(tiny_run, tmp_path_factory):
+    pytest.importorskip("openvino")
+    from edge_deeplab.converters import CONVERTERS, convert
+
+    ok, why = CONVERTERS.get("openvino").available()
+    if not ok:
+        pytest.skip(why)
+    out = tmp_path_factory.mktemp("qdebug-ov")
+    (result,) = convert(tiny_run, "openvino", "int8", out, calib_size=16, parity_images=4, progress=False)
+    return result.path
+
+
+def _fake_quantizers(model):
+    from edge_deeplab.converters.quant_debug import _is_activation_quantizer
+
+    return [op for op in model.get_ordered_ops() if _is_activation_quantizer(op)]
+
+
+def test_openvino_debugger_gives_one_finite_sqnr_per_activation_fake_quantize(openvino_int8):
+    import openvino as ov
+
+    from edge_deeplab.converters.quant_debug import _source_name, openvino_layer_sqnr
+
+    sqnr = openvino_layer_sqnr(openvino_int8, _batches(openvino_int8))
+    quantizers = _fake_quantizers(ov.Core().read_model(str(openvino_int8)))
+    assert len(quantizers) >= 10 and set(sqnr) == {_source_name(fq) for fq in quantizers}
+    assert all(math.isfinite(v) for v in sqnr.values())
+    assert 10 < np.median(list(sqnr.values())) < CAP_DB  # real int8 noise, not exact copies
+
+
+def test_openvino_debugger_ranks_a_damaged_layer_worst(openvino_int8, tmp_path):
+    """Coarsen one mid-network FakeQuantize's step 40x (its ranges widened around their middle)."""
+    import openvino as ov
+
+    from edge_deeplab.converters.quant_debug import _source_name, openvino_layer_sqnr
+
+    before = openvino_layer_sqnr(openvino_int8, _batches(openvino_int8))
+    model = ov.Core().read_model(str(openvino_int8))
+    victim = _fake_quantizers(model)[len(before) // 2]
+    low, high = (victim.input_value(i).get_node() for i in (3, 4))  # output_low, output_high
+    for bounds in ((victim.input_value(1).get_node(), victim.input_value(2).get_node()), (low, high)):
+        lo, hi = (np.asarray(b.get_data(), np.float32) for b in bounds)
+        middle, half = (lo + hi) / 2, (hi - lo) / 2 * 40
+        for node, value in zip(bounds, (middle - half, middle + half)):
+            node.output(0).replace(ov.op.Constant(np.array(value, np.float32).reshape(lo.shape)).output(0))
+    damaged = tmp_path / "damaged.xml"
+    ov.save_model(model, str(damaged), compress_to_fp16=False)
+    after = ranked(openvino_layer_sqnr(damaged, _batches(openvino_int8)))
+    assert after[0]["layer"] == _source_name(victim)
+    assert after[0]["sqnr_db"] < before[_source_name(victim)] - 10
+
+
+def test_the_report_row_of_openvino_int8_carries_its_ranked_layers(openvino_int8, tiny_run):
+    """What `report` stores per int8 row (`quant_debug`), through the converter registry."""
+    from edge_deeplab.converters.quant_debug import layer_errors
+    from edge_deeplab.data import synthetic
+    from edge_deeplab.runtimes import load_runtime
+    from edge_deeplab.segmenter import Segmenter
+
+    images, masks = synthetic.generate(4, size=(64, 64), seed=7, num_classes=3)
+
+    class Variant:
+        format = "openvino"
+
+    with load_runtime(openvino_int8) as runtime:
+        found = layer_errors(Variant(), openvino_int8, Segmenter(runtime), list(zip(images, masks)), tiny_run)
+    assert found["method"].startswith("OpenVINO FakeQuantize"), found
+    values = [layer["sqnr_db"] for layer in found["layers"]]
+    assert len(values) >= 10 and values == sorted(values)

@@ -17,6 +17,7 @@ from conftest import TINY_INT8_AGREEMENT
 from edge_deeplab.bench import pareto
 from edge_deeplab.bench.machine import cpu_model, describe_machine
 from edge_deeplab.bench.render_html import Examples
+from edge_deeplab.bench.render_md import table_cells
 from edge_deeplab.bench.report import UNITS, ReportResult, gate, write_report
 from edge_deeplab.bench.report_row import ReportRow
 from edge_deeplab.bench.variants import Variant, all_variants, parse_variant_specs, select_variants
@@ -157,6 +158,23 @@ def test_gate_names_the_breaching_variants():
     ]
     assert "tensorrt:fp16@tensorrt" in verdict["message"]  # unmeasured rows are named too
     assert gate(rows, 5.0)["passed"] and gate(rows, None) is None
+
+
+def test_the_class_gate_fails_a_variant_that_lost_one_class_while_its_mean_held():
+    """int8 whose mean holds the 0.5-point gate while its thin class lost 3 points."""
+    rows = hand_rows()[:2]
+    rows[0]["delta_per_class_iou"] = {"road": 0.0, "pole": 0.0}
+    rows[1]["delta_miou"], rows[1]["delta_per_class_iou"] = -0.3, {"road": 0.1, "pole": -3.0}
+    assert gate(rows, 0.5)["passed"]  # the mean alone lets it through
+    verdict = gate(rows, 0.5, max_class_drop=1.0)
+    assert not verdict["passed"] and verdict["rows"] == [1]
+    assert verdict["breached"] == ["tflite:fp32@tflite (class pole -3.00)"]
+    assert "1 IoU points in a class" in verdict["message"]
+    assert gate(rows, None, max_class_drop=3.0)["passed"]
+    report = hand_report(rows, 0.5)
+    report["gate"] = verdict
+    marked = [cells[-1] for cells in table_cells(report)[1:]]
+    assert marked[1].startswith("BREAKS GATE") and not marked[0].startswith("BREAKS GATE")
 
 
 # --- the variant table ------------------------------------------------------------------------
@@ -346,6 +364,27 @@ def test_cli_gate_exit_status(tmp_path, monkeypatch, capsys, max_drop, status):
     assert (tmp_path / "out" / "report.md").is_file()  # written even when the gate fails
     assert seen["variants"] == "tflite:int8" and seen["data"].ignore_label == 255
     assert seen["int8_agreement"] == 0.9
+
+
+@pytest.mark.parametrize("max_class_drop, status", [(0.4, 3), (1.0, 0)])
+def test_cli_class_gate_exit_status(tmp_path, monkeypatch, capsys, max_class_drop, status):
+    """Every hand row's road class lost 0.5 point: a 0.4-point class gate fails, 1.0 holds."""
+    import edge_deeplab.bench.report as report_module
+    from edge_deeplab.cli.main import main
+
+    def fake_report(model, data, out_dir, **kwargs):
+        rows = hand_rows()
+        data_dict = {**hand_report(rows), "gate": gate(rows, kwargs["max_miou_drop"], kwargs["max_class_drop"])}
+        paths = write_report(data_dict, Path(out_dir))
+        return ReportResult([], data_dict, Path(out_dir), paths, data_dict["gate"]["breached"])
+
+    monkeypatch.setattr(report_module, "report", fake_report)
+    code = main(["report", str(_fake_run(tmp_path)), "--format", "synthetic", "--out", str(tmp_path / "out"),
+                 "--max-class-drop", str(max_class_drop)])
+    assert code == status
+    err = capsys.readouterr().err
+    assert ("class road -0.50" in err) == (status == 3)
+    assert ("BREAKS GATE" in (tmp_path / "out" / "report.md").read_text()) == (status == 3)
 
 
 def test_cli_rejects_bad_numbers(tmp_path, capsys):

@@ -84,36 +84,52 @@ def marks(rows: Sequence[dict], max_drop: Optional[float] = None) -> Dict[int, L
     return tags
 
 
-def breaches(rows: Sequence[dict], max_drop: float) -> List[int]:
-    """Indices of rows whose measured mIoU drops more than `max_drop` points below float."""
-    return [
-        i
-        for i, row in enumerate(rows)
-        if row.get("delta_miou") is not None and row["delta_miou"] < -float(max_drop)
-    ]
+def worst_class_drop(row: dict) -> Optional[float]:
+    """The largest per-class IoU loss vs the float reference, in points (None: not known)."""
+    drops = [-v for v in (row.get("delta_per_class_iou") or {}).values() if v is not None]
+    return max(drops) + 0.0 if drops else None  # + 0.0: no "-0.0" in the JSON
 
 
-def gate(rows: Sequence[dict], max_drop: Optional[float]) -> Optional[dict]:
-    """The --max-miou-drop verdict: which rows lost more than `max_drop` points, or None."""
-    if max_drop is None:
+def breach(row: dict, max_drop: Optional[float], max_class_drop: Optional[float] = None) -> str:
+    """Why `row` breaks the gate ("" when it holds or is not measured): its mIoU drop past
+    `max_drop`, or one class's IoU drop past `max_class_drop` (points, either None: unchecked)."""
+    delta = row.get("delta_miou")
+    if max_drop is not None and delta is not None and delta < -float(max_drop):
+        return f"mIoU {delta:+.2f}"
+    worst = worst_class_drop(row)
+    if max_class_drop is not None and worst is not None and worst > float(max_class_drop):
+        name = max(row["delta_per_class_iou"], key=lambda c: -(row["delta_per_class_iou"][c] or 0.0))
+        return f"class {name} {-worst:+.2f}"
+    return ""
+
+
+def breaches(rows: Sequence[dict], max_drop: Optional[float], max_class_drop: Optional[float] = None) -> List[int]:
+    """Indices of rows that break the gate (see `breach`)."""
+    return [i for i, row in enumerate(rows) if breach(row, max_drop, max_class_drop)]
+
+
+def gate(rows: Sequence[dict], max_drop: Optional[float], max_class_drop: Optional[float] = None) -> Optional[dict]:
+    """The --max-miou-drop / --max-class-drop verdict: which rows broke it, or None when unset.
+
+    A row breaks it when its mIoU drops more than `max_drop` points below float, or when any
+    one class's IoU drops more than `max_class_drop` points (a mean can hide a lost class)."""
+    if max_drop is None and max_class_drop is None:
         return None
-    bad = [rows[i] for i in breaches(rows, max_drop)]
-    names = [f"{r['format']}:{r['precision']}@{r['runtime']} ({r['delta_miou']:+.2f})" for r in bad]
-    unmeasured = [
-        f"{r['format']}:{r['precision']}@{r['runtime']}"
-        for r in rows
-        if r.get("delta_miou") is None
-    ]
-    message = (
-        f"FAILED: {len(bad)} variant(s) lost more than {max_drop:g} mIoU points: {', '.join(names)}"
-        if bad
-        else f"passed: no measured variant lost more than {max_drop:g} mIoU points"
-    )
+    bad = breaches(rows, max_drop, max_class_drop)
+    names = [f"{rows[i]['format']}:{rows[i]['precision']}@{rows[i]['runtime']} "
+             f"({breach(rows[i], max_drop, max_class_drop)})" for i in bad]
+    unmeasured = [f"{r['format']}:{r['precision']}@{r['runtime']}" for r in rows if r.get("delta_miou") is None]
+    limits = " or ".join(([f"{max_drop:g} mIoU points"] if max_drop is not None else [])
+                         + ([f"{max_class_drop:g} IoU points in a class"] if max_class_drop is not None else []))
+    message = (f"FAILED: {len(bad)} variant(s) lost more than {limits}: {', '.join(names)}" if bad
+               else f"passed: no measured variant lost more than {limits}")
     if unmeasured:
         message += f" (not measured: {', '.join(unmeasured)})"
     return {
-        "max_miou_drop": float(max_drop),
+        "max_miou_drop": None if max_drop is None else float(max_drop),
+        "max_class_drop": None if max_class_drop is None else float(max_class_drop),
         "passed": not bad,
         "breached": names,
+        "rows": bad,
         "message": message,
     }

@@ -27,6 +27,8 @@ def table_cells(report: dict) -> List[List[str]]:
     """Header row then one row of cell strings per variant (the marks column last)."""
     rows = report["rows"]
     tags = marks(rows, report.get("max_miou_drop"))
+    for index in (report.get("gate") or {}).get("rows", ()):
+        tags[index].insert(0, "BREAKS GATE")
     columns = table_columns()
     header = [name for name, _ in LEADING] + [c.header for c in columns] + ["best"]
     body = [

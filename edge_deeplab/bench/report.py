@@ -97,6 +97,7 @@ class ReportOptions:
         variants: "tflite:int8,openvino" style text, a list of Variant, or None for all.
         runtimes: engines to run artifacts on (None: each format's own engine).
         max_miou_drop: the gate, in mIoU points; rows beyond it are listed in `breached`.
+        max_class_drop: the gate on every class's IoU drop, in points (rows beyond it too).
         threads: CPU threads for every engine. device: engine device for every variant.
         limit: evaluate only the first N images.
         progress: print a line per step and per variant on stderr.
@@ -120,6 +121,9 @@ class ReportOptions:
         "default: each format's own engine", parse=parse_list)
     max_miou_drop: Optional[float] = option(
         None, "exit with status 3 if any variant loses more mIoU points than this", parse=float)
+    max_class_drop: Optional[float] = option(
+        None, "exit with status 3 if any class of any variant loses more IoU points than this (a mean "
+        "can hide a lost class); with --pick, no class of the pick may", parse=float, metavar="PTS")
     threads: Optional[int] = option(None, "CPU threads for every engine", parse=int)
     limit: Optional[int] = option(None, "evaluate only the first N images", parse=int)
     progress: bool = option(True, "no progress lines", flag="--quiet", inverted=True)
@@ -145,8 +149,9 @@ class ReportOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InvalidInputError(f"--{name} must be >= 1, got {value}")
-        if self.max_miou_drop is not None and not self.max_miou_drop >= 0:
-            raise InvalidInputError(f"--max-miou-drop must be >= 0 (points), got {self.max_miou_drop}")
+        for flag, value in (("--max-miou-drop", self.max_miou_drop), ("--max-class-drop", self.max_class_drop)):
+            if value is not None and not value >= 0:  # NaN fails too
+                raise InvalidInputError(f"{flag} must be >= 0 (points), got {value}")
         if self.examples < 0:
             raise InvalidInputError(f"--examples must be >= 0, got {self.examples}")
         object.__setattr__(self, "scales", tuple(float(v) for v in self.scales))
@@ -198,7 +203,7 @@ def report(model, data, out_dir, options: Optional[ReportOptions] = None, on_tar
     rows = _measure_all(runner, chosen, dataset, show)
     device = on_target(rows, dataset) if on_target else None
     _fill_deltas(rows)
-    data_dict = _report_dict(model_path, rows, protocol, options.max_miou_drop)
+    data_dict = _report_dict(model_path, rows, protocol, options.max_miou_drop, options.max_class_drop)
     if device:
         data_dict["machine"]["target"] = device
     result = ReportResult(rows, data_dict, out_dir)
@@ -238,9 +243,8 @@ def _measure_all(runner, chosen: Sequence[Variant], dataset, show: _Progress) ->
     return rows
 
 
-def _report_dict(
-    model_path: Path, rows: List[ReportRow], protocol: dict, max_drop: Optional[float]
-) -> dict:
+def _report_dict(model_path: Path, rows: List[ReportRow], protocol: dict, max_drop: Optional[float],
+                 max_class_drop: Optional[float] = None) -> dict:
     plain = [row.to_dict() for row in rows]
     best = pareto.best_choices(plain, max_drop)
     return {
@@ -253,7 +257,8 @@ def _report_dict(
         "rows": plain,
         "pareto": [plain[i]["id"] for i in pareto.pareto_front(plain)],
         "best": {k: (plain[i]["id"] if i is not None else None) for k, i in best.items()},
-        "gate": gate(plain, max_drop),
+        "max_class_drop": max_class_drop,
+        "gate": gate(plain, max_drop, max_class_drop),
     }
 
 

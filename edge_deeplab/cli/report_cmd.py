@@ -1,8 +1,8 @@
 """`edge-deeplab report`: accuracy vs latency of every format and precision of a model.
 
-Exit status: 0 when the report was written (and the --max-miou-drop gate, if set, held);
-3 when a variant lost more mIoU than --max-miou-drop allows (the report is still written);
-2 for a usage error.
+Exit status: 0 when the report was written (and the gates, if set, held); 3 when a variant
+lost more mIoU than --max-miou-drop allows, or one of its classes more IoU than
+--max-class-drop allows (the report is still written, those rows marked); 2 for a usage error.
 
 `--target TARGET` times every converted variant on that device too (its own edge install;
 `--target-accuracy` also scores them there) and `--pick` writes pick.json beside the report:
@@ -66,8 +66,6 @@ def _add_target_flags(group) -> None:
     group.add_argument("--pick", action="store_true",
                        help="write pick.json: the fastest variant on the device within --max-miou-drop "
                        f"(default {DEFAULT_BUDGET:g}; and --max-class-drop)")
-    group.add_argument("--max-class-drop", type=float, default=None, metavar="PTS",
-                       help="with --pick: no class may lose more IoU points than this")
 
 
 def _dataset_formats():
@@ -141,13 +139,10 @@ def _check_target_flags(args) -> None:
     from ..targets.spec import parse_target
 
     if not args.target:
-        used = [flag for flag, value in (("--target-accuracy", args.target_accuracy), ("--pick", args.pick),
-                                         ("--max-class-drop", args.max_class_drop is not None)) if value]
+        used = [flag for flag, value in (("--target-accuracy", args.target_accuracy), ("--pick", args.pick)) if value]
         if used:
             raise InvalidInputError(f"{', '.join(used)} need(s) --target TARGET (the device to measure on)")
         return
-    if args.max_class_drop is not None and not args.max_class_drop >= 0:
-        raise InvalidInputError(f"--max-class-drop must be >= 0 (points), got {args.max_class_drop}")
     parse_target(args.target)  # a bad target is an error now, not after minutes of conversion
 
 

@@ -3,7 +3,8 @@
 A source is "synthetic", a folder of images (or a dataset root), or an in-memory array.
 `sample_images` draws up to N RGB uint8 images from it; how depends on the purpose:
 
-- "calibration": synthetic images from seed 10000, a folder sampled at random (seeded);
+- "calibration": synthetic images from seed 10000, a folder sampled at random (seeded; the
+  first N of one permutation, so N images include the M < N of a smaller set);
 - "parity": synthetic images from seed 20000 (so parity is measured on images the
   quantizer did not see), a folder spread evenly rather than its first files.
 
@@ -58,7 +59,9 @@ def sample_images(
     if len(files) > n and purpose == "parity":  # spread over the folder
         files = [files[i] for i in np.linspace(0, len(files) - 1, n).round().astype(int)]
     elif len(files) > n:
-        picks = np.random.default_rng(seed).choice(len(files), size=int(n), replace=False)
+        # A prefix of one seeded permutation: a larger set holds every image of a smaller one,
+        # so a calibration curve measures what more images add, not another draw.
+        picks = np.random.default_rng(seed).permutation(len(files))[: int(n)]
         files = [files[i] for i in sorted(picks)]
     return [read_image(path) for path in files]
 

@@ -14,16 +14,11 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from .. import __version__
+from ..bench.pareto import worst_class_drop
 from ..converters.validation import DEFAULT_BUDGET
 from ..status import Status
 
 PICK_FILE = "pick.json"
-
-
-def worst_class_drop(row: dict) -> Optional[float]:
-    """The largest per-class IoU loss vs the float reference, in points (None: not known)."""
-    drops = [-v for v in (row.get("delta_per_class_iou") or {}).values() if v is not None]
-    return max(drops) + 0.0 if drops else None  # + 0.0: no "-0.0" in the JSON
 
 
 def _why_not(row: dict, budget: float, class_budget: Optional[float]) -> str:
