@@ -123,14 +123,13 @@ def main(argv=None) -> int:
 def one_round(segmenter, frames: list, args) -> dict:
     """Model alone, then the pipeline on the file, then on the replayed camera: measured
     back to back, so a busy moment on a shared machine hits all three alike."""
-    quiet = lambda message: None  # noqa: E731
     options = DemoOptions(view=args.view, max_frames=args.frames)
     rgb = np.ascontiguousarray(frames[0][:, :, ::-1])
     model = benchmark(segmenter, image=rgb, min_time_s=2.0, max_runs=args.frames)
     with parse_source(f"{args.video}?start={args.start}") as video:
-        file_run = run_pipeline(segmenter, video, options, log=quiet)
+        file_run = run_pipeline(segmenter, video, options)
     with ReplayCamera(frames, args.camera_fps) as camera:
-        live_run = run_pipeline(segmenter, camera, options, log=quiet)
+        live_run = run_pipeline(segmenter, camera, options)
     return {
         "model_only": {
             "fps": model["fps"],

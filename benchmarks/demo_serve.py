@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import socket
@@ -37,14 +38,16 @@ from edge_deeplab.segmenter import Segmenter
 SHARED = Path(os.environ.get("EDGE_DEEPLAB_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
-class Viewers:
-    """Starts `count` stream readers (and optionally one stalled client) once the demo serves."""
+class Viewers(logging.Handler):
+    """Starts `count` stream readers (and optionally one stalled client) once the demo serves:
+    a handler of the demo server's log, which says where it serves."""
 
     def __init__(self, count: int, stalled: bool = False):
+        super().__init__()
         self.count, self.stalled, self.received, self._sockets = count, stalled, [], []
 
-    def log(self, message: str) -> None:
-        found = re.search(r"serving the demo at (http://\S+)", message)
+    def emit(self, record: logging.LogRecord) -> None:
+        found = re.search(r"serving the demo at (http://\S+)", record.getMessage())
         if found:
             self._start(found.group(1))
 
@@ -69,12 +72,18 @@ class Viewers:
     def close(self) -> None:
         for stall in self._sockets:
             stall.close()
+        super().close()
 
 
 def run_once(segmenter, source_uri: str, frames: int, serve: bool, viewers: Viewers) -> dict:
     options = DemoOptions(max_frames=frames, serve=parse_serve("127.0.0.1:0") if serve else None)
-    with parse_source(source_uri) as source:
-        stats = run_pipeline(segmenter, source, options, log=viewers.log)
+    server_log = logging.getLogger("edge_deeplab.demos.stream")
+    server_log.addHandler(viewers)
+    try:
+        with parse_source(source_uri) as source:
+            stats = run_pipeline(segmenter, source, options)
+    finally:
+        server_log.removeHandler(viewers)
     viewers.close()
     return stats
 

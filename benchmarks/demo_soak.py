@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     with Segmenter(load_runtime(args.model, threads=args.threads), preset=args.preset, upsample="labels",
                    score_filters=pipeline.smoothing_filters(options)) as segmenter, parse_source(args.source) as source:
         sampler.start()
-        stats = pipeline.run_pipeline(segmenter, source, options, log=lambda m: None)
+        stats = pipeline.run_pipeline(segmenter, source, options)
         sampler.stop()
     return report(args, stats, sampler.samples)
 

@@ -10,10 +10,11 @@ reader instead, so every frame is processed (and a recording has them all).
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from edge_deeplab.errors import SourceError
 
 from .sources import Source
 
+_log = logging.getLogger(__name__)  # disconnects, reconnects, a truncated file
 END = object()  # what Mailbox.get returns once the producer has finished and the box is empty
 
 
@@ -117,7 +119,8 @@ class CaptureThread(threading.Thread):
             delivering frames (0: give up at once).
         retry_interval: seconds between reopen attempts.
         max_frames: stop after this many frames (0: no limit).
-        log: called with one-line status messages (disconnects, reconnects).
+
+    Disconnects, reconnects and a file shorter than it announces are logged (warnings).
 
     After the thread ends, `end_reason` is "end of stream", "stopped", "max frames",
     "source lost" or "capture failed", and `error` holds what failed, if anything.
@@ -132,7 +135,6 @@ class CaptureThread(threading.Thread):
         reconnect_timeout: float = 10.0,
         retry_interval: float = 0.5,
         max_frames: int = 0,
-        log: Callable[[str], None] = print,
     ):
         super().__init__(name="capture", daemon=True)
         self.source = source
@@ -142,7 +144,6 @@ class CaptureThread(threading.Thread):
         self.reconnect_timeout = reconnect_timeout
         self.retry_interval = retry_interval
         self.max_frames = max_frames
-        self.log = log
         self.reconnects = 0
         self.end_reason = ""
         self.error: Optional[BaseException] = None
@@ -193,8 +194,8 @@ class CaptureThread(threading.Thread):
         before the frame count its header announces."""
         announced = self.source.announced
         if announced and self._index < announced - max(2, announced // 100):
-            self.log(f"{self.source.uri}: the file ends after {self._index} of the {announced} frames "
-                     "it announces (truncated or damaged?)")
+            _log.warning(f"{self.source.uri}: the file ends after {self._index} of the {announced} frames "
+                         "it announces (truncated or damaged?)")
             return "truncated stream"
         return "end of stream"
 
@@ -207,12 +208,9 @@ class CaptureThread(threading.Thread):
         """Reopen a live source that stopped delivering; True once frames come again."""
         uri = self.source.uri
         if self.reconnect_timeout <= 0:
-            self.log(f"{uri}: stopped delivering frames")
+            _log.warning(f"{uri}: stopped delivering frames")
             return False
-        self.log(
-            f"{uri}: stopped delivering frames; "
-            f"trying to reconnect for {self.reconnect_timeout:g} s"
-        )
+        _log.warning(f"{uri}: stopped delivering frames; trying to reconnect for {self.reconnect_timeout:g} s")
         deadline = time.perf_counter() + self.reconnect_timeout
         while not self._stop_event.is_set() and time.perf_counter() < deadline:
             self.source.close()
@@ -224,9 +222,9 @@ class CaptureThread(threading.Thread):
             image = self.source.read()
             if image is not None:
                 self.reconnects += 1
-                self.log(f"{uri}: reconnected")
+                _log.warning(f"{uri}: reconnected")
                 return self._put(image, time.perf_counter(), 0.0)
             self._stop_event.wait(self.retry_interval)
         if not self._stop_event.is_set():
-            self.log(f"{uri}: no frames for {self.reconnect_timeout:g} s; giving up")
+            _log.warning(f"{uri}: no frames for {self.reconnect_timeout:g} s; giving up")
         return False

@@ -11,10 +11,11 @@ file every frame goes through, in order.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -30,6 +31,8 @@ from .sinks import Sinks, open_sinks
 from .smoothing import FlickerMeter, ProbabilitySmoother, check_smoothing
 from .sources import Source
 from .stats import Tally, build_stats, live_stats, record
+
+_log = logging.getLogger(__name__)  # what the demo says while it runs (keys, a lost camera)
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,7 +101,6 @@ class InferenceThread(threading.Thread):
         frames: Mailbox,
         *,
         drop: bool,
-        log: Callable[[str], None] = print,
     ):
         super().__init__(name="inference", daemon=True)
         self.segmenter = segmenter
@@ -109,7 +111,6 @@ class InferenceThread(threading.Thread):
         self.smoother = next((f for f in segmenter.score_filters if isinstance(f, ProbabilitySmoother)), None)
         self.flicker = FlickerMeter()
         self.resolution_changes = 0
-        self.log = log
         self.error: Optional[BaseException] = None
         self._shape = None
 
@@ -132,16 +133,14 @@ class InferenceThread(threading.Thread):
         image = frame.image
         if self._shape is not None and image.shape != self._shape:
             self.resolution_changes += 1
-            self.log(f"resolution changed to {image.shape[1]}x{image.shape[0]}")
+            _log.info(f"resolution changed to {image.shape[1]}x{image.shape[0]}")
         self._shape = image.shape
         result = self.segmenter.predict(image, order="BGR")  # smoothing is in its postprocess
         self.flicker.update(result.labels)
         return Result(frame, result.labels, dict(result.timings))
 
 
-def run_pipeline(
-    segmenter, source: Source, options: DemoOptions, log: Callable[[str], None] = print
-) -> dict:
+def run_pipeline(segmenter, source: Source, options: DemoOptions) -> dict:
     """Run the demo on an opened `source` until it ends, `max_frames`, or the user quits.
 
     Returns:
@@ -169,10 +168,9 @@ def run_pipeline(
         realtime=options.realtime,
         reconnect_timeout=options.reconnect_timeout,
         max_frames=0 if source.live else options.max_frames,
-        log=log,
     )
-    worker = InferenceThread(segmenter, capture.frames, drop=capture.drop, log=log)
-    sinks = open_sinks(segmenter, source, options, log)
+    worker = InferenceThread(segmenter, capture.frames, drop=capture.drop)
+    sinks = open_sinks(segmenter, source, options)
     recorder = sinks.recorder
     tally = Tally()
     quit_key, interrupted = False, None
@@ -180,7 +178,7 @@ def run_pipeline(
         capture.start()
         worker.start()
         with signals_as_interrupts():
-            quit_key = _main_loop(worker, renderer, sinks, options, tally, log)
+            quit_key = _main_loop(worker, renderer, sinks, options, tally)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what was recorded so far
         interrupted = "terminated" if isinstance(exc, Terminated) else "interrupted"
     except BaseException:
@@ -193,12 +191,12 @@ def run_pipeline(
         capture.join(timeout=5.0)
         worker.join(timeout=30.0)
         sinks.close()
-    written = _finish_recording(recorder, capture, worker, log)
-    end = interrupted or ("quit" if quit_key else _end_reason(capture, tally, options, log))
+    written = _finish_recording(recorder, capture, worker)
+    end = interrupted or ("quit" if quit_key else _end_reason(capture, tally, options))
     return build_stats(segmenter, source, options, capture, worker, tally, end, written)
 
 
-def run_demo(segmenter, source: Union[str, Source], options: DemoOptions, log: Callable[[str], None] = print) -> dict:
+def run_demo(segmenter, source: Union[str, Source], options: DemoOptions) -> dict:
     """The demo's Python API: run `segmenter` on `source` (a Source, or its URI: a camera
     index, csi://, rtsp://, a video file, "synthetic", ...) until it ends; returns
     `run_pipeline`'s statistics. The source is opened here and released however the run ends.
@@ -209,7 +207,7 @@ def run_demo(segmenter, source: Union[str, Source], options: DemoOptions, log: C
 
     source = parse_source(source) if isinstance(source, str) else source
     with source:
-        return run_pipeline(segmenter, source, options, log=log)
+        return run_pipeline(segmenter, source, options)
 
 
 def _check_smoothing_fits(segmenter, options: DemoOptions) -> None:
@@ -227,7 +225,7 @@ def _check_smoothing_fits(segmenter, options: DemoOptions) -> None:
         )
 
 
-def _main_loop(worker, renderer, sinks: Sinks, options, tally, log) -> bool:
+def _main_loop(worker, renderer, sinks: Sinks, options, tally) -> bool:
     """Render results until the stream ends; True when the user quit with q/Esc."""
     window, recorder, server = sinks.window, sinks.recorder, sinks.server
     fps = None
@@ -264,34 +262,34 @@ def _main_loop(worker, renderer, sinks: Sinks, options, tally, log) -> bool:
             server.publish(live_stats(sinks.live, tally, item, stages, fps, renderer, worker))
         if key in (ord("q"), 27):
             return True
-        paused = _handle_key(key, picture, renderer, options, tally, log)
+        paused = _handle_key(key, picture, renderer, options, tally)
         if options.max_frames and tally.frames >= options.max_frames:
             return False
 
 
-def _handle_key(key: int, picture, renderer: Renderer, options: DemoOptions, tally: Tally, log):
+def _handle_key(key: int, picture, renderer: Renderer, options: DemoOptions, tally: Tally):
     """Apply a key press; returns the picture to hold when paused, else None."""
     if key == ord("v"):
-        log(f"view: {renderer.next_view()}")
+        _log.info(f"view: {renderer.next_view()}")
     elif key in (ord("+"), ord("=")):
         renderer.change_alpha(+0.1)
     elif key == ord("-"):
         renderer.change_alpha(-0.1)
     elif key == ord("s"):
         tally.snapshots += 1
-        log(f"snapshot: {save_snapshot(options.snapshot_dir, picture, tally.snapshots)}")
+        _log.info(f"snapshot: {save_snapshot(options.snapshot_dir, picture, tally.snapshots)}")
     elif key == ord(" "):
         return picture
     return None
 
 
-def _finish_recording(recorder, capture: CaptureThread, worker: InferenceThread, log):
+def _finish_recording(recorder, capture: CaptureThread, worker: InferenceThread):
     """The finished recording's path (or None); a capture or inference failure still
     finalises what was recorded before it (no hidden partial file), then is raised."""
     failed = worker.error is not None or capture.error is not None
     written = recorder.finish() if recorder is not None else None
     if failed and written is not None:
-        log(f"recording up to the failure kept: {written}")
+        _log.warning(f"recording up to the failure kept: {written}")
     _raise_thread_errors(capture, worker)
     return written
 
@@ -307,9 +305,9 @@ def _raise_thread_errors(capture: CaptureThread, worker: InferenceThread) -> Non
         ) from capture.error
 
 
-def _end_reason(capture: CaptureThread, tally: Tally, options: DemoOptions, log) -> str:
+def _end_reason(capture: CaptureThread, tally: Tally, options: DemoOptions) -> str:
     if options.max_frames and tally.frames >= options.max_frames:
         return "max frames"
     if capture.end_reason == "source lost":
-        log(f"{capture.source.uri}: camera lost; stopped after {tally.frames} frames")
+        _log.warning(f"{capture.source.uri}: camera lost; stopped after {tally.frames} frames")
     return capture.end_reason or "stopped"

@@ -30,11 +30,11 @@ class Sinks:
             self.server.close()  # nothing listens once the demo has ended
 
 
-def open_sinks(segmenter, source, options, log) -> Sinks:
+def open_sinks(segmenter, source, options) -> Sinks:
     """The window, recording and web stream the options ask for (closing what opened on a failure)."""
     from .stream import StreamServer  # http.server and its threads only when serving
 
-    server = StreamServer(options.serve, log) if options.serve else None
+    server = StreamServer(options.serve) if options.serve else None
     try:
         window = Window() if options.show else None
     except BaseException:

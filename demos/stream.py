@@ -16,8 +16,8 @@ from __future__ import annotations
 import hmac
 import io
 import json
+import logging
 import socket
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.limits import MAX_CONNECTIONS, MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_SECONDS
+from edge_deeplab.logs import on_terminal
 
 from .latest_frame import LatestFrame
 from .serve_address import ServeAddress, announce, is_loopback
@@ -249,7 +250,7 @@ class _Server(ThreadingHTTPServer):
 class StreamServer:
     """Serves the demo's view and stats while the demo runs; `close()` frees the port."""
 
-    def __init__(self, address: ServeAddress, log: Callable[[str], None] = print):
+    def __init__(self, address: ServeAddress):
         self.frames = LatestFrame()
         try:
             self._server = _Server(address, self.frames)
@@ -266,7 +267,9 @@ class StreamServer:
         ]
         for thread in self._threads:
             thread.start()
-        log(announce(address, self.port, tty=sys.stdout.isatty()))
+        # The token only where the log (stderr, see edge_deeplab.logs) is a terminal; a
+        # warning so that -q shows it too: without it nobody finds the demo.
+        logging.getLogger(__name__).warning(announce(address, self.port, tty=on_terminal()))
 
     @property
     def url(self) -> str:

@@ -13,7 +13,7 @@ A step whose outputs already exist is reused, so a killed quickstart picks up wh
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .runs import FINAL_MODEL
 
 DEMO_ARTIFACT = "model_int8.tflite"
+_log = logging.getLogger(__name__)
 
 
 def conversions() -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
@@ -73,10 +74,6 @@ def smoke_plan() -> QuickstartPlan:
 PLANS = {"default": QuickstartPlan, "smoke": smoke_plan}
 
 
-def _say(message: str) -> None:
-    print(f"[quickstart] {message}", file=sys.stderr, flush=True)
-
-
 def quickstart(out_dir="quickstart", plan: str = "default", threads=None) -> Dict[str, Path]:
     """Run the whole chain; return the paths of what it made (run, artifacts, report, demo)."""
     from .errors import InvalidInputError
@@ -90,9 +87,9 @@ def quickstart(out_dir="quickstart", plan: str = "default", threads=None) -> Dic
     made: Dict[str, Path] = {}
     for number, (name, step) in enumerate(steps, start=1):
         start = time.perf_counter()
-        _say(f"step {number}/{len(steps)}: {name}")
+        _log.info(f"[quickstart] step {number}/{len(steps)}: {name}")
         made.update(step(chosen, out, made, threads))
-        _say(f"step {number}/{len(steps)}: {name} done in {time.perf_counter() - start:.0f} s")
+        _log.info(f"[quickstart] step {number}/{len(steps)}: {name} done in {time.perf_counter() - start:.0f} s")
     return made
 
 
@@ -101,7 +98,7 @@ def _train(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
 
     run = out / "run"
     if (run / FINAL_MODEL).is_file():
-        _say(f"reusing the trained model in {run}")
+        _log.info(f"[quickstart] reusing the trained model in {run}")
         return {"run": run}
     resume = (run / "checkpoints").is_dir()
     return {"run": Path(train(plan.model, plan.data, plan.train, run, resume=resume))}
@@ -147,7 +144,7 @@ def _demo(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
     options = DemoOptions(max_frames=plan.demo_frames, output=str(video))
     runtime = load_runtime(made["artifacts"] / DEMO_ARTIFACT, threads=threads)
     with Segmenter(runtime, upsample="labels", shrink="linear") as segmenter:
-        stats = run_demo(segmenter, "synthetic", options, log=lambda message: print(message, file=sys.stderr))
+        stats = run_demo(segmenter, "synthetic", options)
     atomic_write_text(stats_path, json.dumps(stats, indent=2) + "\n")
     if stats["end"] in ("interrupted", "terminated", "source lost"):
         from .errors import EdgeDeeplabError

@@ -7,6 +7,7 @@ formats means something), short enough for two cores.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -27,6 +28,26 @@ TINY_INT8_AGREEMENT = 0.95
 
 def _shared_path() -> Path:
     return Path(os.environ.get("EDGE_DEEPLAB_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture
+def logged():
+    """The messages logged under `edge_deeplab` (INFO and up) while the test runs, as a list.
+
+    On the package's logger itself, so it holds whether or not a CLI run made that logger
+    stop propagating (`edge_deeplab.logs.setup_logging`)."""
+    messages = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("edge_deeplab")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

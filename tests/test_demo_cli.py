@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import default_sigint
 
+from edge_deeplab.cli.common import add_log_flags
 from edge_deeplab.cli.demo_cmd import add_demo_arguments
 from edge_deeplab.cli.main import build_parser, main
 from edge_deeplab.demos import jetson
@@ -103,9 +104,7 @@ def test_live_synthetic_camera_drops_instead_of_lagging(tiny_segmenter):
 
     source = parse_source("synthetic?size=64x64&fps=400")  # a camera faster than the model
     with source:
-        stats = run_pipeline(
-            tiny_segmenter, source, DemoOptions(max_frames=15, view="blur"), log=lambda m: None
-        )
+        stats = run_pipeline(tiny_segmenter, source, DemoOptions(max_frames=15, view="blur"))
     assert stats["frames"] == 15 and stats["live"] and stats["dropped"] > 0
 
 
@@ -115,7 +114,7 @@ def test_smoothing_belongs_to_the_segmenter_not_to_a_run(tiny_segmenter):
     before = list(tiny_segmenter.score_filters)
     with parse_source("synthetic?size=64x64&fps=0&frames=4") as source:
         with pytest.raises(InvalidInputError, match="smoothing_filters"):
-            run_pipeline(tiny_segmenter, source, DemoOptions(smooth=0.5), log=lambda m: None)
+            run_pipeline(tiny_segmenter, source, DemoOptions(smooth=0.5))
     assert tiny_segmenter.score_filters == before  # the shared Segmenter is left as it was
 
 
@@ -185,24 +184,22 @@ class DroppingCamera(Source):
         return rng.integers(0, 255, (*self.size, 3), dtype=np.uint8)
 
 
-def test_camera_loss_is_survived_with_a_new_resolution(tiny_segmenter, tmp_path):
-    messages = []
+def test_camera_loss_is_survived_with_a_new_resolution(tiny_segmenter, tmp_path, logged):
     camera = DroppingCamera(good=5, recover=True).open()
     options = DemoOptions(max_frames=12, reconnect_timeout=5.0, output=str(tmp_path / "r.mp4"))
-    stats = run_pipeline(tiny_segmenter, camera, options, log=messages.append)
+    stats = run_pipeline(tiny_segmenter, camera, options)
     assert stats["frames"] == 12 and stats["reconnects"] == 1 and stats["end"] == "max frames"
     assert stats["resolution_changes"] == 1
-    assert any("stopped delivering" in m for m in messages)
+    assert any("stopped delivering" in m for m in logged)
     assert decoded_frames(tmp_path / "r.mp4") == 12
 
 
-def test_camera_that_stays_lost_ends_the_demo_cleanly(tiny_segmenter):
-    messages = []
+def test_camera_that_stays_lost_ends_the_demo_cleanly(tiny_segmenter, logged):
     camera = DroppingCamera(good=4, recover=False).open()
     options = DemoOptions(max_frames=50, reconnect_timeout=0.3)
-    stats = run_pipeline(tiny_segmenter, camera, options, log=messages.append)
+    stats = run_pipeline(tiny_segmenter, camera, options)
     assert stats["end"] == "source lost" and 1 <= stats["frames"] <= 4
-    assert any("camera lost" in m for m in messages)
+    assert any("camera lost" in m for m in logged)
 
 
 def test_missing_source_is_an_immediate_one_line_error(tiny_run, tmp_path, capsys):
@@ -264,6 +261,7 @@ def test_cli_and_python_module_share_one_flag_definition():
     ]
     standalone = argparse.ArgumentParser()
     add_demo_arguments(standalone)
+    add_log_flags(standalone)  # as `standalone_main` adds them, and the CLI root to every command
     ours = vars(standalone.parse_args(argv))
     theirs = vars(build_parser().parse_args(["demo", *argv]))
     theirs.pop("handler"), theirs.pop("command")

@@ -79,7 +79,7 @@ def test_serve_address_is_loopback_unless_a_host_is_given_and_then_needs_a_token
 
 
 def test_server_routes_and_encodes_only_while_watched():
-    with StreamServer(parse_serve("127.0.0.1:0"), log=lambda m: None) as server:
+    with StreamServer(parse_serve("127.0.0.1:0")) as server:
         base = f"http://127.0.0.1:{server.port}"
         for _ in range(5):
             server.offer(picture(200))
@@ -102,7 +102,7 @@ def test_server_routes_and_encodes_only_while_watched():
         assert abs(int(decoded[60, 20, 0]) - 200) < 8 and int(decoded[60, 140, 0]) < 8
         port = server.port
         with pytest.raises(InvalidInputError, match="cannot listen"):
-            StreamServer(parse_serve(f"127.0.0.1:{port}"), log=lambda m: None)  # in use
+            StreamServer(parse_serve(f"127.0.0.1:{port}"))  # in use
     assert refused(port)
 
 
@@ -117,7 +117,7 @@ def test_token_goes_with_serve_and_a_lan_bind_gets_one():
 
 def test_non_loopback_bind_needs_the_token():
     address = parse_serve("0.0.0.0:0", token="right-token-42")
-    with StreamServer(address, log=lambda m: None) as server:
+    with StreamServer(address) as server:
         base = f"http://127.0.0.1:{server.port}"
         server.publish({"frames": 1})
         assert get(base + "/stats.json")[0] == 403
@@ -146,7 +146,7 @@ class StreamReader(threading.Thread):
 
 def test_stalled_viewer_neither_blocks_the_pipeline_nor_holds_up_other_viewers():
     psutil = pytest.importorskip("psutil")
-    with StreamServer(parse_serve("127.0.0.1:0"), log=lambda m: None) as server:
+    with StreamServer(parse_serve("127.0.0.1:0")) as server:
         stalled = socket.create_connection(("127.0.0.1", server.port))
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")  # and never reads

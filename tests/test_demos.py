@@ -253,29 +253,27 @@ def test_realtime_paces_a_file_at_its_frame_rate():
     assert time.perf_counter() - t0 >= 5 / 50.0
 
 
-def test_lost_camera_reconnects_and_continues():
-    messages = []
+def test_lost_camera_reconnects_and_continues(logged):
     camera = FlakyCamera(good=5, refusals=2, recover=True).open()
-    capture = CaptureThread(camera, reconnect_timeout=5.0, retry_interval=0.01, log=messages.append)
+    capture = CaptureThread(camera, reconnect_timeout=5.0, retry_interval=0.01)
     capture.start()
     got = drain(capture.frames, limit=10)
     capture.stop()
     capture.join(5)
     assert len(got) == 10 and capture.reconnects == 1
-    assert any("stopped delivering" in m for m in messages)
-    assert any("reconnected" in m for m in messages)
+    assert any("stopped delivering" in m for m in logged)
+    assert any("reconnected" in m for m in logged)
     assert capture.error is None
 
 
-def test_camera_that_never_comes_back_ends_cleanly():
-    messages = []
+def test_camera_that_never_comes_back_ends_cleanly(logged):
     camera = FlakyCamera(good=3, recover=False).open()
-    capture = CaptureThread(camera, reconnect_timeout=0.2, retry_interval=0.02, log=messages.append)
+    capture = CaptureThread(camera, reconnect_timeout=0.2, retry_interval=0.02)
     capture.start()
     got = drain(capture.frames)
     capture.join(5)
     assert len(got) <= 3 and capture.end_reason == "source lost" and capture.error is None
-    assert any("giving up" in m for m in messages)
+    assert any("giving up" in m for m in logged)
 
 
 def test_capture_hands_unexpected_errors_to_the_caller():
@@ -443,23 +441,23 @@ def test_threads_do_not_leak():
     assert threading.active_count() <= before
 
 
-def test_keys_switch_view_alpha_pause_and_snapshot(tmp_path):
+def test_keys_switch_view_alpha_pause_and_snapshot(tmp_path, logged):
     from edge_deeplab.demos.pipeline import DemoOptions, _handle_key
     from edge_deeplab.demos.stats import Tally
 
     renderer, tally = Renderer(LABELS, PALETTE, alpha=0.5), Tally()
     options = DemoOptions(snapshot_dir=str(tmp_path))
     picture = np.zeros((8, 8, 3), np.uint8)
-    log = []
-    assert _handle_key(ord("v"), picture, renderer, options, tally, log.append) is None
+    assert _handle_key(ord("v"), picture, renderer, options, tally) is None
     assert renderer.view == "mask"
-    _handle_key(ord("+"), picture, renderer, options, tally, log.append)
-    _handle_key(ord("-"), picture, renderer, options, tally, log.append)
-    _handle_key(ord("-"), picture, renderer, options, tally, log.append)
+    _handle_key(ord("+"), picture, renderer, options, tally)
+    _handle_key(ord("-"), picture, renderer, options, tally)
+    _handle_key(ord("-"), picture, renderer, options, tally)
     assert renderer.alpha == pytest.approx(0.4)
-    _handle_key(ord("s"), picture, renderer, options, tally, log.append)
+    _handle_key(ord("s"), picture, renderer, options, tally)
     assert (tmp_path / "snapshot_0001.png").is_file()
-    assert _handle_key(ord(" "), picture, renderer, options, tally, log.append) is picture
+    assert _handle_key(ord(" "), picture, renderer, options, tally) is picture
+    assert logged == ["view: mask", f"snapshot: {tmp_path / 'snapshot_0001.png'}"]
 
 
 def test_demo_tally_holds_a_fixed_window_of_timings():

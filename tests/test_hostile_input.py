@@ -417,7 +417,7 @@ def test_flood_of_idle_connections_keeps_threads_bounded_and_a_viewer_is_served(
     from edge_deeplab.limits import MAX_CONNECTIONS, REQUEST_HEAD_SECONDS
 
     before = threading.active_count()
-    with StreamServer(parse_serve("127.0.0.1:0"), log=lambda m: None) as server:
+    with StreamServer(parse_serve("127.0.0.1:0")) as server:
         server.publish({"frames": 3})
         flood = []
         for _ in range(200):
@@ -440,7 +440,7 @@ def test_a_trickled_request_head_is_cut_at_the_deadline():
     from edge_deeplab.demos.stream import StreamServer
     from edge_deeplab.limits import REQUEST_HEAD_SECONDS
 
-    with StreamServer(parse_serve("127.0.0.1:0"), log=lambda m: None) as server:
+    with StreamServer(parse_serve("127.0.0.1:0")) as server:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=REQUEST_HEAD_SECONDS + 10)
         start = time.monotonic()
         closed = False
@@ -465,7 +465,7 @@ def test_security_headers_and_no_stale_frame(monkeypatch):
     from edge_deeplab.demos.serve_address import parse_serve
 
     monkeypatch.setattr(stream, "FRAME_WAIT_S", 0.5)
-    with stream.StreamServer(parse_serve("127.0.0.1:0"), log=lambda m: None) as server:
+    with stream.StreamServer(parse_serve("127.0.0.1:0")) as server:
         base = f"http://127.0.0.1:{server.port}"
         status, headers, _ = _get(base + "/")
         assert status == 200 and headers["X-Content-Type-Options"] == "nosniff"

@@ -47,8 +47,8 @@ def test_resume_falls_back_to_the_newest_readable_checkpoint(two_epoch_run, tmp_
         newest.write_bytes(data[:1000] + bytes(b ^ 0x5A for b in data[1000:3000]) + data[3000:])
     done = _cli("--out", str(run), "--resume", "--epochs", "3")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "skipping damaged checkpoint" in done.stdout and "epoch_0002.keras" in done.stdout
-    assert "resuming from epoch_0001.keras (epoch 1) instead" in done.stdout
+    assert "skipping damaged checkpoint" in done.stderr and "epoch_0002.keras" in done.stderr
+    assert "resuming from epoch_0001.keras (epoch 1) instead" in done.stderr
     assert (run / "checkpoints" / "epoch_0003.keras").is_file() and (run / "model.keras").is_file()
 
 

@@ -268,7 +268,7 @@ def test_a_second_run_copies_nothing(targets, tiny_converted, tmp_path):
     for _ in range(2):
         uploads = Uploads()
         uploads.artifact(copy)
-        with Device("loop", say=lambda line: None) as device:
+        with Device("loop") as device:
             device.upload(uploads.bundles.values())
             counts.append((device.stats.uploaded, device.stats.cached))
     assert counts == [(1, 0), (0, 1)]

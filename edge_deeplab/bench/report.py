@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import sys
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from ..converters.validation import DEFAULT_BUDGET
 from ..data.evaluation_set import load_data
 from ..errors import InvalidInputError
 from ..imageio import atomic_write_text
+from ..logs import ProgressLog, track
 from ..options import option, parse_floats, parse_list
 from ..runs import resolve_model_path
 from . import pareto
@@ -38,6 +39,7 @@ from .runner import VariantRunner, reference_metadata
 from .variants import Variant, all_variants, parse_variant_specs, select_variants
 
 UNITS = units()  # per field, declared on ReportRow
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,17 +59,23 @@ class ReportResult:
 
 
 class _Progress:
-    """One line per step and per finished variant, on stderr."""
+    """The report's progress: a line per step and per finished variant ("[2/7] tflite:int8 ..."),
+    and on a terminal a bar over the variants. Disabled (`progress=False`), it says nothing."""
 
-    def __init__(self, enabled: bool, total: int, stream=None):
-        self.enabled, self.total, self.stream = enabled, total, stream or sys.stderr
+    def __init__(self, enabled: bool, total: int):
+        self.log, self.total = ProgressLog(enabled, _log), total
 
     def __call__(self, index: int, variant: Variant, message: str) -> None:
-        self.note(f"[{index}/{self.total}] {variant.key:<14} {variant.runtime:<12} {message}")
+        self.log(f"[{index}/{self.total}] {variant.key:<14} {variant.runtime:<12} {message}")
 
     def note(self, message: str) -> None:
-        if self.enabled:
-            print(message, file=self.stream, flush=True)
+        self.log(message)
+
+    def variants(self, chosen: Sequence[Variant]):
+        """(index, variant) of each chosen one, with a bar on a terminal (and no lines of its
+        own elsewhere: each variant logs its line)."""
+        return track(enumerate(chosen, start=1), "report", total=len(chosen), unit="variants", lines=False,
+                     logger=_log, enabled=self.log.enabled)
 
 
 def _fill_deltas(rows: List[ReportRow]) -> None:
@@ -100,7 +108,7 @@ class ReportOptions:
         max_class_drop: the gate on every class's IoU drop, in points (rows beyond it too).
         threads: CPU threads for every engine. device: engine device for every variant.
         limit: evaluate only the first N images.
-        progress: print a line per step and per variant on stderr.
+        progress: log a line per step and per variant (INFO; see `edge_deeplab.logs`).
         split: the dataset split to evaluate.
         calib_data: calibration images for the int8 conversions (passed to `convert`);
             None: the dataset's training images (`default_calibration`).
@@ -235,7 +243,7 @@ def _chosen_variants(options: ReportOptions) -> List[Variant]:
 
 def _measure_all(runner, chosen: Sequence[Variant], dataset, show: _Progress) -> List[ReportRow]:
     rows: List[ReportRow] = []
-    for index, variant in enumerate(chosen, start=1):
+    for index, variant in show.variants(chosen):
         start = time.perf_counter()
         row = runner.run(variant, dataset, chosen, functools.partial(show, index, variant))
         show(index, variant, f"{row.summary()}  ({time.perf_counter() - start:.1f} s)")

@@ -20,8 +20,6 @@ from .recording import Recorder, current_rss_mb
 from .report_row import ReportRow, artifact_size_mb, clean_number, round_or_none
 from .variants import Variant
 
-Say = Callable[[str], None]
-
 
 class VariantRunner:
     """Makes, evaluates and times variants of one model; keeps the reference's predictions.
@@ -49,7 +47,7 @@ class VariantRunner:
             self._meta = reference_metadata(self.model_path, self.options.threads)
         return self._meta
 
-    def run(self, variant: Variant, dataset, chosen: Sequence[Variant], say: Say) -> ReportRow:
+    def run(self, variant: Variant, dataset, chosen: Sequence[Variant], say: Callable[[str], None]) -> ReportRow:
         """Measure one variant; failures become the row's status and reason."""
         row = ReportRow(variant, threads=self.options.threads)
         engine_problem = self._engine_problem(variant)
@@ -60,7 +58,7 @@ class VariantRunner:
             return row
         return self.measure_path(variant, path, dataset, say, row)
 
-    def measure_path(self, variant: Variant, path: Path, dataset, say: Say, row: ReportRow):
+    def measure_path(self, variant: Variant, path: Path, dataset, say: Callable[[str], None], row: ReportRow):
         """Evaluate and time the artifact at `path` into `row` (failures: Status.RUN_FAILED)."""
         row.artifact, row.size_mb = str(path), round(artifact_size_mb(variant, path), 3)
         try:
@@ -87,7 +85,7 @@ class VariantRunner:
         return ""
 
     def _artifact(
-        self, variant: Variant, chosen: Sequence[Variant], say: Say, row: ReportRow
+        self, variant: Variant, chosen: Sequence[Variant], say: Callable[[str], None], row: ReportRow
     ) -> Optional[Path]:
         """The artifact's path (made if missing), or None with the row's failure set."""
         if variant.is_reference:
@@ -141,7 +139,7 @@ class VariantRunner:
                                        reason="the converter returned no result")
             self._conversions.setdefault((fmt, precision), missing)
 
-    def _measure(self, variant: Variant, path: Path, dataset, say: Say, row: ReportRow) -> None:
+    def _measure(self, variant: Variant, path: Path, dataset, say: Callable[[str], None], row: ReportRow) -> None:
         from edge_deeplab.bench.harness import benchmark
         from edge_deeplab.evaluation import evaluate
         from edge_deeplab.runtimes import load_runtime

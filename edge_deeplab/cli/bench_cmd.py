@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from pathlib import Path
 
 from ..bench.harness import BenchOptions
@@ -22,6 +22,7 @@ from .common import add_model_source_args, add_runtime_args, open_segmenter
 from .option_flags import add_option_flags, keywords, options_from_args
 
 ORDER = 80  # its place in `edge-deeplab --help`
+_log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -62,10 +63,7 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(Path(args.json), json.dumps(rows, indent=2) + "\n")
         print(f"wrote {args.json}")
     if failed:
-        print(
-            f"edge-deeplab bench: {len(failed)} model(s) failed: {', '.join(failed)}",
-            file=sys.stderr,
-        )
+        _log.error(f"edge-deeplab bench: {len(failed)} model(s) failed: {', '.join(failed)}")
         return 1
     return 0
 
@@ -79,18 +77,14 @@ def _here(args, benchmark, image, timing: BenchOptions):
         except EdgeDeeplabError as exc:
             if len(args.models) == 1:
                 raise
-            print(f"edge-deeplab bench: skipped {model}: {exc}", file=sys.stderr)
+            _log.warning(f"edge-deeplab bench: skipped {model}: {exc}")
             failed.append(model)
             continue
         with segmenter.runtime:
             rows.append(
                 benchmark(segmenter, image, **keywords(timing), name=str(model))
             )
-        print(
-            f"{model}: {rows[-1]['latency_p50_ms']:.2f} ms median over {rows[-1]['runs']} runs",
-            file=sys.stderr,
-            flush=True,
-        )
+        _log.info(f"{model}: {rows[-1]['latency_p50_ms']:.2f} ms median over {rows[-1]['runs']} runs")
     return rows, failed
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import sys
 import time
@@ -106,7 +107,7 @@ def _build(trt, args: argparse.Namespace, typings: dict) -> dict:
 def _engine_bytes(trt, onnx_bytes: bytes, precision: str, typing: str, args: argparse.Namespace) -> bytes:
     from ..converters.tensorrt_build import build_engine
 
-    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    say = logging.getLogger(__name__).info  # TensorRT's build phases
     try:
         if typing == "strong" or precision != "int8":
             return build_engine(trt, onnx_bytes, precision, typing, progress=say)

@@ -1,4 +1,4 @@
-"""Arguments and helpers shared by the subcommands that take a MODEL."""
+"""Arguments and helpers shared by the subcommands: -q / -v on every one, the MODEL flags."""
 
 from __future__ import annotations
 
@@ -8,6 +8,32 @@ from typing import Optional
 from ..errors import InvalidInputError
 from ..options import parse_floats, parse_size
 from ..presets import PRESETS
+
+
+def add_log_flags(parser: argparse.ArgumentParser) -> None:
+    """-q/--quiet and -v/--verbose, added after a command's own flags.
+
+    A command that has its own --quiet (no progress from that command's API, e.g. convert's)
+    keeps it, and -q becomes its short form: either one also quiets the log.
+    """
+    group = parser.add_argument_group("output")
+    own = parser._option_string_actions.get("--quiet")
+    if own is None:
+        group.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only: no progress")
+        quiet = ("quiet", True)
+    else:
+        group.add_argument("-q", dest=own.dest, action="store_const", const=own.const, default=own.default,
+                           help="short for --quiet; also warnings and errors only")
+        quiet = (own.dest, own.const)
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="debug messages too, each with its logger's name")
+    parser.set_defaults(quiet_flag=quiet)
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """-1 under -q/--quiet, else the number of -v (0 when the parser had no log flags)."""
+    dest, const = getattr(args, "quiet_flag", ("quiet", True))
+    return -1 if getattr(args, dest, None) == const else getattr(args, "verbose", 0)
 
 
 def add_model_source_args(parser: argparse.ArgumentParser) -> None:

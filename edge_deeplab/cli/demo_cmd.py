@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
+import logging
 from typing import Callable, List, Optional
 
 from edge_deeplab.demos.interrupts import EXIT_STATUS
@@ -22,9 +22,12 @@ from edge_deeplab.demos.sources import parse_source
 from edge_deeplab.errors import InvalidInputError
 from edge_deeplab.guard import guarded
 from edge_deeplab.imageio import atomic_write_text, read_image
+from edge_deeplab.logs import setup_logging
 
 from . import common, option_flags
 from .option_flags import add_option_flags
+
+_log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -97,12 +100,11 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
     return option_flags.options_from_args(DemoOptions, args, background=background, serve=serve, show=args.show)
 
 
-def run_demo(args: argparse.Namespace, log: Callable[[str], None] = None) -> int:
+def run_demo(args: argparse.Namespace) -> int:
     """Run the demo from parsed flags; returns the exit status (1 when the camera was lost)."""
-    log = log or (lambda message: print(message, file=sys.stderr))
     options = options_from_args(args)
     if options.show and options.serve and not display_available():
-        log("no display here: the demo is shown in the browser only")
+        _log.info("no display here: the demo is shown in the browser only")
         options = dataclasses.replace(options, show=False)
     if options.show and not display_available():
         raise InvalidInputError(
@@ -117,13 +119,13 @@ def run_demo(args: argparse.Namespace, log: Callable[[str], None] = None) -> int
     with common.open_segmenter(
         args, upsample="labels", shrink="linear", score_filters=smoothing_filters(options)
     ) as segmenter:
-        stats = run_demo_pipeline(segmenter, source, options, log=log)
+        stats = run_demo_pipeline(segmenter, source, options)
     if args.stats:
         atomic_write_text(args.stats, json.dumps(stats, indent=2) + "\n")
     print(summary(stats))
     if stats["end"] in EXIT_STATUS:
         kept = f"; recording kept: {stats['output']}" if stats.get("output") else ""
-        log(f"edge-deeplab demo: {stats['end']} after {stats['frames']} frames{kept}")
+        _log.warning(f"edge-deeplab demo: {stats['end']} after {stats['frames']} frames{kept}")
         return EXIT_STATUS[stats["end"]]
     return 1 if stats["end"] == "source lost" else 0
 
@@ -154,7 +156,9 @@ def standalone_main(
     """Entry point of the `python -m` demos; `configure` adjusts the parsed flags."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     add_demo_arguments(parser, source=source)
+    common.add_log_flags(parser)
     args = parser.parse_args(argv)
+    setup_logging(common.verbosity(args))
 
     def configured_run():
         if configure is not None:

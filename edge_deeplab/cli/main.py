@@ -6,13 +6,15 @@ Every `<name>_cmd.py` module of this package is a subcommand, found with
 set `ORDER` (default 100) for its place in `--help` (ties alphabetical). A module that
 fails to import, lacks those functions or adds a command under another name is an error,
 not a missing command. Errors a user can cause (EdgeDeeplabError) are printed as one line
-and exit with status 2 (`edge_deeplab.guard`).
+and exit with status 2 (`edge_deeplab.guard`). Every command takes -q/--quiet and
+-v/--verbose (`common.add_log_flags`), and runs with the log they set (`edge_deeplab.logs`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import pkgutil
 import sys
 from types import ModuleType
@@ -20,6 +22,8 @@ from typing import List, Optional
 
 from .. import __version__
 from ..guard import guarded
+from ..logs import setup_logging
+from .common import add_log_flags, verbosity
 
 SUFFIX = "_cmd"
 DEFAULT_ORDER = 100
@@ -70,6 +74,7 @@ def _add_command(sub, module: ModuleType) -> None:
             f"name the module after its command",
             name=module.__name__,
         )
+    add_log_flags(command)
     command.set_defaults(handler=module.run)
 
 
@@ -79,6 +84,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1
+    setup_logging(verbosity(args))
+    words = sys.argv[1:] if argv is None else argv
+    logging.getLogger(__name__).debug("edge-deeplab %s, Python %s: %s", __version__, sys.version.split()[0], words)
     return guarded(f"edge-deeplab {args.command}", lambda: args.handler(args))
 
 

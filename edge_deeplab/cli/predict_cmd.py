@@ -11,7 +11,7 @@ the others and exits with status 1 at the end, naming the ones that failed.
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 from typing import Dict, List
 
@@ -20,6 +20,7 @@ from ..options import finite_float
 from .common import add_model_source_args, add_runtime_args, open_segmenter
 
 ORDER = 70  # its place in `edge-deeplab --help`
+_log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             except InvalidInputError as exc:
                 if len(paths) == 1:  # the one image asked for: the command's error, one line
                     raise
-                print(f"edge-deeplab predict: skipped {path}: {exc}", file=sys.stderr)
+                _log.warning(f"edge-deeplab predict: skipped {path}: {exc}")
                 failed.append(str(path))
                 continue
             write_outputs(out, stems[path], rgb, result.labels, meta.palette, args.alpha)
@@ -132,9 +133,6 @@ def run(args: argparse.Namespace) -> int:
     done = len(paths) - len(failed)
     print(f"{done} of {len(paths)} images segmented into {out}")
     if failed:
-        print(
-            f"edge-deeplab predict: {len(failed)} image(s) failed: {', '.join(failed)}",
-            file=sys.stderr,
-        )
+        _log.error(f"edge-deeplab predict: {len(failed)} image(s) failed: {', '.join(failed)}")
         return 1
     return 0

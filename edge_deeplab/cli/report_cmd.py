@@ -13,6 +13,7 @@ means that no variant measured on the device is within the budget.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from ..converters.validation import DEFAULT_BUDGET
@@ -23,6 +24,7 @@ from .option_flags import add_option_flags, keywords, options_from_args
 ORDER = 90  # its place in `edge-deeplab --help`
 GATE_FAILED = 3
 VARIANT_FAILED = 4  # a variant named in --variants could not be converted, run or scored
+_log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -83,11 +85,8 @@ def data_config(args, meta):
     fmt = args.format or ("synthetic" if synthetic else "folder")
     ignore = meta.ignore_label if args.ignore_label is None else args.ignore_label
     if ignore != meta.ignore_label:
-        print(
-            f"edge-deeplab report: note: --ignore-label {ignore} differs from the model's "
-            f"metadata ({meta.ignore_label}); using {ignore}",
-            file=sys.stderr,
-        )
+        _log.warning(f"edge-deeplab report: note: --ignore-label {ignore} differs from the model's "
+                     f"metadata ({meta.ignore_label}); using {ignore}")
     fields = dict(
         format=fmt, path=None if fmt == "synthetic" else args.data, ignore_label=ignore,
         labels=meta.labels, val_split=args.split,
@@ -130,7 +129,7 @@ def run(args) -> int:
     picked = _pick(args, result) if args.pick else True
     failed = _requested_failures(args, result.rows)
     if failed:  # scripts must tell a report with missing rows from a complete one
-        print(f"edge-deeplab report: requested variants not produced: {'; '.join(failed)}", file=sys.stderr)
+        _log.error(f"edge-deeplab report: requested variants not produced: {'; '.join(failed)}")
         return VARIANT_FAILED
     return GATE_FAILED if (gate and not gate["passed"]) or not picked else 0
 
@@ -152,9 +151,8 @@ def _measurer(args, options):
         return None
     from ..targets.report_target import TargetMeasurer
 
-    say = (lambda line: print(line, file=sys.stderr, flush=True)) if options.progress else (lambda line: None)
     return TargetMeasurer(args.target, options.bench, options.threads, options.device, args.target_accuracy,
-                          {"scales": options.scales, "flip": options.flip}, say)
+                          {"scales": options.scales, "flip": options.flip})
 
 
 def _pick(args, result) -> bool:

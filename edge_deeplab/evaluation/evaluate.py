@@ -10,6 +10,7 @@ flip is possible for them.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence
@@ -18,10 +19,12 @@ import numpy as np
 
 from ..data.preprocessing import resize
 from ..errors import InvalidInputError
+from ..logs import ProgressBar
 from .metrics import confusion_matrix, miou_from_confusion, named_ious, pixel_accuracy
 
 # Image scales multi-scale inference accepts: 1e6 would ask for petabytes of pixels.
 SCALE_RANGE = (0.1, 4.0)
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,6 +73,7 @@ def evaluate(
     flip: bool = False,
     limit: Optional[int] = None,
     batch_size: int = 8,
+    progress: bool = True,
 ) -> EvalResult:
     """Score `segmenter` on `dataset` (a SegDataset or any sequence of (rgb, mask)).
 
@@ -81,6 +85,8 @@ def evaluate(
         flip: also average the horizontally mirrored image.
         limit: evaluate only the first `limit` images.
         batch_size: images per engine call for plain (scale 1, no flip) inference.
+        progress: show the images done (`edge_deeplab.logs.ProgressBar`); False where the
+            caller logs its own line (a validation after each training epoch).
     """
     scales = tuple(float(s) for s in scales)
     if not scales or not all(SCALE_RANGE[0] <= s <= SCALE_RANGE[1] for s in scales):  # NaN fails too
@@ -100,16 +106,9 @@ def evaluate(
     if count < 1:
         raise InvalidInputError("nothing to evaluate: the dataset is empty (or --limit is 0)")
     num_classes = max(len(labels), segmenter.metadata.num_classes)
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    step = batch_size if plain else 1
-    for start in range(0, count, step):
-        items = [dataset[i] for i in range(start, min(count, start + step))]
-        if plain:
-            preds = [r.labels for r in segmenter.predict_batch([rgb for rgb, _ in items])]
-        else:
-            preds = [_multi_scale(segmenter, items[0][0], scales, flip)]
-        for pred, (_, mask) in zip(preds, items):
-            confusion += confusion_matrix(pred, mask, num_classes, ignore)
+    with ProgressBar("evaluating", count, unit="images", enabled=progress, logger=_log) as bar:
+        confusion = _confusion(segmenter, dataset, count, num_classes, ignore, batch_size if plain else 1,
+                               None if plain else (scales, flip), bar)
     if num_classes > len(labels):  # a model with more classes than the dataset names
         labels = labels + tuple(f"class_{i}" for i in range(len(labels), num_classes))
     return EvalResult(
@@ -122,6 +121,23 @@ def evaluate(
         scales=scales,
         flip=flip,
     )
+
+
+def _confusion(segmenter, dataset, count: int, num_classes: int, ignore: int, step: int, multi_scale,
+               bar: ProgressBar) -> np.ndarray:
+    """The confusion matrix of the first `count` items, `step` per engine call; `multi_scale`
+    is (scales, flip), or None for plain inference."""
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    for start in range(0, count, step):
+        items = [dataset[i] for i in range(start, min(count, start + step))]
+        if multi_scale is None:
+            preds = [r.labels for r in segmenter.predict_batch([rgb for rgb, _ in items])]
+        else:
+            preds = [_multi_scale(segmenter, items[0][0], *multi_scale)]
+        for pred, (_, mask) in zip(preds, items):
+            confusion += confusion_matrix(pred, mask, num_classes, ignore)
+        bar.update(len(items))
+    return confusion
 
 
 def _multi_scale(segmenter, rgb: np.ndarray, scales, flip: bool) -> np.ndarray:

@@ -8,6 +8,7 @@ local ImageNet backbone file loads into it.
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from pathlib import Path
 from typing import Dict, List
@@ -20,6 +21,7 @@ from ..trust import load_keras_model
 
 keras = deps.keras()
 layers = keras.layers
+_log = logging.getLogger(__name__)
 
 BACKBONE_OUTPUT = "block_16_project_BN"  # last stride-32 (OS-adjusted) feature, 320*alpha ch
 LOW_LEVEL_FEATURE = "block_3_expand_relu"  # stride 4, for the v3+ decoder
@@ -36,7 +38,7 @@ _BASE_CHANNELS = {"Conv1": 32, "expanded_conv_project": 16, **{
 def build_deeplab_v3(config: ModelConfig, verbose: bool = False) -> keras.Model:
     """Build the network described by `config` (and load `config.weights` into it).
 
-    `verbose` prints the import summary of .tflite weights (tensors matched / re-initialised).
+    `verbose` logs the import summary of .tflite weights (tensors matched / re-initialised).
 
     Returns:
         A functional keras.Model: float32 NHWC input (pixels normalised by the shared
@@ -59,8 +61,7 @@ def build_deeplab_v3(config: ModelConfig, verbose: bool = False) -> keras.Model:
         from .weight_import import import_tflite_weights
 
         summary = import_tflite_weights(model, config)
-        if verbose:
-            print(summary.describe(), flush=True)
+        (_log.info if verbose else _log.debug)(summary.describe())
     elif config.weights and not _is_backbone_file(config.weights):
         load_full_weights(model, config.weights)
     return model

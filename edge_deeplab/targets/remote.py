@@ -18,11 +18,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Union
+from typing import Iterable, List, Optional, Union
 
 from .. import __version__
 from .cache import Bundle, write_tar
@@ -30,6 +30,7 @@ from .spec import Target, parse_target
 from .ssh import SSHSession, TargetError
 
 JSON_OUT = {"out": "json"}  # in a command's arguments: the file the device writes its JSON to
+_log = logging.getLogger(__name__)  # progress: uploads, downloads
 
 
 def built(name: str) -> dict:
@@ -64,24 +65,19 @@ class UploadStats:
     names: List[str] = field(default_factory=list)
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 class Device:
     """A target opened for work: connection, version check, content cache, runs.
 
     Args:
         target: a Target or the --target text.
-        say: where progress lines go (stderr by default).
         check_version: refuse a device whose edge-deeplab is missing or another version
             (False for a command that reports exactly that, e.g. a doctor: `info` then
             holds "edge_deeplab" (None when missing) and "import_error").
     """
 
-    def __init__(self, target: Union[Target, str], say: Callable[[str], None] = _say, check_version: bool = True):
+    def __init__(self, target: Union[Target, str], check_version: bool = True):
         self.target = parse_target(target) if isinstance(target, str) else target
-        self.say, self.check_version = say, check_version
+        self.check_version = check_version
         self.session = SSHSession(self.target)
         self.info: dict = {}
         self.stats = UploadStats()
@@ -149,8 +145,8 @@ class Device:
         self.stats.names += [b.files[0][0] for b in sent]
         self.stats.cached += len(wanted) - len(sent)
         size = sum(b.size for b in sent) / 2**20
-        self.say(f"{self.name}: uploaded {len(sent)} of {len(wanted)} (files: {sum(len(b.files) for b in sent)}, "
-                 f"{size:.2f} MiB); {len(wanted) - len(sent)} already in the device's cache")
+        _log.info(f"{self.name}: uploaded {len(sent)} of {len(wanted)} (files: {sum(len(b.files) for b in sent)}, "
+                  f"{size:.2f} MiB); {len(wanted) - len(sent)} already in the device's cache")
 
     def download(self, name: str, dest: Path, size: int, sha256: str) -> Path:
         """Bring back `<cache>/built/NAME` (see `built`) to `dest`, written atomically.
@@ -177,7 +173,7 @@ class Device:
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
-        self.say(f"{self.name}: brought back {name} ({size / 2**20:.2f} MiB)")
+        _log.info(f"{self.name}: brought back {name} ({size / 2**20:.2f} MiB)")
         return dest
 
     def run(self, command: str, args: List[Union[str, dict]]) -> RemoteResult:

@@ -23,6 +23,7 @@ sidecar and parity report renamed into place together, nothing partial on a fail
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
@@ -141,7 +142,7 @@ def convert_on_target(target: str, model, targets: Sequence[str], precisions: Se
         found = device.run("build-engine", ["--probe", "--precision", ",".join(wanted), "--json", JSON_OUT]).result
         if not isinstance(found, dict) or not isinstance(found.get("typing"), dict):
             raise TargetError(f"on {device.name}: build-engine --probe wrote no record")
-        device.say(f"{device.name}: TensorRT {found['tensorrt']} on {found['gpu']}")
+        logging.getLogger(__name__).info(f"{device.name}: TensorRT {found['tensorrt']} on {found['gpu']}")
         converter = DeviceTensorRT(device, found)
         results = convert_plan(model, [(converter, precision) for precision in wanted], out_dir, options)
     raise_if_strict(results, options.strict)

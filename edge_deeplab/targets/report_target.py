@@ -12,10 +12,11 @@ when the connection drops: the rows are changed only after every device call ret
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from ..bench.report_row import round_or_none
 from ..status import Status
@@ -26,6 +27,7 @@ from .ssh import ConnectionLostError, TargetError
 LATENCY_FIELDS = ("latency_p50_ms", "latency_p90_ms", "latency_mean_ms", "infer_p50_ms", "fps", "peak_mem_mb",
                   "bench_runs", "stages_p50_ms")
 ACCURACY_FIELDS = ("miou", "pixel_accuracy", "per_class_iou")
+_log = logging.getLogger(__name__)
 
 
 class TargetMeasurer:
@@ -37,13 +39,12 @@ class TargetMeasurer:
         bench: the report's BenchOptions. threads, device: engine options, as on the host.
         accuracy: also evaluate every artifact on the device.
         eval_options: the evaluation protocol's `scales` and `flip`.
-        say: progress lines.
     """
 
     def __init__(self, target, bench, threads: Optional[int], device: Optional[str], accuracy: bool,
-                 eval_options: Dict[str, object], say: Callable[[str], None]):
+                 eval_options: Dict[str, object]):
         self.target, self.bench, self.threads, self.device = target, bench, threads, device
-        self.accuracy, self.eval_options, self.say = accuracy, eval_options, say
+        self.accuracy, self.eval_options = accuracy, eval_options
 
     def __call__(self, rows, dataset) -> dict:
         self.ignore_label = dataset.ignore_label
@@ -52,7 +53,7 @@ class TargetMeasurer:
         refs = {id(r): uploads.artifact(r.artifact) for r in todo}
         with tempfile.TemporaryDirectory(prefix="edge-target-data-") as scratch:
             data_ref = uploads.folder(_write_folder_dataset(dataset, Path(scratch))) if self.accuracy else None
-            with Device(self.target, say=self.say) as device:
+            with Device(self.target) as device:
                 device.upload(uploads.bundles.values())
                 timed, failures = self._bench(device, todo, refs)
                 scored = self._eval(device, todo, refs, data_ref, failures) if self.accuracy else {}
@@ -77,7 +78,7 @@ class TargetMeasurer:
             by_runtime[row.variant.runtime].append(row)
         timed, failures = {}, {}
         for runtime, group in by_runtime.items():
-            self.say(f"{device.name}: timing {len(group)} {runtime} variant(s) ...")
+            _log.info(f"{device.name}: timing {len(group)} {runtime} variant(s) ...")
             words = [refs[id(r)] for r in group] + ["--json", JSON_OUT, "--runtime", runtime, *self._timing_words()]
             try:
                 answer = device.run("bench", words)
@@ -101,7 +102,7 @@ class TargetMeasurer:
         for row in todo:
             if id(row) in failures:
                 continue
-            self.say(f"{device.name}: evaluating {row.variant.ident} ...")
+            _log.info(f"{device.name}: evaluating {row.variant.ident} ...")
             words = [refs[id(row)], "--data", data_ref, "--format", "folder", "--json", JSON_OUT,
                      "--runtime", row.variant.runtime, *self._eval_words()]
             try:

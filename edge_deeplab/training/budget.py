@@ -11,6 +11,7 @@ validation and save, all within the budget.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from .. import deps
 from ..imageio import atomic_write_text
 
 keras = deps.keras()
+_log = logging.getLogger(__name__)
 
 BUDGET_FILE = "budget.json"  # in the run folder: what a resumed run has already spent
 PROBE_BATCHES = 6  # batches timed in epoch 1 before the first plan (the first one traces)
@@ -152,7 +154,7 @@ class BudgetPlanner(keras.callbacks.Callback):
 
     def _apply(self, planned: int, every: int) -> None:
         if planned != self.planned_epochs and self.verbose and self.planned_epochs is not None:
-            print(f"time budget: re-planned to {planned} epochs (was {self.planned_epochs})", flush=True)
+            _log.info(f"time budget: re-planned to {planned} epochs (was {self.planned_epochs})")
         self.planned_epochs = planned
         total = planned * self.steps
         self.schedule.set_steps(total, min(self.warmup_steps, total // 2))
@@ -163,7 +165,7 @@ class BudgetPlanner(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self._save_state(int(self.model.optimizer.iterations.numpy()) // self.steps)
         if self.verbose:
-            print(self.summary_line(), flush=True)
+            _log.info(self.summary_line())
 
     def summary(self) -> dict:
         step = int(self.model.optimizer.iterations.numpy())

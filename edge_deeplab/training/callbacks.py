@@ -1,7 +1,10 @@
-"""Training callbacks: inference-mode validation and checkpoints (the time budget is in `budget`)."""
+"""Training callbacks: inference-mode validation, checkpoints and the epoch log line (the
+time budget is in `budget`)."""
 
 from __future__ import annotations
 
+import logging
+import numbers
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -14,6 +17,7 @@ from ..runtimes.base import TensorSpec
 from .checkpoints import save_checkpoint
 
 keras = deps.keras()
+_log = logging.getLogger(__name__)
 
 
 class ModelRunner:
@@ -89,7 +93,7 @@ class ValidationCallback(keras.callbacks.Callback):
             return
         start = time.perf_counter()
         segmenter = Segmenter(ModelRunner(self._model_to_score(), self.metadata), self.metadata)
-        result = evaluate(segmenter, self.dataset, limit=self.limit, batch_size=16)
+        result = evaluate(segmenter, self.dataset, limit=self.limit, batch_size=16, progress=False)
         if logs is not None:
             logs["val_miou"] = result.miou
             logs["val_pixel_accuracy"] = result.pixel_accuracy
@@ -101,12 +105,8 @@ class ValidationCallback(keras.callbacks.Callback):
             }
         )
         if self.verbose:
-            print(
-                f"epoch {epoch + 1}: val mIoU {result.miou:.4f}  pixel accuracy "
-                f"{result.pixel_accuracy:.4f}  "
-                f"(inference mode, {time.perf_counter() - start:.1f} s)",
-                flush=True,
-            )
+            _log.info(f"epoch {epoch + 1}: val mIoU {result.miou:.4f}  pixel accuracy {result.pixel_accuracy:.4f}  "
+                      f"(inference mode, {time.perf_counter() - start:.1f} s)")
 
 
 class CheckpointCallback(keras.callbacks.Callback):
@@ -120,3 +120,20 @@ class CheckpointCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.write:
             save_checkpoint(self.model, self.folder, epoch + 1, logs)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One log line per epoch (its training metrics and time), where Keras draws no bar: a
+    log file, CI or a pipe would get Keras' carriage-return bar redrawn in every batch."""
+
+    def __init__(self):
+        super().__init__()
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = "  ".join(f"{name} {value:.4f}" for name, value in (logs or {}).items()
+                            if isinstance(value, numbers.Real) and not name.startswith("val_"))
+        _log.info(f"epoch {epoch + 1}: {metrics}  ({time.perf_counter() - self._start:.1f} s)")

@@ -9,6 +9,7 @@ at most the epoch in flight is lost. `state.json` beside it is informational.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -23,6 +24,7 @@ from ..trust import load_keras_model
 
 _PATTERN = re.compile(r"^epoch_(\d{4,})\.keras$")
 KEEP = 2  # checkpoints kept on disk
+_log = logging.getLogger(__name__)
 
 
 def checkpoint_path(folder: Path, epoch: int) -> Path:
@@ -89,11 +91,11 @@ def load_checkpoint(path: Path):
         raise InvalidInputError(f"{path}: Keras cannot load it ({first_line(exc)})") from None
 
 
-def load_latest_checkpoint(folder: Path, report=print) -> Optional[Tuple[int, object]]:
+def load_latest_checkpoint(folder: Path) -> Optional[Tuple[int, object]]:
     """(epochs completed, model) from the newest checkpoint that loads, or None if none exist.
 
     A damaged newest checkpoint (a killed disk write, a copy cut short) falls back to the
-    next one, saying which and why through `report`.
+    next one, logging a warning that says which and why.
 
     Raises:
         InvalidInputError: every checkpoint in `folder` is damaged.
@@ -105,10 +107,10 @@ def load_latest_checkpoint(folder: Path, report=print) -> Optional[Tuple[int, ob
             model = load_checkpoint(path)
         except InvalidInputError as exc:
             problems.append(str(exc))
-            report(f"skipping damaged checkpoint {exc}")
+            _log.warning(f"skipping damaged checkpoint {exc}")
             continue
         if problems:
-            report(f"resuming from {path.name} (epoch {epoch}) instead")
+            _log.warning(f"resuming from {path.name} (epoch {epoch}) instead")
         return epoch, model
     if problems:
         raise InvalidInputError(

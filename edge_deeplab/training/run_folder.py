@@ -11,6 +11,7 @@ import contextlib
 import csv
 import fcntl
 import json
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..metadata import ArtifactMetadata
 from ..presets import CAMVID_LABELS, CAMVID_PALETTE
 
 LOCK_FILE = ".edge-deeplab.lock"
+_log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -76,7 +78,7 @@ def check_run_folder(out: Path, model_cfg: ModelConfig, resume: bool):
                 f"{out}: cannot resume with a different model config ({', '.join(differ)})"
             )
     if resume and last is None:
-        print(f"{out}: no checkpoint to resume from; starting from scratch", flush=True)
+        _log.warning(f"{out}: no checkpoint to resume from; starting from scratch")
     return last
 
 

@@ -6,6 +6,8 @@ imported weights, frozen BatchNorm, optimizer) is made in `setup`.
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -13,6 +15,9 @@ from typing import Optional
 from .. import deps, runs
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import InvalidInputError
+from ..logs import on_terminal
+
+_log = logging.getLogger(__name__)
 
 
 def train(
@@ -33,7 +38,9 @@ def train(
         out_dir: the run folder; it must not hold another run unless `resume`.
         resume: continue from the newest readable checkpoint in `out_dir` (epoch count and
             optimizer step continue; the model config must be the one it was started with).
-        verbose: 0 silent, 1 Keras progress bar and per-epoch validation lines.
+        verbose: 0 silent; 1 progress: Keras' bar where stdout (which it draws on) is a
+            terminal, else one log line per epoch, and the validation lines (logged, see
+            `edge_deeplab.logs`).
         time_budget_s: replaces `train_cfg.time_budget_s` when given (see `budget`).
         memory_limit_gb: refuse a run whose memory estimate exceeds this (default: 90% of
             this machine's RAM), before anything is allocated.
@@ -134,13 +141,13 @@ def _start(out: Path, resuming: bool, model_cfg, train_cfg, steps: int, train_ds
             weights = balanced_class_weights(train_ds.masks, model_cfg.num_classes, train_ds.ignore_label,
                                              train_cfg.class_balance)
             if verbose:
-                print("class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(train_ds.labels, weights)))
+                _log.info("class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(train_ds.labels, weights)))
         return compile_model(model_cfg, train_cfg, steps, train_ds.ignore_label, verbose, weights), 0
     # The newest checkpoint that loads; a damaged one falls back to the one before.
-    epoch, model = load_latest_checkpoint(out / runs.CHECKPOINTS, report=lambda m: print(m, flush=True))
+    epoch, model = load_latest_checkpoint(out / runs.CHECKPOINTS)
     if verbose:
         step = int(model.optimizer.iterations.numpy())
-        print(f"resuming {out} after epoch {epoch} (optimizer step {step})", flush=True)
+        _log.info(f"resuming {out} after epoch {epoch} (optimizer step {step})")
     return model, epoch
 
 
@@ -202,6 +209,7 @@ def _fit(
     verbose: int,
 ) -> None:
     """Keras fit, or the custom loop where fit cannot run (MultiWorkerMirroredStrategy)."""
+    callbacks, verbose = _progress(callbacks, verbose)
     if train_cfg.strategy == "multiworker":
         from .distributed_loop import fit_distributed
 
@@ -227,6 +235,18 @@ def _fit(
     )
 
 
+def _progress(callbacks: list, verbose: int):
+    """(callbacks, Keras' verbose): Keras' bar only where stdout, which it draws on, is a
+    terminal; elsewhere (a log file, CI, a pipe) no bar and an `EpochLog` line per epoch."""
+    if not verbose:
+        return callbacks, 0
+    if on_terminal(sys.stdout):
+        return callbacks, 1
+    from .callbacks import EpochLog
+
+    return [EpochLog(), *callbacks], 0  # first: the epoch's line before its validation's
+
+
 def _loggers(folder: Path, resume: bool) -> list:
     """CSV history always; TensorBoard event files when the tensorboard package is there."""
     keras = deps.keras()
@@ -235,9 +255,6 @@ def _loggers(folder: Path, resume: bool) -> list:
     if deps.available("tensorboard"):
         loggers.append(keras.callbacks.TensorBoard(log_dir=str(folder), write_graph=False))
     else:
-        print(
-            "tensorboard is not installed: logging to logs/history.csv only "
-            "(pip install tensorboard for TensorBoard event files)",
-            flush=True,
-        )
+        _log.warning("tensorboard is not installed: logging to logs/history.csv only "
+                     "(pip install tensorboard for TensorBoard event files)")
     return loggers
