@@ -52,7 +52,7 @@ def _commands(parser) -> list:
 
 def test_help_lists_the_commands_in_a_stable_order():
     assert _commands(build_parser()) == [
-        "quickstart", "train", "eval", "convert", "build-engine", "formats", "doctor", "verify", "predict", "bench",
+        "quickstart", "train", "eval", "convert", "build-engine", "calib-curve", "formats", "doctor", "verify", "predict", "bench",
         "report", "demo",
     ]
 
