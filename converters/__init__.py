@@ -7,7 +7,7 @@ imported until a converter runs.
 """
 
 from .base import CONVERTERS, PRECISIONS, ConversionResult, Converter
-from .placement import HeadPlacement
+from .job import HeadPlacement
 
 CONVERTERS.discover(__name__)
 

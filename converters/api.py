@@ -1,9 +1,10 @@
 """`convert()`: every requested target x precision, each checked for parity, written atomically.
 
 Everything a user can get wrong (targets, precisions, head placement, the output folder,
-the model, the calibration source) is checked before the first conversion starts. Each
-artifact is built in a private temporary folder inside the output folder and renamed into
-place only when it is complete and its parity report is written, so a failed or
+the model, the calibration source, the validation images of int8-mixed) is checked before
+the first conversion starts. Each artifact then goes build -> check -> publish
+(`pipeline.py`): built in a private temporary folder inside the output folder and renamed
+into place only when it is complete and its parity report is written, so a failed or
 interrupted conversion leaves nothing half-written.
 """
 
@@ -26,14 +27,12 @@ from edge_deeplab.metadata import OUTPUT_HEADS, RESOLUTIONS
 from edge_deeplab.options import option, parse_size
 from edge_deeplab.status import Status
 
-from .artifact import convert_one, summary_line
 from .base import BUDGETED, CONVERTERS, IO_DTYPES, PRECISIONS, ConversionResult, Converter
 from .calibration import calibration, calibration_source, parity_image_set
-from .job import ConversionJob, Progress
-from .parity import ParityChecker
-from .placement import HeadPlacement
+from .job import ConversionJob, HeadPlacement, KerasReferences, Progress
+from .parity import INT8_AGREEMENT, ParityChecker
+from .pipeline import STAGING_PREFIX, convert_one, prepare_out_dir, remove_stale_staging, summary_line
 from .savedmodel import load_source
-from .staging import STAGING_PREFIX, prepare_out_dir, remove_stale_staging
 from .validation import DEFAULT_BUDGET, Validation, load_validation
 
 ALL = "all"
@@ -133,7 +132,7 @@ class ConvertOptions:
             artifact is not written).
         parity_images: images of the parity check.
         int8_agreement: the argmax agreement with Keras an int8 / int8-mixed artifact must
-            reach (None: the tolerance table's 0.97). Barely trained models have many
+            reach (None: the tolerance table's, `parity.INT8_AGREEMENT`). Barely trained models have many
             near-tied logits that int8 flips: a tiny test model spreads 96-99%.
         progress: print progress on stderr.
         max_miou_drop: int8-mixed's budget, in mIoU points against the float model.
@@ -161,7 +160,8 @@ class ConvertOptions:
     strict: bool = option(False, "fail (and write nothing) when an artifact breaks the parity tolerance table")
     parity_images: int = option(32, "images of the parity check")
     int8_agreement: Optional[float] = option(
-        None, "argmax agreement with Keras an int8 artifact must reach (default 0.97)", parse=float)
+        None, f"argmax agreement with Keras an int8 artifact must reach (default {INT8_AGREEMENT:g})",
+        parse=float)
     progress: bool = option(True, "no progress messages", flag="--quiet", inverted=True)
     max_miou_drop: float = option(
         DEFAULT_BUDGET, "int8-mixed: mIoU points the artifact may lose against float; the fewest "
@@ -220,6 +220,13 @@ def convert_plan(model, plan: Plan, out_dir, options: ConvertOptions) -> List[Co
     source = load_source(model, options.size, options.preset)
     calib_source = calibration_source(options.calib_data, source)
     remove_stale_staging(out_dir, say)
+    references = KerasReferences(source)
+    validation = None
+    if any(precision in BUDGETED for _, precision in plan):  # a missing or broken --val-data fails here
+        dataset = load_validation(options.val_data, source, options.val_split, options.val_limit)
+        validation = Validation(dataset, references, options.max_miou_drop)
+    images = parity_image_set(calib_source, source, options.parity_images)
+    checker = ParityChecker(images, references, options.int8_agreement)
     with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir) as work:
         job = ConversionJob(
             source,
@@ -227,17 +234,9 @@ def convert_plan(model, plan: Plan, out_dir, options: ConvertOptions) -> List[Co
             lambda: calibration(calib_source, source, options.calib_size, say),
             say,
             options.io_dtype,
-            validation=lambda: Validation(
-                load_validation(options.val_data, source, options.val_split, options.val_limit),
-                job.reference,
-                options.max_miou_drop,
-            ),
+            references=references,
+            validation=validation,
         )
-        if any(precision in BUDGETED for _, precision in plan):
-            job.validation()  # a missing or broken --val-data fails before any conversion
-        images = parity_image_set(calib_source, source, options.parity_images)
-        checker = ParityChecker(images, lambda head, res: job.reference(HeadPlacement(head, res)),
-                                options.int8_agreement)
         return [_convert_step(job, checker, step, plan, options, out_dir) for step in enumerate(plan, 1)]
 
 

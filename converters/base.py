@@ -4,8 +4,8 @@ A target is declared as data (name, suffix, precisions, pip extra, default head
 placement, the libraries it needs): the CLI choices, `edge-deeplab formats`, the
 parametrised tests, the report, the quickstart and the benchmarks all read the registry.
 A converter only turns the shared intermediates of a `ConversionJob` (the SavedModel
-export, the ONNX export, the calibration batches) into its artifact, and stores the
-metadata in it (or, by default, in a JSON file beside it).
+export, the ONNX export, the calibration batches) into its artifact (the `build` step of
+`pipeline.py`), and stores the metadata in it (or, by default, in a JSON file beside it).
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from edge_deeplab.registry import Registry
 from edge_deeplab.runs import sidecar_metadata_path
 from edge_deeplab.status import Status
 
-from .placement import HeadPlacement
-
 if TYPE_CHECKING:  # annotations only (the job does not import this module)
-    from .job import ConversionJob
+    from .job import ConversionJob, HeadPlacement
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int8-mixed")  # every precision any target knows
 # int8 with the fewest layers kept in float that hold an mIoU budget on validation images
@@ -35,9 +33,9 @@ BUDGETED = ("int8-mixed",)
 IO_DTYPES = ("pixels", "int8", "uint8", "float32")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConversionResult:
-    """The outcome of one target x precision.
+    """The outcome of one target x precision (made once, by `pipeline.publish` or as a failure).
 
     status: a `Status` (a plain string is taken and checked): ok, conversion failed,
         parity failed, not available or budget missed (int8-mixed over its mIoU budget:
@@ -60,7 +58,7 @@ class ConversionResult:
     client: str = ""  # the client that reads it right ("" where its client refuses it)
 
     def __post_init__(self):
-        self.status = Status(self.status)  # a misspelt status raises here, not in a report
+        object.__setattr__(self, "status", Status(self.status))  # a misspelt status raises here, not in a report
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -130,8 +128,15 @@ class Converter(ABC):
         """Whether the artifact of `precision` and head `placement` made in `job` takes raw uint8 pixels."""
         return self.pixel_input and job.io_dtype == "pixels" and precision in self.pixel_precisions
 
-    def artifact_path(self, out_dir: Path, precision: str) -> Path:
-        return Path(out_dir) / f"model_{precision}{self.suffix}"
+    @classmethod
+    def artifact_name(cls, precision: str) -> str:
+        """THE file name of an artifact of `precision`: model_<precision><suffix>."""
+        return f"model_{precision}{cls.suffix}"
+
+    @classmethod
+    def artifact_path(cls, out_dir: Path, precision: str) -> Path:
+        """Where `convert` writes the artifact of `precision` in `out_dir`."""
+        return Path(out_dir) / cls.artifact_name(precision)
 
     def files(self, path: Path) -> List[Path]:
         """Every file of the artifact at `path`, in the order they are renamed into place."""
@@ -141,8 +146,11 @@ class Converter(ABC):
     @abstractmethod
     def convert(
         self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
-    ) -> None:
-        """Write the artifact for `precision` at `dest` (a temporary path in the out dir)."""
+    ) -> Optional[dict]:
+        """Write the artifact for `precision` at `dest` (a staging path in the out dir).
+
+        Returns the search's record for a budgeted precision (int8-mixed:
+        `validation.accuracy_record`), else None."""
 
     def layer_sqnr(self, path: Path, precision: str, inputs) -> Optional[Tuple[str, Dict[str, float]]]:
         """(method, {layer: SQNR dB}) of an int8 artifact's own per-layer quantization

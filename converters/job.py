@@ -2,22 +2,39 @@
 
 A target asks the job for the SavedModel export, the ONNX export or the calibration
 batches of a head placement; each is built on first use and cached for the next target.
+The job holds build products only: what a conversion measured comes back from its steps
+(`pipeline.py`) as frozen records, never through the job.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from edge_deeplab import deps
 from edge_deeplab.data.preprocessing import normalize
-from edge_deeplab.errors import InvalidInputError
+from edge_deeplab.errors import ConversionError, first_line
 
-from .onnx_export import export_onnx
-from .placement import HeadPlacement
 from .savedmodel import export_saved_model, variant_model
+
+if TYPE_CHECKING:  # annotations only
+    from .validation import Validation
+
+# The ONNX export's opset. tf2onnx tests 14-18, and 17 is the newest that TensorRT 8.6
+# (JetPack 5) parses. The ONNX, OpenVINO and TensorRT targets all start from this export.
+OPSET = 17
+
+
+@dataclass(frozen=True)
+class HeadPlacement:
+    """Where the segmentation head sits: "logits"/"argmax", at "full"/"feature" resolution."""
+
+    head: str = "logits"
+    resolution: str = "full"
 
 
 class Progress:
@@ -42,6 +59,38 @@ class Progress:
         return tick
 
 
+class KerasReferences:
+    """The in-memory Keras model of `source` per head placement, each as a Segmenter (made once):
+    what the parity check, the int8-mixed budget and the exports start from.
+
+    Args:
+        source: the SourceModel (Keras model + metadata).
+    """
+
+    def __init__(self, source):
+        self.source = source
+        self._cache: Dict[Tuple, object] = {}
+
+    def keras_model(self, resolution: str):
+        """The Keras model with its output at `resolution` (logits out)."""
+        key = ("keras", resolution)
+        if key not in self._cache:
+            self._cache[key] = variant_model(self.source.model, resolution)
+        return self._cache[key]
+
+    def __call__(self, head: str, resolution: str):
+        """A Segmenter over the Keras model with the head placement (head, resolution)."""
+        from edge_deeplab.runtimes.keras_runtime import KerasRuntime
+        from edge_deeplab.segmenter import Segmenter
+
+        key = ("reference", head, resolution)
+        if key not in self._cache:
+            meta = self.source.metadata.replace(head=head, output_resolution=resolution)
+            runtime = KerasRuntime.from_model(self.keras_model(resolution), meta, head=head, per_image=True)
+            self._cache[key] = Segmenter(runtime)
+        return self._cache[key]
+
+
 class ConversionJob:
     """What the converters of one `convert()` call share, built lazily and cached.
 
@@ -52,10 +101,9 @@ class ConversionJob:
         progress: the Progress reporter.
         io_dtype: int8 model input/output: "pixels" (uint8 RGB pixels in, normalised in
             the graph; TFLite, OpenVINO, ONNX), or TFLite's "int8", "uint8", "float32".
-        validation: a callable returning the `Validation` of int8-mixed (its images and
-            budget); called once, on first use.
-
-    Converters of int8-mixed put their search's record in `records[(target, precision)]`.
+        references: the KerasReferences of `source` (None: made here).
+        validation: int8-mixed's `Validation` (its images and budget), built before the
+            job; None when no budgeted precision is made.
     """
 
     def __init__(
@@ -65,7 +113,8 @@ class ConversionJob:
         calibration: Callable[[], np.ndarray],
         progress: Progress,
         io_dtype: str = "pixels",
-        validation: Optional[Callable[[], object]] = None,
+        references: Optional[KerasReferences] = None,
+        validation: Optional[Validation] = None,
     ):
         self.source = source
         self.workdir = Path(workdir)
@@ -75,27 +124,12 @@ class ConversionJob:
         self.progress = progress
         self.io_dtype = io_dtype
         self._cache: Dict[Tuple, object] = {}
-        self._validation = validation
-        self.records: Dict[Tuple[str, str], dict] = {}
-
-    def validation(self):
-        """The int8-mixed budget's Validation (images loaded once)."""
-        if self._validation is None:
-            raise InvalidInputError("int8-mixed needs validation images (ConvertOptions.val_data)")
-        return self._cached(("validation",), self._validation)
+        self.references = references or KerasReferences(source)
+        self.validation = validation
 
     def reference(self, placement: HeadPlacement):
         """A Segmenter over the in-memory Keras model with the head placement."""
-        from edge_deeplab.segmenter import Segmenter
-
-        from .parity import KerasReference
-
-        def build():
-            model = self.keras_model(placement)
-            meta = self.source.metadata.replace(head=placement.head, output_resolution=placement.resolution)
-            return Segmenter(KerasReference(model, self.source.path, placement.head), meta)
-
-        return self._cached(("reference", placement), build)
+        return self.references(placement.head, placement.resolution)
 
     def calibration_pixels(self) -> np.ndarray:
         """uint8 (N, H, W, 3) calibration images at the model's input (read once)."""
@@ -123,10 +157,7 @@ class ConversionJob:
 
     def keras_model(self, placement: HeadPlacement):
         """The Keras model at the placement's resolution (logits out)."""
-        return self._cached(
-            ("keras", placement.resolution),
-            lambda: variant_model(self.source.model, placement.resolution),
-        )
+        return self.references.keras_model(placement.resolution)
 
     def saved_model(self, placement: HeadPlacement, pixels: bool = False, label_dtype: str = "uint8") -> Path:
         """The SavedModel export of `placement` (the common intermediate); with `pixels`,
@@ -148,7 +179,7 @@ class ConversionJob:
         """The fp32 ONNX export of the SavedModel (for ONNX, OpenVINO and TensorRT)."""
         def build():
             path = self.workdir / f"onnx_{placement.head}_{placement.resolution}.onnx"
-            return export_onnx(self, placement, path)
+            return _export_onnx(self, placement, path)
 
         return self._cached(("onnx", placement), build)
 
@@ -156,3 +187,36 @@ class ConversionJob:
         if key not in self._cache:
             self._cache[key] = build()
         return self._cache[key]
+
+
+def _export_onnx(job: ConversionJob, placement: HeadPlacement, path: Path) -> Path:
+    """Export the SavedModel of `placement` to an fp32 ONNX file at `path`, through tf2onnx.
+
+    Contract: input "image" float32 (1, H, W, 3); output "scores" float32 (1, H', W', C) or
+    "labels" uint8 (1, H', W').
+    """
+    tf2onnx = deps.optional("tf2onnx", "onnx", "ONNX export")
+    saved_model = str(job.saved_model(placement))
+    job.progress(f"  tf2onnx: opset {OPSET} ({placement.head}, {placement.resolution} resolution)")
+    try:
+        # The Python API of `python -m tf2onnx.convert --saved-model`.
+        graph_def, inputs, outputs, _tables, renames = tf2onnx.tf_loader.from_saved_model(
+            saved_model,
+            None,
+            None,
+            signatures=["serving_default"],
+            return_initialized_tables=True,
+            return_tensors_to_rename=True,
+        )
+        tf2onnx.convert.from_graph_def(
+            graph_def,
+            name="edge_deeplab",
+            input_names=inputs,
+            output_names=outputs,
+            opset=OPSET,
+            tensors_to_rename=renames,
+            output_path=str(path),
+        )
+    except Exception as exc:  # tf2onnx raises anything from ValueError to its own errors
+        raise ConversionError(f"tf2onnx failed: {first_line(exc)}") from exc
+    return path

@@ -20,35 +20,9 @@ import numpy as np
 from edge_deeplab import deps
 from edge_deeplab.data.evaluation_set import subset
 from edge_deeplab.errors import ConversionError, first_line
-from edge_deeplab.runtimes.base import Runtime, TensorSpec
 
-from .placement import HeadPlacement
-from .validation import accuracy_record
-
-
-class InMemoryModel(Runtime):
-    """A model NNCF holds in memory (an OpenVINO CompiledModel) as a Runtime."""
-
-    name = "nncf-in-memory"
-    extra = "openvino"
-
-    def __init__(self, model, path, specs: tuple):
-        super().__init__(path)
-        spec_in, self._out = specs
-        # One image a call: NNCF's models have a static batch of 1.
-        self._in = TensorSpec(spec_in.name, (1, *spec_in.shape[1:]), spec_in.dtype)
-        self._model = model
-
-    @property
-    def input_spec(self) -> TensorSpec:
-        return self._in
-
-    @property
-    def output_spec(self) -> TensorSpec:
-        return self._out
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self._model([np.ascontiguousarray(batch, np.float32)])[self._model.output(0)])
+from .job import HeadPlacement
+from .validation import accuracy_record, required
 
 
 class _RevertedOperations(logging.Handler):
@@ -103,21 +77,21 @@ def quantize_within_budget(job, model, placement: HeadPlacement):
     """(int8 model, accuracy record) of the OpenVINO `model` within the job's budget. The
     record's drop is measured later, on the written artifact."""
     nncf = deps.optional("nncf", "openvino", "accuracy-controlled int8")
-    validation = job.validation()
+    validation = required(job.validation)
     reference = job.reference(placement)
     meta = reference.metadata
-    specs = (reference.runtime.input_spec, reference.runtime.output_spec)
     batches = job.calibration()
     images = list(range(len(validation.dataset)))
 
     last: dict = {}  # NNCF scores one model many times (per image when ranking): one session each
 
     def validate(compiled, indices) -> float:
+        from edge_deeplab.runtimes.openvino_runtime import OpenVINORuntime
         from edge_deeplab.segmenter import Segmenter
 
-        if last.get("model") is not compiled:
-            last.update(model=compiled, runtime=InMemoryModel(compiled, job.source.path, specs))
-        return validation.miou(Segmenter(last["runtime"], meta), subset(validation.dataset, indices))
+        if last.get("model") is not compiled:  # its input takes one image a call: a static batch of 1
+            last.update(model=compiled, runtime=OpenVINORuntime.from_compiled(compiled, meta))
+        return validation.miou(Segmenter(last["runtime"]), subset(validation.dataset, indices))
 
     job.progress(f"  nncf.quantize_with_accuracy_control: {len(batches)} calibration, "
                  f"{len(images)} validation images, budget {validation.budget:g} mIoU points")

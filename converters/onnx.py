@@ -1,6 +1,6 @@
 """ONNX: fp32 through tf2onnx, int8 (QDQ, per-channel) through onnxruntime static quantization.
 
-The fp32 model is the job's ONNX export (`onnx_export.py`); the int8 model is quantised
+The fp32 model is the job's ONNX export (`job.py`); the int8 model is quantised
 from it with the same calibration images as every other target: U8 activations, S8
 per-channel weights, QDQ format (onnxruntime's advice for CPUs; VNNI CPUs need no
 reduce_range). int8-mixed: the same int8 with the fewest layers left in float that hold the
@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -24,8 +25,7 @@ from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.runtimes import model_api_info, onnx_metadata
 
 from .base import CONVERTERS, Converter
-from .job import ConversionJob
-from .placement import HeadPlacement
+from .job import ConversionJob, HeadPlacement
 from .savedmodel import INPUT_NAME
 
 
@@ -52,8 +52,9 @@ class ONNXConverter(Converter):
 
     def convert(
         self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
-    ) -> None:
+    ) -> Optional[dict]:
         fp32 = job.onnx_model(placement)
+        record = None  # int8-mixed's search record
         if precision == "fp32":
             dest.write_bytes(Path(fp32).read_bytes())
         elif precision == "int8-mixed":
@@ -62,7 +63,7 @@ class ONNXConverter(Converter):
             def quantize(out: Path, exclude) -> None:
                 quantize_onnx_int8(job, fp32, out, exclude=exclude)
 
-            job.records[self.name, precision] = convert_mixed(job, placement, fp32, dest, quantize)
+            record = convert_mixed(job, placement, fp32, dest, quantize)
         elif self.takes_pixels(job, precision, placement):
             # model_api feeds ONNX float32 only: logits artifacts take the pixels as floats.
             quantize_pixel_int8(job, fp32, dest, np.float32 if placement.head == "logits" else np.uint8)
@@ -70,6 +71,7 @@ class ONNXConverter(Converter):
             quantize_onnx_int8(job, fp32, dest)
         if placement.head == "logits":  # what model_api_info.client_ready reads right
             with_planar_io(dest)
+        return record
 
     def layer_sqnr(self, path: Path, precision: str, inputs):
         """onnxruntime's qdq_loss_debug on the QDQ artifact (int8 and int8-mixed)."""

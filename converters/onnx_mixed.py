@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-from .placement import HeadPlacement
+from .job import HeadPlacement
 from .tflite_mixed import fewest_layers
-from .validation import accuracy_record
+from .validation import accuracy_record, required
 
 RANKING_IMAGES = 8  # calibration images the debugger ranks layers on (it keeps every activation)
 
@@ -32,7 +32,7 @@ def convert_mixed(job, placement: HeadPlacement, fp32: Path, dest: Path, quantiz
     """
     from edge_deeplab.converters.quant_debug import onnx_layer_sqnr, ranked
 
-    validation = job.validation()
+    validation = required(job.validation)
     meta = job.source.metadata.replace(
         format="onnx", precision="int8-mixed", head=placement.head, output_resolution=placement.resolution
     )

@@ -22,7 +22,7 @@ The IR is a pair: `model_<p>.xml` (graph, metadata in rt_info) and `model_<p>.bi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -32,9 +32,8 @@ from edge_deeplab.metadata import METADATA_KEY, ArtifactMetadata
 from edge_deeplab.runtimes import openvino_metadata
 
 from .base import CONVERTERS, Converter
-from .job import ConversionJob
+from .job import ConversionJob, HeadPlacement
 from .nncf_budget import FAST_BIAS_CORRECTION, advanced_parameters, quantize_within_budget
-from .placement import HeadPlacement
 
 
 @CONVERTERS.register
@@ -75,17 +74,18 @@ class OpenVINOConverter(Converter):
 
     def convert(
         self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
-    ) -> None:
+    ) -> Optional[dict]:
         ov = deps.openvino("OpenVINO conversion")
         job.progress(f"  openvino.convert_model: {precision}")
         try:
             model = ov.convert_model(str(job.onnx_model(placement)))
         except Exception as exc:  # OpenVINO raises OpConversionFailure, RuntimeError...
             raise ConversionError(f"openvino.convert_model failed: {first_line(exc)}") from exc
+        record = None  # int8-mixed's search record
         if precision == "int8":
             model = _quantize(job, model)
         elif precision == "int8-mixed":
-            model, job.records[self.name, precision] = quantize_within_budget(job, model, placement)
+            model, record = quantize_within_budget(job, model, placement)
         _planar_argmax(model)
         if self.takes_pixels(job, precision, placement):
             model = _pixel_input(ov, model, job.source.metadata)
@@ -94,6 +94,7 @@ class OpenVINOConverter(Converter):
         # In rt_info (saved into the .xml); `embed_metadata` replaces it with the final one.
         model.set_rt_info(job.source.metadata.to_json(), METADATA_KEY)
         ov.save_model(model, str(dest), compress_to_fp16=(precision == "fp16"))
+        return record
 
     def embed_metadata(self, path: Path, meta: ArtifactMetadata) -> None:
         """rt_info: our metadata and model_api's model_info (the .bin is left untouched)."""

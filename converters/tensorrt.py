@@ -25,9 +25,7 @@ from edge_deeplab.errors import ConversionError, EdgeDeeplabError, first_line
 from edge_deeplab.nvidia import gpu_name
 
 from .base import CONVERTERS, Converter
-from .job import ConversionJob
-from .onnx_export import OPSET
-from .placement import HeadPlacement
+from .job import OPSET, ConversionJob, HeadPlacement
 from .tensorrt_build import build_engine, typing_for
 
 NEEDS = "needs TensorRT and an NVIDIA GPU (a Jetson, or a desktop GPU with the tensorrt package)"

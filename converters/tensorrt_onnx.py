@@ -15,9 +15,8 @@ from pathlib import Path
 from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
 
-from .job import ConversionJob
+from .job import ConversionJob, HeadPlacement
 from .onnx import quantize_onnx_int8
-from .placement import HeadPlacement
 
 
 def strongly_typed_onnx(job: ConversionJob, placement: HeadPlacement, precision: str) -> Path:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -24,8 +25,7 @@ from edge_deeplab.metadata import ArtifactMetadata
 from edge_deeplab.runtimes import tflite_metadata
 
 from .base import CONVERTERS, Converter
-from .job import ConversionJob
-from .placement import HeadPlacement
+from .job import ConversionJob, HeadPlacement
 
 
 @CONVERTERS.register
@@ -46,12 +46,11 @@ class TFLiteConverter(Converter):
 
     def convert(
         self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
-    ) -> None:
+    ) -> Optional[dict]:
         if precision == "int8-mixed":
             from .tflite_mixed import convert_mixed
 
-            job.records[self.name, precision] = convert_mixed(job, placement, dest)
-            return
+            return convert_mixed(job, placement, dest)
         tf = deps.tensorflow()
         pixels = self.takes_pixels(job, precision, placement)
         saved = job.saved_model(placement, pixels, label_dtype=tflite_metadata.CLASS_MAP_DTYPE)
@@ -73,6 +72,7 @@ class TFLiteConverter(Converter):
         if pixels:
             check_pixel_input(content)
         dest.write_bytes(content)
+        return None
 
     def layer_sqnr(self, path: Path, precision: str, inputs):
         """LiteRT's quantization debugger, on the SavedModel this int8 artifact is made from

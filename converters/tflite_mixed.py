@@ -20,8 +20,8 @@ from edge_deeplab import deps
 from edge_deeplab.errors import ConversionError, first_line
 from edge_deeplab.runtimes import tflite_metadata
 
-from .placement import HeadPlacement
-from .validation import accuracy_record
+from .job import HeadPlacement
+from .validation import accuracy_record, required
 
 DEBUG_IMAGES = 64  # calibration images the debugger and each trial use: it runs the model once per image
 
@@ -101,7 +101,7 @@ def build(converter_factory, dataset_fn, denylist: Sequence[str]) -> bytes:
 def convert_mixed(job, placement: HeadPlacement, dest: Path) -> dict:
     """Write the int8-mixed .tflite of `placement` to `dest`; returns its accuracy record."""
     tf = deps.tensorflow("mixed-precision conversion")
-    validation = job.validation()
+    validation = required(job.validation)
     saved = job.saved_model(placement, label_dtype=tflite_metadata.CLASS_MAP_DTYPE)
     calibration = job.calibration()[:DEBUG_IMAGES]
     meta = job.source.metadata.replace(

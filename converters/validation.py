@@ -15,17 +15,17 @@ from typing import Callable, Dict, Optional
 from edge_deeplab.config import DataConfig
 from edge_deeplab.errors import InvalidInputError
 
-from .placement import HeadPlacement
-
 DEFAULT_BUDGET = 0.5  # mIoU points: what users hold PTQ tools to (OpenVINO publishes 0.03-0.46)
 
 
 class Validation:
-    """Validation images and the float reference's mIoU on them.
+    """Validation images and the float reference's mIoU on them: built before a conversion
+    job (a missing or broken --val-data fails before any work) and handed to it.
 
     Args:
         dataset: a SegDataset (or any sequence of (rgb, mask) with labels/ignore_label).
-        reference_for: a HeadPlacement -> a Segmenter over the Keras model.
+        reference_for: (head, resolution) -> a Segmenter over the Keras model
+            (`job.KerasReferences`).
         budget: the allowed drop in mIoU points.
     """
 
@@ -43,13 +43,20 @@ class Validation:
 
     def reference_miou(self, head: str, resolution: str) -> float:
         if (head, resolution) not in self._reference:
-            self._reference[head, resolution] = self.miou(self._reference_for(HeadPlacement(head, resolution)))
+            self._reference[head, resolution] = self.miou(self._reference_for(head, resolution))
         return self._reference[head, resolution]
 
     def drop(self, segmenter) -> float:
         """mIoU points the artifact behind `segmenter` loses against float (positive: worse)."""
         meta = segmenter.metadata
         return (self.reference_miou(meta.head, meta.output_resolution) - self.miou(segmenter)) * 100
+
+
+def required(validation: Optional[Validation]) -> Validation:
+    """The job's Validation, which a budgeted precision cannot do without."""
+    if validation is None:
+        raise InvalidInputError("int8-mixed needs validation images (ConvertOptions.val_data)")
+    return validation
 
 
 def accuracy_record(method: str, float_layers, ranked: int, **extra) -> dict:

@@ -22,7 +22,7 @@ from typing import Dict, Tuple
 from .config import DataConfig, ModelConfig, TrainConfig
 from .runs import FINAL_MODEL
 
-DEMO_ARTIFACT = "model_int8.tflite"
+DEMO_ARTIFACT = ("tflite", "int8")  # the target and precision of the artifact the demo runs
 _log = logging.getLogger(__name__)
 
 
@@ -119,7 +119,7 @@ def _convert(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
 def _artifact(folder: Path, target: str, precision: str) -> Path:
     from .converters import CONVERTERS
 
-    return folder / f"model_{precision}{CONVERTERS.get(target).suffix}"
+    return CONVERTERS.get(target).artifact_path(folder, precision)
 
 
 def _report(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
@@ -142,7 +142,7 @@ def _demo(plan: QuickstartPlan, out: Path, made: dict, threads) -> dict:
 
     video, stats_path = out / "demo.mp4", out / "demo_stats.json"
     options = DemoOptions(max_frames=plan.demo_frames, output=str(video))
-    runtime = load_runtime(made["artifacts"] / DEMO_ARTIFACT, threads=threads)
+    runtime = load_runtime(_artifact(made["artifacts"], *DEMO_ARTIFACT), threads=threads)
     with Segmenter(runtime, upsample="labels", shrink="linear") as segmenter:
         stats = run_demo(segmenter, "synthetic", options)
     atomic_write_text(stats_path, json.dumps(stats, indent=2) + "\n")

@@ -50,7 +50,9 @@ class Runtime(ABC):
     the artifact overrides `read_metadata`; the default reads the JSON beside the file.
 
     Args:
-        path: model file (or folder, for formats stored as folders).
+        path: model file (or folder, for formats stored as folders); None for a model held
+            in memory, which an engine wraps through a named constructor
+            (`KerasRuntime.from_model`, `OpenVINORuntime.from_compiled`) that gives its metadata.
         threads: CPU threads for the engine; None leaves the engine's default.
         device: engine-specific device name ("CPU", "GPU", "cuda", ...); None = default.
     """
@@ -62,8 +64,8 @@ class Runtime(ABC):
     order: ClassVar[int] = 100
 
     def __init__(self, path, *, threads: Optional[int] = None, device: Optional[str] = None):
-        self.path = Path(path)
-        if not self.path.exists():
+        self.path: Optional[Path] = None if path is None else Path(path)
+        if self.path is not None and not self.path.exists():
             raise ModelLoadError(f"{self.path}: no such model file")
         self.threads = threads
         self.device = device
@@ -134,7 +136,7 @@ class Runtime(ABC):
         return False
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.path)!r})"
+        return f"{type(self).__name__}({str(self.path) if self.path else 'in memory'!r})"
 
 
 RUNTIMES: Registry[type] = Registry("runtime")

@@ -89,6 +89,20 @@ class OpenVINORuntime(Runtime):
         if static is not None:
             self._compile(static)
 
+    @classmethod
+    def from_compiled(cls, compiled, metadata: Optional[ArtifactMetadata] = None) -> OpenVINORuntime:
+        """A model OpenVINO compiled in memory (NNCF's trial models) as a Runtime, on the
+        device it was compiled for; its tensors are the compiled ports' (NHWC, no file, no
+        model_api layout). `metadata`: what a Segmenter reads as its metadata."""
+        runtime = cls.__new__(cls)
+        Runtime.__init__(runtime, None, device="CPU")
+        runtime._ov, runtime._core = deps.openvino(), None
+        runtime.hint, runtime._requests, runtime.inference_precision = "none", 0, None
+        runtime._metadata, runtime._planar = metadata, False
+        runtime._model = runtime._compiled = compiled
+        runtime._request, runtime._queue = compiled.create_infer_request(), None
+        return runtime
+
     # -- tensors ---------------------------------------------------------------------------
     @property
     def input_spec(self) -> TensorSpec:

@@ -52,8 +52,8 @@ def _commands(parser) -> list:
 
 def test_help_lists_the_commands_in_a_stable_order():
     assert _commands(build_parser()) == [
-        "quickstart", "train", "eval", "convert", "build-engine", "calib-curve", "formats", "doctor", "verify", "predict", "bench",
-        "report", "demo",
+        "quickstart", "train", "eval", "convert", "build-engine", "calib-curve", "formats", "doctor", "verify",
+        "predict", "bench", "report", "demo",
     ]
 
 

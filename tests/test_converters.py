@@ -25,6 +25,7 @@ from edge_deeplab.errors import (
     ModelLoadError,
     ParityError,
 )
+from edge_deeplab.status import Status
 
 # int8-mixed (not made by "all") has its own tests: tests/test_int8_mixed.py
 PAIRS = [(name, p) for name, cls in CONVERTERS.items() for p in cls.precisions if p not in BUDGETED]
@@ -438,7 +439,7 @@ def test_keras_reference_runs_one_image_at_a_time(tiny_run):
     360x480 took a conversion to 16.3 GB. The reference feeds one image per call, and
     gives the whole batch's answer."""
     keras = pytest.importorskip("keras")
-    from edge_deeplab.converters.parity import KerasReference
+    from edge_deeplab.runtimes.keras_runtime import KerasRuntime
 
     model = keras.models.load_model(tiny_run / "model.keras", compile=False)
     seen = []
@@ -448,7 +449,7 @@ def test_keras_reference_runs_one_image_at_a_time(tiny_run):
         return model(batch, training=training)
 
     batch = np.random.default_rng(3).normal(size=(5, *model.input_shape[1:])).astype(np.float32)
-    reference = KerasReference(model, tiny_run / "model.keras", head="argmax")
+    reference = KerasRuntime.from_model(model, head="argmax", per_image=True)  # as job.KerasReferences makes it
     whole = np.argmax(np.asarray(model(batch, training=False)), axis=-1)
     reference.model = spy
     labels = reference.run(batch)
@@ -471,3 +472,60 @@ def test_openvino_int8_keeps_convolution_weights_in_seven_bits(converted):
     dense = [w for w in weights if w.ndim == 4]
     assert dense and all(np.abs(w.astype(np.int16)).max() <= 64 for w in dense)
     assert any(np.abs(w.astype(np.int16)).max() > 64 for w in weights if w.ndim == 5)
+
+
+def test_check_opens_an_int8_mixed_artifact_once_and_returns_a_frozen_record(tmp_path, monkeypatch):
+    """parity, self-test and the budget's mIoU drop come from ONE engine load; what the
+    check measured comes back as a frozen record carrying the artifact's metadata."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    import edge_deeplab.runtimes as runtimes
+    import edge_deeplab.segmenter as segmenter_module
+    from edge_deeplab.converters.pipeline import Built, check
+    from edge_deeplab.metadata import ArtifactMetadata
+
+    opened = []
+
+    class Engine:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(runtimes, "load_runtime", lambda path, **kw: opened.append(path) or Engine())
+    monkeypatch.setattr(segmenter_module, "Segmenter", lambda runtime: ("segmenter of", runtime))
+    scored = []
+    checker = SimpleNamespace(
+        check=lambda seg, precision: scored.append(("parity", seg)) or {"agreement": 0.99, "tolerance": 0.97,
+                                                                        "passed": True},
+        selftest=lambda seg, bar: scored.append(("selftest", seg)) or {"inputs": [{}], "bar": bar})
+    validation = SimpleNamespace(budget=1.0, drop=lambda seg: scored.append(("drop", seg)) or 0.25)
+    job = SimpleNamespace(validation=validation, progress=lambda message: None)
+    converter = SimpleNamespace(runtime="tflite", measure_parity=lambda *args: None)
+    meta = ArtifactMetadata(labels=("a", "b"), input_size=(8, 8), precision="int8-mixed")
+    search = {"method": "fake", "float_layers": ["conv"], "quantized_layers": 3}
+
+    checked = check(job, checker, converter, Built(tmp_path / "m.tflite", 1.0, search), meta)
+
+    assert opened == [tmp_path / "m.tflite"]
+    assert [what for what, _ in scored] == ["drop", "parity", "selftest"] and len({id(s) for _, s in scored}) == 1
+    assert checked.accuracy == {**search, "budget_points": 1.0, "miou_drop_points": 0.25, "budget_met": True}
+    assert checked.metadata.source["accuracy_control"] == checked.accuracy
+    assert checked.metadata.parity == checked.parity and checked.metadata.selftest["bar"] == 0.97
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        checked.parity = {}
+
+
+def test_a_conversion_result_is_made_once():
+    import dataclasses
+
+    from edge_deeplab.converters import ConversionResult
+
+    result = ConversionResult("tflite", "int8", status="parity failed")
+    assert result.status == Status.PARITY_FAILED
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.status = Status.OK
+    with pytest.raises(ValueError):
+        ConversionResult("tflite", "int8", status="fine")

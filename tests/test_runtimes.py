@@ -255,3 +255,46 @@ def test_tensorrt_absent_is_a_clear_error(tmp_path):
     engine.write_bytes(b"not really an engine")
     with pytest.raises((MissingDependencyError, ModelLoadError), match="tensorrt|TensorRT"):
         load_runtime(engine)
+
+
+def test_a_keras_model_in_memory_runs_through_the_segmenter_without_a_file():
+    """`KerasRuntime.from_model`: no path (none faked), inference mode, the metadata given,
+    and with head="argmax" the class map of the same logits."""
+    keras = pytest.importorskip("keras")
+    from edge_deeplab.metadata import ArtifactMetadata
+    from edge_deeplab.runtimes.keras_runtime import KerasRuntime
+
+    inputs = keras.Input((8, 12, 3))
+    model = keras.Model(inputs, keras.layers.Dropout(0.9)(keras.layers.Conv2D(3, 1)(inputs)))  # drops only in training
+    meta = ArtifactMetadata(labels=("a", "b", "c"), input_size=(8, 12))
+    batch = np.random.default_rng(0).normal(size=(3, 8, 12, 3)).astype(np.float32)
+    logits = np.asarray(model(batch, training=False))
+    runtime = KerasRuntime.from_model(model, meta)
+    assert runtime.path is None and runtime.metadata == meta
+    assert runtime.input_spec.shape == (None, 8, 12, 3) and runtime.output_spec.shape == (None, 8, 12, 3)
+    np.testing.assert_allclose(runtime.run(batch), logits, atol=1e-5)
+    labels = KerasRuntime.from_model(model, meta.replace(head="argmax"), head="argmax", per_image=True)
+    assert labels.output_spec.dtype == np.uint8
+    np.testing.assert_array_equal(labels.run(batch), np.argmax(logits, axis=-1))
+    result = Segmenter(runtime).predict(np.zeros((8, 12, 3), np.uint8))
+    assert result.labels.shape == (8, 12)
+
+
+def test_a_compiled_openvino_model_runs_through_the_segmenter_without_a_file():
+    """`OpenVINORuntime.from_compiled` (what NNCF's accuracy control scores): the compiled
+    ports' tensors, the metadata given, no path."""
+    ov = pytest.importorskip("openvino")
+    from edge_deeplab.metadata import ArtifactMetadata
+    from edge_deeplab.runtimes.openvino_runtime import OpenVINORuntime
+
+    ops = pytest.importorskip("openvino.opset13")
+    image = ops.parameter([1, 8, 12, 3], ov.Type.f32, name="image")
+    model = ov.Model([ops.multiply(image, ops.constant(np.float32(2.0)))], [image], "double")
+    compiled = ov.Core().compile_model(model, "CPU")
+    meta = ArtifactMetadata(labels=("a", "b", "c"), input_size=(8, 12))
+    runtime = OpenVINORuntime.from_compiled(compiled, meta)
+    assert runtime.path is None and runtime.metadata == meta
+    assert runtime.input_spec.shape == (1, 8, 12, 3) and runtime.output_spec.dtype == np.float32
+    batch = np.random.default_rng(1).normal(size=(1, 8, 12, 3)).astype(np.float32)
+    np.testing.assert_allclose(runtime.run(batch), 2 * batch, rtol=1e-6)
+    assert Segmenter(runtime).predict(np.zeros((8, 12, 3), np.uint8)).labels.shape == (8, 12)

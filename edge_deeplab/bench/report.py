@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..converters.parity import INT8_AGREEMENT
 from ..converters.validation import DEFAULT_BUDGET
 from ..data.evaluation_set import load_data
 from ..errors import InvalidInputError
@@ -119,7 +120,7 @@ class ReportOptions:
             the fewest layers kept in float that hold the mIoU drop on the evaluated images
             within max_miou_drop (the conversions' DEFAULT_BUDGET when None). Also made when
             --variants names it.
-        int8_agreement: the conversions' parity bar for int8 rows (None: the table's 0.97).
+        int8_agreement: the conversions' parity bar for int8 rows (None: the tolerance table's).
     """
 
     variants: Optional[Union[str, Sequence[Variant]]] = option(
@@ -150,7 +151,8 @@ class ReportOptions:
         f"with the fewest layers kept in float that hold --max-miou-drop (default {DEFAULT_BUDGET:g} point) on "
         "the evaluated images")
     int8_agreement: Optional[float] = option(
-        None, "argmax agreement with the float model an int8 conversion must reach (default 0.97)", parse=float)
+        None, f"argmax agreement with the float model an int8 conversion must reach (default {INT8_AGREEMENT:g})",
+        parse=float)
 
     def __post_init__(self):
         for name in ("threads", "limit"):

@@ -51,8 +51,8 @@ class Variant:
         return self.format == REFERENCE_FORMAT
 
     def artifact_name(self) -> str:
-        """The file `converters.convert` writes for this variant: model_<precision><suffix>."""
-        return f"model_{self.precision}{self.suffix}"
+        """The file `converters.convert` writes for this variant (`Converter.artifact_name`)."""
+        return _registries()[0].get(self.format).artifact_name(self.precision)
 
 
 def _registries():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..converters.parity import INT8_AGREEMENT
 from ..errors import InvalidInputError
 from ..options import finite_float
 from ..targets.cli import Uploads, add_target_arg, model_source_words, run_on_target, write_json
@@ -27,7 +28,7 @@ from .common import add_model_source_args, add_runtime_args, open_segmenter
 
 ORDER = 60  # its place in `edge-deeplab --help`
 SCENES = 8  # generated scenes of a --reference comparison
-DEFAULT_BAR = 0.97  # a --reference comparison's bar without --bar: int8's parity bar
+DEFAULT_BAR = INT8_AGREEMENT  # a --reference comparison's bar without --bar: int8's parity bar
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

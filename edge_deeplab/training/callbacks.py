@@ -9,42 +9,13 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
-
 from .. import deps
 from ..metadata import ArtifactMetadata
-from ..runtimes.base import TensorSpec
+from ..runtimes.keras_runtime import KerasRuntime
 from .checkpoints import save_checkpoint
 
 keras = deps.keras()
 _log = logging.getLogger(__name__)
-
-
-class ModelRunner:
-    """A Runtime-shaped wrapper around an in-memory Keras model (inference mode).
-
-    Lets the training loop score the model through `Segmenter` and `evaluate`, the same
-    code path `edge-deeplab eval` takes for every artifact.
-    """
-
-    def __init__(self, model, metadata: ArtifactMetadata):
-        tf = deps.tensorflow()
-        self.model = model
-        self.path = Path(model.name)
-        self.metadata = metadata
-        h, w = metadata.input_size
-        self.input_spec = TensorSpec("image", (None, h, w, 3), np.dtype(np.float32))
-        self.output_spec = TensorSpec(
-            "logits", (None, h, w, metadata.num_classes), np.dtype(np.float32)
-        )
-        # training=False: BatchNormalization uses its moving statistics, as deployed models do.
-        self._call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self._call(batch).numpy()
-
-    def close(self) -> None:
-        pass
 
 
 class ValidationCallback(keras.callbacks.Callback):
@@ -92,7 +63,8 @@ class ValidationCallback(keras.callbacks.Callback):
                 logs["val_miou"] = logs["val_pixel_accuracy"] = float("nan")
             return
         start = time.perf_counter()
-        segmenter = Segmenter(ModelRunner(self._model_to_score(), self.metadata), self.metadata)
+        # The model in memory, in inference mode: the code path `edge-deeplab eval` takes for every artifact.
+        segmenter = Segmenter(KerasRuntime.from_model(self._model_to_score(), self.metadata))
         result = evaluate(segmenter, self.dataset, limit=self.limit, batch_size=16, progress=False)
         if logs is not None:
             logs["val_miou"] = result.miou
