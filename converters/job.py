@@ -8,7 +8,7 @@ The job holds build products only: what a conversion measured comes back from it
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
@@ -18,6 +18,7 @@ import numpy as np
 from edge_deeplab import deps
 from edge_deeplab.data.preprocessing import normalize
 from edge_deeplab.errors import ConversionError, first_line
+from edge_deeplab.logs import ProgressLog
 
 from .savedmodel import export_saved_model, variant_model
 
@@ -37,26 +38,12 @@ class HeadPlacement:
     resolution: str = "full"
 
 
-class Progress:
-    """One-line progress messages on stderr (silent when disabled)."""
+class Progress(ProgressLog):
+    """Conversion progress: INFO lines of this module's logger, a bar for counts on a terminal;
+    silent when disabled (`--quiet`)."""
 
-    def __init__(self, enabled: bool = True, stream=None):
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-
-    def __call__(self, message: str) -> None:
-        if self.enabled:
-            print(message, file=self.stream, flush=True)
-
-    def count(self, what: str, total: int, every: Optional[int] = None) -> Callable[[int], None]:
-        """A callback `tick(done)` printing "what done/total" every `every` items."""
-        every = every or max(1, total // 4)
-
-        def tick(done: int) -> None:
-            if done == total or done % every == 0:
-                self(f"  {what}: {done}/{total}")
-
-        return tick
+    def __init__(self, enabled: bool = True):
+        super().__init__(enabled, logging.getLogger(__name__))
 
 
 class KerasReferences:
