@@ -4,7 +4,7 @@
 
 Decodes the first N frames once (OpenCV), then times, side by side in one run:
 - ours: the demo's inference stage, `Segmenter(upsample="labels")` on LiteRT (XNNPACK);
-- MediaPipe: `vision.ImageSegmenter` in VIDEO mode in its own venv (tests/test_clients.py
+- MediaPipe: `vision.ImageSegmenter` in VIDEO mode in its own venv (tests/runtimes/test_clients.py
   builds it), category masks, timed inside that process.
 Prints FPS of each and the agreement of their class maps. A benchmark, not a test.
 """
@@ -67,7 +67,7 @@ def ours(model: Path, frames: np.ndarray):
 
 
 def mediapipe(model: Path, frames: np.ndarray):
-    sys.path.insert(0, str(REPO / "tests"))
+    sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "runtimes")]
     from test_clients import client_python
 
     with tempfile.TemporaryDirectory() as tmp:

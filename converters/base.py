@@ -174,7 +174,7 @@ class Converter(ABC):
 
     def client_ready(self, meta: ArtifactMetadata) -> bool:
         """Whether `client` reads an artifact with `meta` right; where not, the client
-        refuses it (tests/test_clients.py runs them)."""
+        refuses it (tests/runtimes/test_clients.py runs them)."""
         return False
 
 

@@ -12,8 +12,24 @@ import base64
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import time
+from pathlib import Path
+
+# The browser the page tests drive, where this machine has one (else those tests skip).
+CHROMIUM = next(
+    (
+        p
+        for p in (
+            "/usr/bin/chromium",
+            shutil.which("chromium") or "",
+            shutil.which("chromium-browser") or "",
+        )
+        if p and Path(p).is_file()
+    ),
+    None,
+)
 
 
 def _above_nine(fd: int) -> int:

@@ -18,7 +18,7 @@ from edge_deeplab.metadata import voc_palette
 from edge_deeplab.visualize import colorize, overlay
 
 cv2 = pytest.importorskip("cv2")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

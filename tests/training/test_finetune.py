@@ -13,7 +13,7 @@ pytest.importorskip("tensorflow")
 from edge_deeplab.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from edge_deeplab.errors import InvalidInputError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(num_classes=3, input_size=(64, 64), alpha=0.35, head_filters=16, decoder=False, dropout=0.0)
 
 

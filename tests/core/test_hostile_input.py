@@ -361,7 +361,7 @@ def test_keras_model_with_a_lambda_layer_is_refused(tmp_path):
 # ---------------------------------------------------------------- reports, run folders
 
 def test_labels_with_dollars_render_and_a_failed_render_writes_nothing(tmp_path, monkeypatch):
-    from test_report import hand_report, hand_row
+    from report_rows import hand_report, hand_row
 
     from edge_deeplab.bench import report as report_module
 

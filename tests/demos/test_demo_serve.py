@@ -215,7 +215,7 @@ def served_url(child, log_lines, timeout=120.0) -> str:
 
 @pytest.mark.slow
 def test_browser_shows_the_live_view_and_stats_and_ctrl_c_closes_the_port(shared_dir, tmp_path):
-    from test_report_html_chromium import CHROMIUM
+    from chromium_cdp import CHROMIUM
 
     anchor = shared_dir / "anchors" / "pascal" / "deeplabv3_257_mv_gpu.tflite"
     photo = shared_dir / "media" / "grace_hopper.bmp"

@@ -28,7 +28,7 @@ from edge_deeplab.targets.cache import Bundle, artifact_bundle
 from edge_deeplab.targets.spec import Target, load_targets_file, parse_target
 from edge_deeplab.targets.ssh import ConnectionLostError, explain
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 AGENT = REPO / "edge_deeplab" / "targets" / "device_agent.py"
 
 

@@ -27,7 +27,7 @@ from edge_deeplab.errors import (
 )
 from edge_deeplab.status import Status
 
-# int8-mixed (not made by "all") has its own tests: tests/test_int8_mixed.py
+# int8-mixed (not made by "all") has its own tests: tests/converters/test_int8_mixed.py
 PAIRS = [(name, p) for name, cls in CONVERTERS.items() for p in cls.precisions if p not in BUDGETED]
 
 

@@ -20,7 +20,7 @@ from typing import Dict
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Import name -> folder, as pyproject's package-dir maps them.
 PACKAGES = {
     "edge_deeplab": REPO / "edge_deeplab",

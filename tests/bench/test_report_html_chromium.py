@@ -6,30 +6,18 @@ Skipped where Debian's `chromium` is not installed (`apt-get install chromium`).
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_report import hand_examples, hand_report, hand_rows
+from chromium_cdp import CHROMIUM
+from report_rows import hand_examples, hand_report, hand_rows
 
 from edge_deeplab.bench.report import write_report
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = next(
-    (
-        p
-        for p in (
-            "/usr/bin/chromium",
-            shutil.which("chromium") or "",
-            shutil.which("chromium-browser") or "",
-        )
-        if p and Path(p).is_file()
-    ),
-    None,
-)
 FLAGS = (
     "--headless",
     "--no-sandbox",

@@ -18,7 +18,7 @@ import pytest
 from conftest import TINY_INT8_AGREEMENT
 from test_targets import _agent, _cli, _one_error, _wrapper, device_python, sshd  # noqa: F401 - fixtures
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/
 MAGIC = b"FAKE-TRT-ENGINE\n"  # fake_tensorrt's engine header
 INSTALL_FAKE = '''"""The fake TensorRT {version} (tests/fake_tensorrt.py) as an importable module."""
 import os

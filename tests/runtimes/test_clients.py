@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "tests" / "clients"
 CACHE = Path(os.environ.get("EDGE_DEEPLAB_CLIENT_CACHE", Path.home() / ".cache" / "edge-deeplab" / "clients"))
 CLIENTS = {
