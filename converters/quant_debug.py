@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 
 from edge_deeplab import deps
+from edge_deeplab.data.host_input import dequantize
 from edge_deeplab.errors import InvalidInputError
 
 WORST = 10  # layers the HTML chart shows per variant
@@ -149,8 +150,7 @@ def tflite_layer_sqnr(converter_factory: Callable, batches: Sequence[np.ndarray]
             yield [batch]
 
     def direct(float_values, quantized_values, scale, zero_point) -> float:
-        dequantized = (np.asarray(quantized_values, np.int32) - zero_point) * scale
-        return sqnr_db(float_values, dequantized)
+        return sqnr_db(float_values, dequantize(np.asarray(quantized_values), scale, zero_point))
 
     options = tf.lite.experimental.QuantizationDebugOptions(layer_direct_compare_metrics={"sqnr_db": direct})
     debugger = tf.lite.experimental.QuantizationDebugger(
