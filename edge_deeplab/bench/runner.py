@@ -7,6 +7,7 @@ row's `status` and `reason`, so the report is still written for the other varian
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -16,7 +17,6 @@ import numpy as np
 from edge_deeplab.converters.quant_debug import layer_errors
 
 from ..status import Status
-from .recording import Recorder, current_rss_mb
 from .report_row import ReportRow, artifact_size_mb, clean_number, round_or_none
 from .variants import Variant
 
@@ -261,3 +261,38 @@ def reference_metadata(model_path: Path, threads=None):
 
     with load_runtime(model_path, backend="keras", threads=threads) as runtime:
         return Segmenter(runtime).metadata
+
+
+# What the runner records while it measures a variant: the class maps, the memory.
+
+
+class Recorder:
+    """Passes calls to a Segmenter and keeps the class maps of `predict_batch`, so the
+    evaluation pass also gives the predictions that agreement and examples need."""
+
+    def __init__(self, segmenter):
+        self._segmenter = segmenter
+        self.labels_seen: List[np.ndarray] = []
+
+    def __getattr__(self, name):
+        return getattr(self._segmenter, name)
+
+    def predict_batch(self, images, **kwargs):
+        results = self._segmenter.predict_batch(images, **kwargs)
+        self.labels_seen.extend(r.labels for r in results)
+        return results
+
+
+def current_rss_mb() -> Optional[float]:
+    """This process's resident memory now, in MiB (Linux /proc; None elsewhere).
+
+    The harness's peak_mem_mb is a process-wide high-water mark that never goes down, so in
+    one report process it grows row after row; the RSS growth over one variant (load,
+    evaluate, time) is a rough per-variant figure beside it.
+    """
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            pages = int(handle.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
