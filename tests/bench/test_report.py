@@ -149,7 +149,7 @@ def test_runtimes_option_runs_a_format_on_every_engine_that_opens_it():
     ]
 
 
-def test_variant_selection():
+def test_variant_specs_select_the_reference_then_the_named_variants():
     variants = all_variants()
     chosen = select_variants(parse_variant_specs("tflite:int8, openvino"), variants)
     assert chosen[0].is_reference  # the float reference is always measured
@@ -389,73 +389,83 @@ def test_failing_variants_become_rows(tiny_run, tmp_path, monkeypatch):
     assert (tmp_path / "report.md").is_file() and (tmp_path / "report.html").is_file()
 
 
-@pytest.mark.slow
-def test_end_to_end_every_field_for_every_row(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def end_to_end(tiny_run, tmp_path_factory):
+    """One real report of the tiny model (Keras, TFLite fp32 and int8): (result, report.json's
+    data, report.md, report.html, the folder), read at once so a later report there cannot change them."""
     pytest.importorskip("tensorflow")
     pytest.importorskip("ai_edge_litert")
     from edge_deeplab.bench.report import BenchOptions, report
 
-    result = report(
-        tiny_run,
-        _synthetic(),
-        tmp_path,
-        variants="tflite:fp32,tflite:int8",
-        progress=False,
-        bench=BenchOptions(**FAST),
-        examples=2,
-        int8_agreement=TINY_INT8_AGREEMENT,
-    )
-    data = json.loads((tmp_path / "report.json").read_text())
-    assert result.passed and [r.variant.key for r in result.rows] == [
-        r["id"].split("@")[0] for r in data["rows"]
-    ]
-    assert {"rows", "machine", "protocol", "date"} <= set(data)
+    folder = tmp_path_factory.mktemp("end-to-end")
+    result = report(tiny_run, _synthetic(), folder, variants="tflite:fp32,tflite:int8", progress=False,
+                    bench=BenchOptions(**FAST), examples=2, int8_agreement=TINY_INT8_AGREEMENT)
+    texts = [(folder / name).read_text() for name in ("report.json", "report.md", "report.html")]
+    return result, json.loads(texts[0]), texts[1], texts[2], folder
+
+
+@pytest.mark.slow
+def test_the_report_lists_keras_then_each_requested_variant(end_to_end):
+    result, data, *_ = end_to_end
+    assert result.passed and {"rows", "machine", "protocol", "date"} <= set(data)
+    assert [r.variant.key for r in result.rows] == [r["id"].split("@")[0] for r in data["rows"]]
     assert [(r["format"], r["precision"]) for r in data["rows"]] == [
-        ("keras", "fp32"),
-        ("tflite", "fp32"),
-        ("tflite", "int8"),
-    ]
+        ("keras", "fp32"), ("tflite", "fp32"), ("tflite", "int8")]
+
+
+@pytest.mark.slow
+def test_every_row_has_every_field_measured(end_to_end):
+    _, data, *_ = end_to_end
     for row in data["rows"]:
         assert set(ROW_FIELDS) <= set(row), row
         assert row["status"] == "ok", row["reason"]
         assert all(row[name] is not None for name in MEASURED), row
-        assert (
-            set(row["per_class_iou"])
-            == set(row["delta_per_class_iou"])
-            == {"background", "disk", "box"}
-        )
+        assert set(row["per_class_iou"]) == set(row["delta_per_class_iou"]) == {"background", "disk", "box"}
         assert 0.0 <= row["miou"] <= 1.0 and row["latency_p90_ms"] >= row["latency_p50_ms"] > 0
+
+
+@pytest.mark.slow
+def test_fp32_tflite_equals_keras_and_int8_is_smaller(end_to_end):
+    _, data, *_ = end_to_end
     ref, fp32, int8 = data["rows"]
     assert ref["delta_miou"] == 0.0 and ref["agreement"] == 1.0
-    assert fp32["agreement"] > 0.99 and abs(fp32["delta_miou"]) < 1.0  # fp32 TFLite = Keras
+    assert fp32["agreement"] > 0.99 and abs(fp32["delta_miou"]) < 1.0
     assert int8["size_mb"] < fp32["size_mb"]
+
+
+@pytest.mark.slow
+def test_the_protocol_and_the_machine_are_recorded(end_to_end):
+    _, data, _, _, folder = end_to_end
     proto = data["protocol"]
-    assert (
-        proto["num_images"] == 6
-        and proto["input_size"] == [64, 64]
-        and proto["resize"] == "stretch"
-    )
+    assert proto["num_images"] == 6 and proto["input_size"] == [64, 64] and proto["resize"] == "stretch"
     assert data["machine"]["cpu"] and data["machine"]["libraries"]
-    assert (tmp_path / "artifacts" / "model_int8.tflite").is_file()
-    md = (tmp_path / "report.md").read_text()
-    assert "| tflite int8 | tflite | ok |" in md and "## Evaluation protocol" in md
-    layers = int8["quant_debug"]["layers"]  # LiteRT's debugger: one SQNR per quantized layer
+    assert (folder / "artifacts" / "model_int8.tflite").is_file()
+
+
+@pytest.mark.slow
+def test_the_int8_row_ranks_its_layers_worst_first(end_to_end):
+    _, data, md, *_ = end_to_end
+    layers = data["rows"][2]["quant_debug"]["layers"]  # LiteRT's debugger: one SQNR per quantized layer
     assert len(layers) > 20 and all(np.isfinite(w["sqnr_db"]) for w in layers)
-    assert [w["sqnr_db"] for w in layers] == sorted(w["sqnr_db"] for w in layers)  # worst first
+    assert [w["sqnr_db"] for w in layers] == sorted(w["sqnr_db"] for w in layers)
     assert "## Per-layer quantization error" in md
+
+
+@pytest.mark.slow
+def test_markdown_and_html_show_the_rows_and_charts(end_to_end):
+    _, _, md, page_text, _ = end_to_end
+    assert "| tflite int8 | tflite | ok |" in md and "## Evaluation protocol" in md
     page = _Collect()
-    page.feed((tmp_path / "report.html").read_text())
+    page.feed(page_text)
     assert page.rows == 4 and len(page.images) == 4  # + the ten-worst-layers chart
-    # A second report reuses the artifacts instead of converting again.
-    again = report(
-        tiny_run,
-        _synthetic(),
-        tmp_path,
-        variants="tflite:int8",
-        progress=False,
-        bench=BenchOptions(**FAST),
-        examples=0,
-    )
+
+
+@pytest.mark.slow
+def test_a_second_report_reuses_the_artifacts(end_to_end, tiny_run):
+    from edge_deeplab.bench.report import BenchOptions, report
+
+    again = report(tiny_run, _synthetic(), end_to_end[-1], variants="tflite:int8", progress=False,
+                   bench=BenchOptions(**FAST), examples=0)
     assert again.rows[1].reused and again.rows[1].status == "ok"
 
 

@@ -159,7 +159,7 @@ def test_on_a_jetson_tensorrt_comes_from_jetpack(fake_proc, monkeypatch):
     assert "python3-libnvinfer" in rows["tensorrt"]["install"]
 
 
-def test_doctor_here(capsys):
+def test_doctor_on_this_machine_prints_every_key_of_its_schema(capsys):
     """The real thing on this machine: one JSON object with every key of the schema."""
     assert main(["doctor", "--json"]) == 0
     found = json.loads(capsys.readouterr().out)

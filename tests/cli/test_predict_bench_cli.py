@@ -87,7 +87,7 @@ def test_colorize_and_overlay_golden():
 # -- harness ------------------------------------------------------------------------------
 
 
-def test_stats_helpers():
+def test_percentiles_and_summary_are_exact_on_known_values():
     values = [5.0, 1.0, 4.0, 2.0, 3.0]
     assert percentile(values, 50) == 3.0 and percentile(values, 90) == pytest.approx(4.6)
     stats = summarize(values)
@@ -98,7 +98,7 @@ def test_stats_helpers():
     assert len(timed_repeats(lambda: None, warmup=0, min_time_s=0.0, max_runs=50)) == 3  # min_runs
 
 
-def test_benchmark_row(tflite_model):
+def test_benchmark_gives_a_row_of_measured_latencies(tflite_model):
     from edge_deeplab.runtimes import load_runtime
     from edge_deeplab.segmenter import Segmenter
 
@@ -222,7 +222,7 @@ def test_non_image_model_is_refused(tmp_path, capsys):
 # -- bench --------------------------------------------------------------------------------
 
 
-def test_bench_json(tflite_model, images, tmp_path, capsys):
+def test_bench_writes_its_row_as_json(tflite_model, images, tmp_path, capsys):
     out = tmp_path / "bench.json"
     status = main(
         [

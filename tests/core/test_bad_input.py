@@ -37,14 +37,14 @@ def test_good_dataset_loads(tmp_path):
     assert len(_load(_dataset(tmp_path))) == 2
 
 
-def test_truncated_png(tmp_path):
+def test_a_truncated_png_is_named_in_one_line(tmp_path):
     root = _dataset(tmp_path)
     path = root / "train" / "im1.png"
     path.write_bytes(path.read_bytes()[:60])
     assert "im1.png" in _error(root)
 
 
-def test_truncated_jpeg(tmp_path):
+def test_a_truncated_jpeg_is_named_in_one_line(tmp_path):
     root = _dataset(tmp_path)
     (root / "train" / "im1.png").unlink()
     write_image(root / "train" / "im1.jpg", np.full((24, 32, 3), 99, np.uint8))

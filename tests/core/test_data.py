@@ -163,7 +163,7 @@ def test_val_arrays_use_the_shared_preprocessing():
     assert np.array_equal(x[2], preprocess(ds[2][0], meta)[0])
 
 
-def test_calibration_batches(tmp_path):
+def test_calibration_batches_are_normalised_float32_at_the_model_size(tmp_path):
     from edge_deeplab.data.calibration import calibration_batches
 
     meta = _meta(size=(32, 32))

@@ -35,7 +35,7 @@ def _feature_shape(model):
         {"alpha": 0.35, "output_stride": 16, "head": "lite", "decoder": True, "num_classes": 5},
     ],
 )
-def test_output_shape(kw):
+def test_the_model_outputs_float_logits_at_the_input_size(kw):
     model = _build(**kw)
     classes = kw.get("num_classes", 3)
     assert tuple(model.output.shape) == (None, 64, 80, classes)

@@ -138,7 +138,7 @@ def test_letterbox_pads_with_normalised_black_and_crops_it_back(model_file):
         (np.uint8, 1 / 128, 128, [0, 255, 64], [0, 255, 64]),
     ],
 )
-def test_input_quantisation(model_file, dtype, scale, zero, pixels, expected):
+def test_input_is_quantised_with_the_tensors_scale_and_zero_point(model_file, dtype, scale, zero, pixels, expected):
     spec = TensorSpec("x", (1, 1, 3, 3), np.dtype(dtype), scale, zero)
     rt = FakeRuntime(
         model_file, spec, f32((1, 1, 3, 2)), lambda b: np.zeros((1, 1, 3, 2), np.float32)

@@ -82,7 +82,7 @@ def no_picamera2(monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)  # `import picamera2` raises ImportError
 
 
-def test_uri_options():
+def test_picam_uri_options_set_camera_size_and_fps():
     source = parse_source("picam://0?width=320&height=240&fps=15")
     assert isinstance(source, PicameraSource) and source.live
     assert (source.camera, source.size, source.fps) == (0, (240, 320), 15.0)
@@ -92,7 +92,7 @@ def test_uri_options():
 @pytest.mark.parametrize("uri, message", [("picam://front", "picam://CAMERA_NUMBER"),
                                           ("picam://0?width=wide", "not a whole number"),
                                           ("picam://0?height=0", "positive")])
-def test_bad_uris(uri, message):
+def test_bad_picam_uris_are_refused_in_one_line(uri, message):
     with pytest.raises(SourceError, match=message):
         parse_source(uri)
 

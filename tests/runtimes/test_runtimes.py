@@ -180,7 +180,7 @@ def test_keras_says_when_a_gpu_machine_runs_it_on_the_cpu(tiny_run, monkeypatch)
 
 
 @pytest.mark.slow
-def test_tflite_options(artifacts, tiny_data):
+def test_tflite_thread_and_delegate_options_keep_the_class_maps(artifacts, tiny_data):
     path = artifacts.get(("tflite", "int8")) or pytest.skip("no tflite int8 artifact")
     images = list(tiny_data[0][:4])
     with load_runtime(path, threads=2) as rt:
@@ -235,7 +235,7 @@ def test_openvino_reads_onnx_when_asked(artifacts, tiny_data, reference):
 
 
 @pytest.mark.slow
-def test_onnxruntime_providers(artifacts):
+def test_onnxruntime_takes_providers_and_refuses_an_unknown_device(artifacts):
     ort = pytest.importorskip("onnxruntime")
     path = artifacts.get(("onnx", "fp32")) or pytest.skip("no onnx artifact")
     with load_runtime(path, providers=["CPUExecutionProvider"], threads=1) as rt:

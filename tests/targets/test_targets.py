@@ -44,7 +44,7 @@ def test_ssh_urls_and_bad_targets():
             parse_target(bad)
 
 
-def test_targets_file(tmp_path, monkeypatch):
+def test_a_targets_file_entry_becomes_a_target(tmp_path, monkeypatch):
     path = tmp_path / "targets.toml"
     path.write_text('[pi5]\nhost = "pi.local"\nuser = "pi"\nport = 22\npython = "~/edge/bin/python"\n'
                     'ssh_options = ["ProxyJump=bastion"]\n')
