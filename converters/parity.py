@@ -26,6 +26,7 @@ TOLERANCES: Dict[str, Dict[str, float]] = {
     "fp16": {"agreement": 0.995},
     "dynamic": {"agreement": 0.99},
     "int8": {"agreement": INT8_AGREEMENT},
+    "int16x8": {"agreement": 0.98},
     "int8-mixed": {"agreement": INT8_AGREEMENT},  # at least int8's: some layers are float
 }
 
