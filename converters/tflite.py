@@ -16,7 +16,7 @@
   pixels cannot go in with scale 1). An op without a 16x8 kernel (ARG_MAX, the argmax
   head) stays float behind a DEQUANTIZE, and the artifact is checked for int16 activations
   (a 16x8 setting silently ignored gives a float model). XNNPACK has no 16x8 kernels: it runs
-  on LiteRT's reference kernels, several times slower than int8 or fp32 (the report's
+  on LiteRT's reference kernels, ~50x slower than int8 or fp32 on the tiny model (the report's
   latency column shows it); use it where int8 loses too much and the latency allows.
 """
 
@@ -51,7 +51,7 @@ class TFLiteConverter(Converter):
     pixel_input = True
     client = "MediaPipe ImageSegmenter"
     order = 10
-    notes = {"int16x8": "LiteRT reference kernels (XNNPACK has no 16x8): several times slower than int8"}
+    notes = {"int16x8": "LiteRT reference kernels (XNNPACK has no 16x8): ~50x slower than int8 (tiny model)"}
 
     def convert(
         self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path

@@ -126,3 +126,20 @@ def test_int16x8_agrees_at_least_as_well_as_int8(made, target):
     print(f"\n{target}: agreement with Keras int8 {int8.parity['agreement']:.4%}, "
           f"int16x8 {int16.parity['agreement']:.4%}")
     assert int16.parity["agreement"] >= int8.parity["agreement"]
+
+
+def test_all_leaves_int16x8_out_and_naming_it_makes_it():
+    """"all" (convert and the report's default) skips int16x8, whose kernels are slow here;
+    named, it is made and reported."""
+    from edge_deeplab.bench.report import ReportOptions, _chosen_variants
+    from edge_deeplab.converters import plan_conversions
+
+    for target in ENGINES:
+        if not CONVERTERS.get(target).available()[0]:
+            pytest.skip(f"{target} not available here")
+    assert "int16x8" not in {p for _, p in plan_conversions(list(ENGINES), "all")}
+    assert {(c.name, p) for c, p in plan_conversions(list(ENGINES), "int16x8")} == {
+        ("tflite", "int16x8"), ("onnx", "int16x8")}
+    assert "int16x8" not in {v.precision for v in _chosen_variants(ReportOptions())}
+    named = _chosen_variants(ReportOptions(variants="tflite:int16x8,onnx:int16x8"))
+    assert [v.key for v in named[1:]] == ["tflite:int16x8", "onnx:int16x8"]
