@@ -27,7 +27,7 @@ from edge_deeplab.metadata import OUTPUT_HEADS, RESOLUTIONS
 from edge_deeplab.options import option, parse_size
 from edge_deeplab.status import Status
 
-from .base import BUDGETED, CONVERTERS, IO_DTYPES, PRECISIONS, ConversionResult, Converter
+from .base import BUDGETED, CONVERTERS, IO_DTYPES, ON_REQUEST, PRECISIONS, ConversionResult, Converter
 from .calibration import calibration, calibration_source, parity_image_set
 from .job import ConversionJob, HeadPlacement, KerasReferences, Progress
 from .parity import INT8_AGREEMENT, ParityChecker
@@ -82,9 +82,10 @@ def plan_conversions(
 
 
 def _everything(precisions) -> List[str]:
-    """What "all" means: every precision but the budgeted ones, which need validation data
-    and minutes of search; they are made when named."""
-    return [p for p in precisions if p not in BUDGETED]
+    """What "all" means: every precision but those made on request (`base.ON_REQUEST`): the
+    budgeted ones, which need validation data and minutes of search, and int16x8, which runs
+    on slow kernels here; they are made when named."""
+    return [p for p in precisions if p not in ON_REQUEST]
 
 
 def _raise_unavailable(cls, why: str) -> None:

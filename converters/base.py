@@ -25,9 +25,14 @@ from edge_deeplab.status import Status
 if TYPE_CHECKING:  # annotations only (the job does not import this module)
     from .job import ConversionJob, HeadPlacement
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int8-mixed")  # every precision any target knows
+# every precision any target knows; int16x8: 16-bit activations, 8-bit weights
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int16x8", "int8-mixed")
 # int8 with the fewest layers kept in float that hold an mIoU budget on validation images
 BUDGETED = ("int8-mixed",)
+# What "all" leaves out (made when named): the budgeted ones (validation data and minutes of
+# search) and int16x8, whose engines here have no fast kernels for it (tiny model, 2 threads:
+# TFLite 14.6 ms p50 on LiteRT's reference kernels against 0.3 ms for int8 with XNNPACK).
+ON_REQUEST = (*BUDGETED, "int16x8")
 # int8 model input/output: "pixels" = uint8 RGB pixels in (scale 1, zero point 0), the
 # normalisation in the graph (TFLite, OpenVINO, ONNX; plain int8); the others are TFLite's.
 IO_DTYPES = ("pixels", "int8", "uint8", "float32")
@@ -84,6 +89,8 @@ class Converter(ABC):
             io_dtype is "pixels" (the normalisation then sits in the graph).
         pixel_precisions: the precisions whose artifacts take them then.
         order: where it is listed (CLI choices, `formats`, report rows).
+        notes: {precision: what a user should know of it on this target} (slow kernels, or
+            why a precision is not made), shown by `edge-deeplab formats`.
 
     Register a subclass with `@CONVERTERS.register`; a module in this package is found
     without an import line anywhere.
@@ -100,6 +107,7 @@ class Converter(ABC):
     pixel_input: ClassVar[bool] = False
     pixel_precisions: ClassVar[Tuple[str, ...]] = ("int8",)
     order: ClassVar[int] = 100
+    notes: ClassVar[Dict[str, str]] = {}
     # The in-graph argmax was the fastest placement end to end on every CPU target
     # (benchmarks/head_placement.py, 128x128, 11 classes, 360x480 frames, 2 threads:
     # TFLite int8 2.7 ms vs 6.5 logits/full and 5.1 logits/feature; the host's upsample +

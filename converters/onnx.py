@@ -8,6 +8,14 @@ mIoU budget (`onnx_mixed.py`). With io_dtype "pixels" (the default) the int8 mod
 uint8 RGB pixels: Cast, Sub(mean) and Mul(1 / std) go in front of the fp32 graph before it
 is quantised, and stay float, so the graph normalises as the host would before the first
 quantisation.
+
+int16x8: the same QDQ quantisation with 16-bit activations (U16, asymmetric like the U8 of
+int8) and S8 per-channel weights, from the float-input export (float32 in and out).
+onnxruntime's quantizer moves such a model to opset 21, the first whose QuantizeLinear /
+DequantizeLinear take 16-bit types (no com.microsoft contrib ops needed). Its CPU provider
+has no 16-bit integer kernels: the Q/DQ pairs run around float operators, so it is about as
+slow as fp32 or slower (the report's latency column shows it); it measures what 16-bit
+activations keep, and feeds engines that have such kernels.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ class ONNXConverter(Converter):
 
     name = "onnx"
     suffix = ".onnx"
-    precisions = ("fp32", "int8", "int8-mixed")
+    precisions = ("fp32", "int8", "int16x8", "int8-mixed")
     extra = "onnx"
     requires = (
         ("tensorflow", "train"),
@@ -49,6 +57,7 @@ class ONNXConverter(Converter):
     quickstart = ("fp32",)
     pixel_input = True
     order = 30
+    notes = {"int16x8": "no 16-bit kernels in onnxruntime's CPU provider: Q/DQ around float operators"}
 
     def convert(
         self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
@@ -64,6 +73,8 @@ class ONNXConverter(Converter):
                 quantize_onnx_int8(job, fp32, out, exclude=exclude)
 
             record = convert_mixed(job, placement, fp32, dest, quantize)
+        elif precision == "int16x8":
+            quantize_onnx_int8(job, fp32, dest, int16_activations=True)
         elif self.takes_pixels(job, precision, placement):
             # model_api feeds ONNX float32 only: logits artifacts take the pixels as floats.
             quantize_pixel_int8(job, fp32, dest, np.float32 if placement.head == "logits" else np.uint8)
@@ -165,13 +176,15 @@ TENSORRT_QDQ = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeB
 
 
 def quantize_onnx_int8(
-    job: ConversionJob, fp32: Path, dest: Path, exclude=(), batches=None, symmetric: bool = False
+    job: ConversionJob, fp32: Path, dest: Path, exclude=(), batches=None, symmetric: bool = False,
+    int16_activations: bool = False,
 ) -> None:
     """Static QDQ quantisation of `fp32` into `dest` with the job's calibration images (or
     `batches`, in the model's input dtype); the nodes named in `exclude` stay float.
 
     symmetric: S8 activations and weights, every zero point 0 (what TensorRT's explicit
-    quantization accepts), instead of the U8 activations CPUs run fastest."""
+    quantization accepts), instead of the U8 activations CPUs run fastest.
+    int16_activations: U16 activations (int16x8; the quantizer moves the model to opset 21)."""
     deps.onnxruntime("ONNX int8 quantization")
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -209,8 +222,9 @@ def quantize_onnx_int8(
             Reader(),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            reduce_range=not symmetric and _needs_reduce_range(),
-            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            # 7-bit weights only guard u8s8 integer kernels, which 16-bit activations never reach.
+            reduce_range=not symmetric and not int16_activations and _needs_reduce_range(),
+            activation_type=_activation_type(QuantType, symmetric, int16_activations),
             weight_type=QuantType.QInt8,
             nodes_to_exclude=list(exclude),
             extra_options=TENSORRT_QDQ if symmetric else None,
@@ -220,6 +234,13 @@ def quantize_onnx_int8(
     finally:
         if prepared.exists():
             os.unlink(prepared)
+
+
+def _activation_type(types, symmetric: bool, int16_activations: bool):
+    """onnxruntime's QuantType of the activations: U16 for int16x8, S8 symmetric, else U8."""
+    if int16_activations:
+        return types.QUInt16
+    return types.QInt8 if symmetric else types.QUInt8
 
 
 def _needs_reduce_range() -> bool:

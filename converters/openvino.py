@@ -14,6 +14,8 @@ OpenVINO converts from the SavedModel agreed with Keras on 84% of pixels (tiny m
 - INT8-MIXED: NNCF's accuracy control keeps the mIoU drop within the budget (`nncf_budget.py`).
   Never from an int8 .tflite: OpenVINO reads those but its int8 dilated convolutions come
   out 123-160 quantization steps off (15% agreement, ../shared/PITFALLS.md).
+- No int16x8: NNCF's quantization of OpenVINO models for the CPU has 8-bit (and FP8)
+  modes only, no 16-bit activations; the other targets make it.
 
 The IR is a pair: `model_<p>.xml` (graph, metadata in rt_info) and `model_<p>.bin`
 (weights); the .bin is renamed into place first so a visible .xml always has its weights.
@@ -60,6 +62,7 @@ class OpenVINOConverter(Converter):
     # afterwards, float arithmetic in front of the first FakeQuantize: the same maps.
     pixel_precisions = ("int8", "int8-mixed")
     order = 40
+    notes = {"int16x8": "not made: NNCF's CPU quantization has no 16-bit activation mode"}
 
     def files(self, path: Path) -> List[Path]:
         return [Path(path).with_suffix(".bin"), Path(path)]

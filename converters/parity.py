@@ -26,6 +26,10 @@ TOLERANCES: Dict[str, Dict[str, float]] = {
     "fp16": {"agreement": 0.995},
     "dynamic": {"agreement": 0.99},
     "int8": {"agreement": INT8_AGREEMENT},
+    # Tighter than int8's (only the weights are 8-bit): the tiny test model reached 99.75%
+    # (TFLite) and 99.68% (ONNX) where its int8 reached 99.64% and 99.26%; --int8-agreement
+    # does not relax it.
+    "int16x8": {"agreement": 0.98},
     "int8-mixed": {"agreement": INT8_AGREEMENT},  # at least int8's: some layers are float
 }
 

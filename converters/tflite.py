@@ -10,6 +10,14 @@
   in the graph (`io_dtype` "pixels"), else input/output int8, uint8 or float32. Every op of this network
   (MEAN, RESIZE_BILINEAR, SPACE/BATCH_TO_SPACE_ND, ARG_MAX) has an int8 kernel, so the
   converter is told to allow builtin int8 ops only and fails loudly otherwise.
+- int16x8: 16-bit activations, 8-bit per-channel weights (LiteRT's 16x8 mode,
+  `EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8`), calibrated on the same
+  images as int8; float32 input/output (its int16 tensors are symmetric, zero point 0, so raw
+  pixels cannot go in with scale 1). An op without a 16x8 kernel (ARG_MAX, the argmax
+  head) stays float behind a DEQUANTIZE, and the artifact is checked for int16 activations
+  (a 16x8 setting silently ignored gives a float model). XNNPACK has no 16x8 kernels: it runs
+  on LiteRT's reference kernels, ~50x slower than int8 or fp32 on the tiny model (the report's
+  latency column shows it); use it where int8 loses too much and the latency allows.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ class TFLiteConverter(Converter):
 
     name = "tflite"
     suffix = ".tflite"
-    precisions = ("fp32", "fp16", "dynamic", "int8", "int8-mixed")
+    precisions = ("fp32", "fp16", "dynamic", "int8", "int16x8", "int8-mixed")
     extra = "train"  # the converter lives in TensorFlow
     requires = (("tensorflow", "train"),)
     runtime = "tflite"
@@ -43,6 +51,7 @@ class TFLiteConverter(Converter):
     pixel_input = True
     client = "MediaPipe ImageSegmenter"
     order = 10
+    notes = {"int16x8": "LiteRT reference kernels (XNNPACK has no 16x8): ~50x slower than int8 (tiny model)"}
 
     def convert(
         self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
@@ -62,6 +71,8 @@ class TFLiteConverter(Converter):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         elif precision == "int8":
             _full_integer(converter, job, placement, pixels)
+        elif precision == "int16x8":
+            _int16_activations(converter, job)
         job.progress(f"  TFLite converter: {precision}")
         try:
             content = converter.convert()
@@ -71,6 +82,8 @@ class TFLiteConverter(Converter):
             ) from exc
         if pixels:
             check_pixel_input(content)
+        if precision == "int16x8":
+            check_int16_activations(content)
         dest.write_bytes(content)
         return None
 
@@ -108,20 +121,55 @@ def _full_integer(converter, job: ConversionJob, placement: HeadPlacement, pixel
     model takes uint8 pixels (`Converter.takes_pixels`, the one test of it)."""
     tf = deps.tensorflow()
     batches = job.pixel_calibration() if pixels else job.calibration()
-    tick = job.progress.count("calibrating (TFLite)", len(batches))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative_dataset(job, batches, "calibrating (TFLite)")
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    io = {"pixels": tf.uint8, "int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[job.io_dtype]
+    converter.inference_input_type = io
+    if placement.head == "logits":  # an argmax head already returns an int64 class map
+        converter.inference_output_type = tf.int8 if pixels else io
+
+
+def _int16_activations(converter, job: ConversionJob) -> None:
+    """Configure LiteRT's 16x8 mode (int16 activations, int8 weights) with the job's
+    calibration images; input and output stay float32."""
+    tf = deps.tensorflow()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative_dataset(job, job.calibration(), "calibrating (TFLite 16x8)")
+    # LiteRT has no 16x8 ARG_MAX (the argmax head): with the float builtins allowed, an op
+    # without a 16x8 kernel runs in float behind a DEQUANTIZE (LiteRT's documented fallback);
+    # `check_int16_activations` proves the rest went to 16 bits.
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
+
+
+def _representative_dataset(job: ConversionJob, batches: np.ndarray, what: str):
+    """The converter's representative dataset: `batches` one image at a time, as float32."""
+    tick = job.progress.count(what, len(batches))
 
     def representative_dataset():
         for index in range(len(batches)):
             tick(index + 1)
             yield [batches[index : index + 1].astype(np.float32, copy=False)]  # the SavedModel's input
 
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative_dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    io = {"pixels": tf.uint8, "int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[job.io_dtype]
-    converter.inference_input_type = io
-    if placement.head == "logits":  # an argmax head already returns an int64 class map
-        converter.inference_output_type = tf.int8 if pixels else io
+    return representative_dataset
+
+
+def int16_activation_tensors(content: bytes) -> int:
+    """How many int16 tensors the TFLite model in `content` holds (its activations in 16x8 mode)."""
+    from edge_deeplab.runtimes.tflite_runtime import interpreter_module
+
+    details = interpreter_module().Interpreter(model_content=content).get_tensor_details()
+    return sum(1 for tensor in details if tensor["dtype"] == np.int16)
+
+
+def check_int16_activations(content: bytes) -> None:
+    """A 16x8 model must compute in int16: a converter that ignored the setting (LiteRT
+    converters have) returns a float model, which would pass parity under the wrong name."""
+    if int16_activation_tensors(content) == 0:
+        raise ConversionError("TFLite int16x8: the converted model holds no int16 tensor (16x8 mode not applied)")
 
 
 def check_pixel_input(content: bytes) -> None:

@@ -225,17 +225,18 @@ def report(model, data, out_dir, options: Optional[ReportOptions] = None, on_tar
 
 def _chosen_variants(options: ReportOptions) -> List[Variant]:
     """The variants asked for. int8-mixed (minutes of search each) only when named in
-    --variants ("tflite:int8-mixed") or asked for with --mixed-precision."""
+    --variants ("tflite:int8-mixed") or asked for with --mixed-precision; int16x8 (slow
+    kernels: seconds a frame on a real model) only when named ("tflite:int16x8")."""
     if not (isinstance(options.variants, str) or options.variants is None):
         return list(options.variants)
-    from edge_deeplab.converters.base import BUDGETED
+    from edge_deeplab.converters.base import BUDGETED, ON_REQUEST
 
     specs = parse_variant_specs(options.variants)
     everything = all_variants(options.runtimes)
     named = {(fmt, precision) for fmt, precision in specs or () if precision}
     chosen = [
         v for v in select_variants(specs, everything)
-        if v.precision not in BUDGETED or (v.format, v.precision) in named
+        if v.precision not in ON_REQUEST or (v.format, v.precision) in named
     ]
     if options.mixed_precision:
         formats = {v.format for v in chosen}

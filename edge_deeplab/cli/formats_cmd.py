@@ -37,6 +37,8 @@ def formats_table() -> list:
                 "client": f"{cls.client} (--head logits)" if cls.client else "",
                 "available": ok,
                 "reason": why,
+                # {precision: note}: slow kernels, or why a known precision is not made here
+                "notes": dict(cls.notes),
             }
         )
     return rows
@@ -51,14 +53,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     header = (
         f"{'target':<10}{'suffix':<9}"
-        + "".join(f"{p:<9}" for p in PRECISIONS)
+        + "".join(f"{p:<{_width(p)}}" for p in PRECISIONS)
         + f"{'head':<15}{'client-ready':<42}available here"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
-        marks = "".join(f"{'yes' if p in row['precisions'] else '-':<9}" for p in PRECISIONS)
+        marks = "".join(f"{'yes' if p in row['precisions'] else '-':<{_width(p)}}" for p in PRECISIONS)
         status = "yes" if row["available"] else f"no: {row['reason']}"
         client = row["client"] or "-"
         print(f"{row['target']:<10}{row['suffix']:<9}{marks}{row['head']:<15}{client:<42}{status}")
+    notes = [f"  {row['target']} {precision}: {note}" for row in rows for precision, note in row["notes"].items()]
+    if notes:
+        print("\nnotes:")
+        print("\n".join(notes))
     return 0
+
+
+def _width(precision: str) -> int:
+    """A precision's column: at least 9 characters, and a space after the longest name."""
+    return max(9, len(precision) + 2)

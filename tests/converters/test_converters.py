@@ -16,7 +16,7 @@ import pytest
 from conftest import TINY_INT8_AGREEMENT
 
 from edge_deeplab.converters import CONVERTERS, TOLERANCES, convert, plan_conversions
-from edge_deeplab.converters.base import BUDGETED
+from edge_deeplab.converters.base import ON_REQUEST
 from edge_deeplab.errors import (
     ConversionError,
     EdgeDeeplabError,
@@ -27,8 +27,9 @@ from edge_deeplab.errors import (
 )
 from edge_deeplab.status import Status
 
-# int8-mixed (not made by "all") has its own tests: tests/converters/test_int8_mixed.py
-PAIRS = [(name, p) for name, cls in CONVERTERS.items() for p in cls.precisions if p not in BUDGETED]
+# int8-mixed and int16x8 (not made by "all") have their own tests: tests/converters/test_int8_mixed.py,
+# tests/converters/test_int16x8.py
+PAIRS = [(name, p) for name, cls in CONVERTERS.items() for p in cls.precisions if p not in ON_REQUEST]
 
 
 def _pair_param(name, precision):
