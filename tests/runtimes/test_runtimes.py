@@ -142,7 +142,7 @@ def test_keras_runtime_opens_a_saved_model(tiny_run, tiny_data, tmp_path):
     from edge_deeplab.converters.savedmodel import export_saved_model
 
     with load_runtime(tiny_run) as keras_rt:
-        folder = export_saved_model(keras_rt._model, "logits", tmp_path / "sm")
+        folder = export_saved_model(keras_rt.model, "logits", tmp_path / "sm")
         x = (tiny_data[0][:1].astype(np.float32) - 127.5) / 127.5
         with load_runtime(folder, trust_model=True) as sm_rt:  # our own export: trusted
             assert sm_rt.name == "keras" and sm_rt.input_spec.shape == (1, 64, 64, 3)
