@@ -17,17 +17,21 @@ def test_sqnr_is_the_signal_to_noise_ratio_in_db():
     assert [r["layer"] for r in ranked({"a": 30.0, "b": 5.0, "c": float("nan")})] == ["b", "a"]
 
 
-@pytest.fixture(scope="module")
-def onnx_int8(tiny_run, tmp_path_factory):
-    pytest.importorskip("onnxruntime")
+def _int8_artifact(run, folder, target: str, engine_module: str):
+    """The tiny run converted to `target` int8 (skipped where the engine or converter is missing)."""
+    pytest.importorskip(engine_module)
     from edge_deeplab.converters import CONVERTERS, convert
 
-    ok, why = CONVERTERS.get("onnx").available()
+    ok, why = CONVERTERS.get(target).available()
     if not ok:
         pytest.skip(why)
-    out = tmp_path_factory.mktemp("qdebug")
-    (result,) = convert(tiny_run, "onnx", "int8", out, calib_size=16, parity_images=4, progress=False)
+    (result,) = convert(run, target, "int8", folder, calib_size=16, parity_images=4, progress=False)
     return result.path
+
+
+@pytest.fixture(scope="module")
+def onnx_int8(tiny_run, tmp_path_factory):
+    return _int8_artifact(tiny_run, tmp_path_factory.mktemp("qdebug"), "onnx", "onnxruntime")
 
 
 def _batches(path, n=3):
@@ -80,15 +84,7 @@ def test_onnx_debugger_ranks_a_damaged_layer_worst(onnx_int8, tmp_path):
 
 @pytest.fixture(scope="module")
 def openvino_int8(tiny_run, tmp_path_factory):
-    pytest.importorskip("openvino")
-    from edge_deeplab.converters import CONVERTERS, convert
-
-    ok, why = CONVERTERS.get("openvino").available()
-    if not ok:
-        pytest.skip(why)
-    out = tmp_path_factory.mktemp("qdebug-ov")
-    (result,) = convert(tiny_run, "openvino", "int8", out, calib_size=16, parity_images=4, progress=False)
-    return result.path
+    return _int8_artifact(tiny_run, tmp_path_factory.mktemp("qdebug-ov"), "openvino", "openvino")
 
 
 def _fake_quantizers(model):
