@@ -10,11 +10,13 @@ log, so the record reads them from there.
 
 NNCF's accuracy control takes ONE scalar metric (higher is better) and one allowed drop. With
 a class budget (`--max-class-drop`) the metric folds both budgets: on any set of validation
-images it is -severity, the larger of (mIoU drop / mIoU budget) and (worst class's IoU drop /
-class budget), each drop measured against the Keras model on the same images
-(`Validation.severity_on`), and max_drop is 1 (absolute). The float model then scores about 0
+images it is 1 - severity, severity the larger of (mIoU drop / mIoU budget) and (worst class's
+IoU drop / class budget), each drop measured against the Keras model on the same images
+(`Validation.severity_on`), and max_drop is 1 (absolute). The float model then scores about 1
 (it loses nothing against itself), so NNCF's "initial - quantized <= 1" is "both drops within
-their budgets"; NNCF's per-image ranking scores each image the same way. What NNCF compares
+their budgets"; NNCF's per-image ranking scores each image the same way. (1 -, not just -:
+NNCF divides by the initial metric even for an absolute drop, and -0 failed with "float
+division by zero".) What NNCF compares
 against is the float OpenVINO model, not Keras: the written artifact's drops are measured again
 afterwards (`pipeline.check`), and that verdict is the one reported.
 """
@@ -136,7 +138,7 @@ def _metric(validation, meta):
         return validation.miou(segmenter(compiled), subset(validation.dataset, indices))
 
     def folded(compiled, indices) -> float:
-        return -validation.severity_on(segmenter(compiled), indices)
+        return 1.0 - validation.severity_on(segmenter(compiled), indices)
 
     if validation.class_budget is None:
         return miou, validation.budget / 100

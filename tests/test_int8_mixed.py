@@ -68,8 +68,9 @@ def _available(target: str):
 
 
 @pytest.mark.slow
-def test_int8_mixed_holds_its_budget_and_records_it(tiny_run, tmp_path):
-    """On every engine that makes it here, in one call (the exports are shared)."""
+def test_int8_mixed_holds_its_budgets_and_records_them(tiny_run, tmp_path):
+    """On every engine that makes it here, in one call (the exports are shared), with a mean
+    and a class budget."""
     from edge_deeplab.converters import CONVERTERS, convert
     from edge_deeplab.runtimes import load_runtime
 
@@ -79,12 +80,14 @@ def test_int8_mixed_holds_its_budget_and_records_it(tiny_run, tmp_path):
     # 64 calibration images, as test_converters: with 16 the int8 parity sat on its 97% line
     results = convert(tiny_run, targets, "int8-mixed", tmp_path, calib_size=64, parity_images=8,
                       int8_agreement=TINY_INT8_AGREEMENT,
-                      max_miou_drop=1.0, val_data="synthetic", val_limit=12, progress=False)
+                      max_miou_drop=1.0, max_class_drop=2.0, val_data="synthetic", val_limit=12, progress=False)
     assert [r.target for r in results] == targets
     for result in results:
         assert result.status == "ok", f"{result.target}: {result.reason}"
         record = result.accuracy
         assert record["budget_met"] and record["miou_drop_points"] <= 1.0 and record["budget_points"] == 1.0
+        # the class budget too (OpenVINO: through NNCF's one folded metric)
+        assert record["class_budget_points"] == 2.0 and record["worst_class_drop_points"] <= 2.0
         with load_runtime(result.path) as runtime:  # the artifact carries what the search did
             assert runtime.metadata.precision == "int8-mixed"
             assert runtime.metadata.source["accuracy_control"] == record
