@@ -207,6 +207,10 @@ def test_a_missed_class_budget_names_the_class():
     assert "worst class 'pole' 3.50 (budget 2)" in describe(record)
     fine = measured({"float_layers": [], "quantized_layers": 9}, validation, Drop(0.25, 1.5, "pole"))
     assert fine["budget_met"] and missed(fine) == ""
+    from edge_deeplab.bench.render_md import mixed_lines  # report.md says which class it held to what
+
+    (line, *_) = mixed_lines([{"format": "tflite", "precision": "int8-mixed", "mixed": record, "delta_miou": -0.25}])
+    assert "budget 1 points, 2 a class (worst 'pole' 3.50) NOT met" in line
 
 
 def test_a_negative_class_budget_is_one_line_and_exit_2(tmp_path):
