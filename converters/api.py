@@ -137,6 +137,9 @@ class ConvertOptions:
             near-tied logits that int8 flips: a tiny test model spreads 96-99%.
         progress: print progress on stderr.
         max_miou_drop: int8-mixed's budget, in mIoU points against the float model.
+        max_class_drop: int8-mixed's budget on every class, in IoU points any one class may
+            lose against the float model (None: unchecked); the search keeps layers in float
+            until the mean and every class hold.
         val_data: int8-mixed's validation images: a DataConfig, a loaded dataset,
             "synthetic" or a dataset root (None: synthetic for a synthetic-trained model).
         val_split, val_limit: the split of `val_data` scored, and at most how many images.
@@ -167,6 +170,10 @@ class ConvertOptions:
     max_miou_drop: float = option(
         DEFAULT_BUDGET, "int8-mixed: mIoU points the artifact may lose against float; the fewest "
         "layers that hold it stay in float, or the command exits non-zero with the drop reached")
+    max_class_drop: Optional[float] = option(
+        None, "int8-mixed: IoU points any one class may lose against float (a mean can hide a lost "
+        "class); layers stay in float until every class holds too (default: unchecked)", parse=float,
+        metavar="PTS")
     val_data: object = option(
         None, "int8-mixed: 'synthetic' or a dataset root with masks (as `eval --data` takes) to measure "
         "the drop on (default: synthetic when the model was trained on it)")
@@ -180,6 +187,8 @@ class ConvertOptions:
         _check_options(self.head, self.resolution, self.io_dtype, self.calib_size, self.parity_images)
         if not 0 <= float(self.max_miou_drop) <= 100:  # NaN fails too
             raise InvalidInputError(f"--max-miou-drop must be 0..100 mIoU points, got {self.max_miou_drop}")
+        if self.max_class_drop is not None and not 0 <= float(self.max_class_drop) <= 100:
+            raise InvalidInputError(f"--max-class-drop must be 0..100 IoU points, got {self.max_class_drop}")
         if self.int8_agreement is not None and not 0 < float(self.int8_agreement) <= 1:
             raise InvalidInputError(f"--int8-agreement must be in (0, 1], got {self.int8_agreement}")
 
@@ -225,7 +234,7 @@ def convert_plan(model, plan: Plan, out_dir, options: ConvertOptions) -> List[Co
     validation = None
     if any(precision in BUDGETED for _, precision in plan):  # a missing or broken --val-data fails here
         dataset = load_validation(options.val_data, source, options.val_split, options.val_limit)
-        validation = Validation(dataset, references, options.max_miou_drop)
+        validation = Validation(dataset, references, options.max_miou_drop, options.max_class_drop)
     images = parity_image_set(calib_source, source, options.parity_images)
     checker = ParityChecker(images, references, options.int8_agreement)
     with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir) as work:

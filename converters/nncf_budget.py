@@ -7,6 +7,18 @@ validation function (mIoU through the Segmenter, the same as `eval` and the repo
 while the drop exceeds the budget ranks the quantized operations by how much each costs
 and reverts the most harmful ones to float. NNCF names the reverted operations only in its
 log, so the record reads them from there.
+
+NNCF's accuracy control takes ONE scalar metric (higher is better) and one allowed drop. With
+a class budget (`--max-class-drop`) the metric folds both budgets: on any set of validation
+images it is 1 - severity, severity the larger of (mIoU drop / mIoU budget) and (worst class's
+IoU drop / class budget), each drop measured against the Keras model on the same images
+(`Validation.severity_on`), and max_drop is 1 (absolute). The float model then scores about 1
+(it loses nothing against itself), so NNCF's "initial - quantized <= 1" is "both drops within
+their budgets"; NNCF's per-image ranking scores each image the same way. (1 -, not just -:
+NNCF divides by the initial metric even for an absolute drop, and -0 failed with "float
+division by zero".) What NNCF compares
+against is the float OpenVINO model, not Keras: the written artifact's drops are measured again
+afterwards (`pipeline.check`), and that verdict is the one reported.
 """
 
 from __future__ import annotations
@@ -83,18 +95,10 @@ def quantize_within_budget(job, model, placement: HeadPlacement):
     batches = job.calibration()
     images = list(range(len(validation.dataset)))
 
-    last: dict = {}  # NNCF scores one model many times (per image when ranking): one session each
-
-    def validate(compiled, indices) -> float:
-        from edge_deeplab.runtimes.openvino_runtime import OpenVINORuntime
-        from edge_deeplab.segmenter import Segmenter
-
-        if last.get("model") is not compiled:  # its input takes one image a call: a static batch of 1
-            last.update(model=compiled, runtime=OpenVINORuntime.from_compiled(compiled, meta))
-        return validation.miou(Segmenter(last["runtime"]), subset(validation.dataset, indices))
-
+    validate, max_drop = _metric(validation, meta)
+    classes = "" if validation.class_budget is None else f", {validation.class_budget:g} IoU points a class"
     job.progress(f"  nncf.quantize_with_accuracy_control: {len(batches)} calibration, "
-                 f"{len(images)} validation images, budget {validation.budget:g} mIoU points")
+                 f"{len(images)} validation images, budget {validation.budget:g} mIoU points{classes}")
     log = _RevertedOperations()
     logging.getLogger("nncf").addHandler(log)
     try:
@@ -103,7 +107,7 @@ def quantize_within_budget(job, model, placement: HeadPlacement):
             nncf.Dataset([batches[i : i + 1] for i in range(len(batches))]),
             nncf.Dataset(images, lambda i: _preprocessed(reference, validation.dataset[i][0])),
             validate,
-            max_drop=validation.budget / 100,
+            max_drop=max_drop,
             drop_type=nncf.DropType.ABSOLUTE,
             subset_size=len(batches),
             fast_bias_correction=FAST_BIAS_CORRECTION,
@@ -115,6 +119,30 @@ def quantize_within_budget(job, model, placement: HeadPlacement):
     finally:
         logging.getLogger("nncf").removeHandler(log)
     return quantized, accuracy_record("NNCF quantize_with_accuracy_control", log.names, log.total)
+
+
+def _metric(validation, meta):
+    """(validation function, max_drop) for NNCF: mIoU and the mIoU budget as a fraction, or,
+    with a class budget, the folded score of the module docstring and 1."""
+    last: dict = {}  # NNCF scores one model many times (per image when ranking): one session each
+
+    def segmenter(compiled):
+        from edge_deeplab.runtimes.openvino_runtime import OpenVINORuntime
+        from edge_deeplab.segmenter import Segmenter
+
+        if last.get("model") is not compiled:  # its input takes one image a call: a static batch of 1
+            last.update(model=compiled, runtime=OpenVINORuntime.from_compiled(compiled, meta))
+        return Segmenter(last["runtime"])
+
+    def miou(compiled, indices) -> float:
+        return validation.miou(segmenter(compiled), subset(validation.dataset, indices))
+
+    def folded(compiled, indices) -> float:
+        return 1.0 - validation.severity_on(segmenter(compiled), indices)
+
+    if validation.class_budget is None:
+        return miou, validation.budget / 100
+    return folded, 1.0
 
 
 def _preprocessed(segmenter, rgb: np.ndarray) -> np.ndarray:

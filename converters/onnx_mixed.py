@@ -5,7 +5,8 @@ The same quantizer as the plain int8 artifact (`quantize_static`, U8/S8 QDQ), so
 int8 runs as fast. Layers are ranked by onnxruntime's own debugger (`qdq_loss_debug`: the
 SQNR of each activation's quantization noise, lowest first); the search then leaves the top-k
 producing nodes out of quantization (`nodes_to_exclude`), k = 0, 1, 2, 4, ... and bisects,
-like the TFLite search. Every trial is a real quantization scored through the Segmenter.
+like the TFLite search (the same acceptance: the mean and, when set, every class within its
+budget). Every trial is a real quantization scored through the Segmenter.
 
 Why not NNCF here (it is used for OpenVINO): its ONNX QDQ keeps the Clip of every ReLU6 between
 Conv and QuantizeLinear, which onnxruntime does not fuse: on the CamVid model it ran 2.9x
@@ -18,8 +19,8 @@ from pathlib import Path
 from typing import List
 
 from .job import HeadPlacement
-from .tflite_mixed import fewest_layers
-from .validation import accuracy_record, required
+from .tflite_mixed import fewest_layers, trial_line
+from .validation import Drop, accuracy_record, required, trial
 
 RANKING_IMAGES = 8  # calibration images the debugger ranks layers on (it keeps every activation)
 
@@ -42,19 +43,19 @@ def convert_mixed(job, placement: HeadPlacement, fp32: Path, dest: Path, quantiz
     sqnr = onnx_layer_sqnr(dest, [batches[i : i + 1] for i in range(min(RANKING_IMAGES, len(batches)))])
     nodes = _producers(dest, [row["layer"] for row in ranked(sqnr)])
 
-    def drop_for(k: int) -> float:
+    def drop_for(k: int) -> Drop:
         if k:
             quantize(dest, nodes[:k])
         drop = _drop(dest, meta, validation)
-        job.progress(f"  {k} layer(s) in float: mIoU drop {drop:.2f} points")
+        job.progress(f"  {k} layer(s) in float: {trial_line(drop)}")
         return drop
 
-    k, met, trials = fewest_layers(drop_for, validation.budget, len(nodes))
+    k, met, trials = fewest_layers(drop_for, validation.holds, len(nodes))
     if trials[-1][0] != k:  # the last trial written was not the chosen one
         quantize(dest, nodes[:k])
     return accuracy_record(
         "onnxruntime qdq_loss_debug ranking, fewest float layers", nodes[:k], len(nodes),
-        trials=[{"float_layers": n, "miou_drop_points": round(d, 4)} for n, d in trials],
+        trials=[trial(n, d) for n, d in trials],
     )
 
 
@@ -74,7 +75,7 @@ def _producers(path: Path, tensors: List[str]) -> List[str]:
     return names
 
 
-def _drop(path: Path, meta, validation) -> float:
+def _drop(path: Path, meta, validation) -> Drop:
     from edge_deeplab.runtimes import load_runtime
     from edge_deeplab.segmenter import Segmenter
 

@@ -31,7 +31,7 @@ from edge_deeplab.status import Status
 from .base import ConversionResult, Converter
 from .job import ConversionJob, HeadPlacement
 from .parity import ParityChecker, format_parity
-from .validation import float_layers, measured, required
+from .validation import describe, measured, missed, required
 
 STAGING_PREFIX = ".edge-deeplab-convert-"  # + the pid of the run that owns the folder
 
@@ -112,11 +112,11 @@ def check(job: ConversionJob, checker: ParityChecker, converter: Converter, buil
 
 
 def _accuracy(job: ConversionJob, search: dict, segmenter) -> dict:
-    """The search's record completed with the drop measured on the artifact behind `segmenter`."""
+    """The search's record completed with the drops (mean and worst class, one evaluation)
+    measured on the artifact behind `segmenter`."""
     validation = required(job.validation)
-    record = measured(search, validation.budget, validation.drop(segmenter))
-    job.progress(f"  mIoU drop {record['miou_drop_points']:.2f} points (budget {validation.budget:g}), "
-                 f"{float_layers(record)}")
+    record = measured(search, validation, validation.drop(segmenter))
+    job.progress(f"  {describe(record)}")
     return record
 
 
@@ -150,11 +150,10 @@ def publish(converter: Converter, built: Built, checked: Checked, final: Path, s
 
 
 def _verdict(checked: Checked):
-    """(status, reason): a missed mIoU budget first, then the parity bar."""
+    """(status, reason): a missed budget (mIoU, then a class) first, then the parity bar."""
     accuracy = checked.accuracy
     if accuracy and not accuracy["budget_met"]:
-        return Status.BUDGET_MISSED, (f"mIoU drop {accuracy['miou_drop_points']:.2f} points > budget "
-                                      f"{accuracy['budget_points']:g} with {float_layers(accuracy)}")
+        return Status.BUDGET_MISSED, missed(accuracy)
     if not checked.parity["passed"]:
         return Status.PARITY_FAILED, format_parity(checked.parity)
     return Status.OK, ""
@@ -192,8 +191,7 @@ def summary_line(result: ConversionResult) -> str:
     )
     accuracy = result.accuracy
     if accuracy:
-        drop, budget = accuracy["miou_drop_points"], accuracy["budget_points"]
-        line += f"  mIoU drop {drop:.2f} (budget {budget:g}), {float_layers(accuracy)}"
+        line += f"  {describe(accuracy)}"
     if result.client:
         line += f"  [{result.client}-ready]"
     return line

@@ -1,16 +1,22 @@
-"""The mIoU budget of accuracy-controlled int8 ("int8-mixed"): validation images and scores.
+"""The budgets of accuracy-controlled int8 ("int8-mixed"): validation images and scores.
 
 An int8-mixed artifact must score within `max_miou_drop` points of the float model on the
-validation images. The float mIoU is the Keras model's, through the same Segmenter and the
-same head placement as the artifact, computed once per head placement; every trial the
-search makes is scored the same way (`Validation.drop`).
+validation images and, when `max_class_drop` is given, lose no more than that many IoU
+points in any one class (a mean can hide a lost thin class). The float scores are the Keras
+model's, through the same Segmenter and the same head placement as the artifact, computed
+once per head placement; every trial the search makes is scored the same way, both drops
+from one evaluation (`Validation.drop`).
 """
 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
+
+import numpy as np
 
 from edge_deeplab.config import DataConfig
 from edge_deeplab.errors import InvalidInputError
@@ -18,8 +24,58 @@ from edge_deeplab.errors import InvalidInputError
 DEFAULT_BUDGET = 0.5  # mIoU points: what users hold PTQ tools to (OpenVINO publishes 0.03-0.46)
 
 
+# The smallest budget the folded score divides by: a budget of 0 reads as "0.01 points",
+# a drop nobody can measure on a validation set of this toolkit's sizes.
+BUDGET_FLOOR = 0.01
+
+
+@dataclass(frozen=True)
+class Drop:
+    """What an artifact loses against float on the validation images, in points (positive: worse).
+
+    mean: mIoU points. worst_class: IoU points of the class that lost most (None where no
+    class is scored on both sides), worst_class_name: that class.
+    """
+
+    mean: float
+    worst_class: Optional[float] = None
+    worst_class_name: str = ""
+
+
+def class_drop(reference: Dict[str, float], scored: Dict[str, float]) -> Drop:
+    """(worst class drop, its name) as a Drop with mean 0: IoU points per class, classes that
+    either side has no IoU for (absent from ground truth and prediction: NaN) left out, as the
+    report's per-class deltas do."""
+    drops = {name: (reference[name] - value) * 100 for name, value in scored.items()
+             if name in reference and not math.isnan(value) and not math.isnan(reference[name])}
+    if not drops:
+        return Drop(0.0)
+    name = max(drops, key=drops.get)
+    return Drop(0.0, float(drops[name]), name)
+
+
+def holds(drop: Drop, budget: float, class_budget: Optional[float]) -> bool:
+    """The acceptance rule of every int8-mixed search and of the written artifact: the mean
+    within `budget` AND (when a class budget is set) every class within `class_budget`."""
+    if drop.mean > budget:
+        return False
+    return class_budget is None or drop.worst_class is None or drop.worst_class <= class_budget
+
+
+def severity(drop: Drop, budget: float, class_budget: Optional[float]) -> float:
+    """Both budgets folded into one figure that is <= 1 exactly when both hold (for budgets
+    of at least BUDGET_FLOOR): the larger of each drop as a fraction of its budget.
+
+    For a search that takes one scalar and one allowed drop (NNCF's accuracy control).
+    """
+    parts = [drop.mean / max(budget, BUDGET_FLOOR)]
+    if class_budget is not None and drop.worst_class is not None:
+        parts.append(drop.worst_class / max(class_budget, BUDGET_FLOOR))
+    return max(parts)
+
+
 class Validation:
-    """Validation images and the float reference's mIoU on them: built before a conversion
+    """Validation images and the float reference's scores on them: built before a conversion
     job (a missing or broken --val-data fails before any work) and handed to it.
 
     Args:
@@ -27,29 +83,75 @@ class Validation:
         reference_for: (head, resolution) -> a Segmenter over the Keras model
             (`job.KerasReferences`).
         budget: the allowed drop in mIoU points.
+        class_budget: the allowed drop of any one class's IoU, in points (None: unchecked).
     """
 
-    def __init__(self, dataset, reference_for: Callable, budget: float):
+    def __init__(self, dataset, reference_for: Callable, budget: float, class_budget: Optional[float] = None):
         self.dataset = dataset
         self.budget = float(budget)
+        self.class_budget = None if class_budget is None else float(class_budget)
         self._reference_for = reference_for
-        self._reference: Dict[tuple, float] = {}
+        self._reference: Dict[tuple, object] = {}
+        self._per_image: Dict[tuple, np.ndarray] = {}  # (head, resolution, index) -> confusion
+
+    def score(self, segmenter, dataset=None, progress: bool = True):
+        """The EvalResult of `segmenter` on the validation images (or on `dataset`, a part of them)."""
+        from edge_deeplab.evaluation import evaluate
+
+        return evaluate(segmenter, self.dataset if dataset is None else dataset, progress=progress)
 
     def miou(self, segmenter, dataset=None) -> float:
         """mIoU of `segmenter` on the validation images (or on `dataset`, a part of them)."""
-        from edge_deeplab.evaluation import evaluate
+        return float(self.score(segmenter, dataset).miou)
 
-        return float(evaluate(segmenter, self.dataset if dataset is None else dataset).miou)
-
-    def reference_miou(self, head: str, resolution: str) -> float:
+    def reference(self, head: str, resolution: str):
+        """The float model's EvalResult on all the validation images, once per head placement."""
         if (head, resolution) not in self._reference:
-            self._reference[head, resolution] = self.miou(self._reference_for(head, resolution))
+            self._reference[head, resolution] = self.score(self._reference_for(head, resolution))
         return self._reference[head, resolution]
 
-    def drop(self, segmenter) -> float:
-        """mIoU points the artifact behind `segmenter` loses against float (positive: worse)."""
+    def reference_miou(self, head: str, resolution: str) -> float:
+        return float(self.reference(head, resolution).miou)
+
+    def drop(self, segmenter) -> Drop:
+        """What the artifact behind `segmenter` loses against float: mean and worst class,
+        from one evaluation."""
         meta = segmenter.metadata
-        return (self.reference_miou(meta.head, meta.output_resolution) - self.miou(segmenter)) * 100
+        reference = self.reference(meta.head, meta.output_resolution)
+        return _drop(reference.miou, reference.per_class_iou, self.score(segmenter))
+
+    def holds(self, drop: Drop) -> bool:
+        return holds(drop, self.budget, self.class_budget)
+
+    def severity_on(self, segmenter, indices: Sequence[int]) -> float:
+        """`severity` of the artifact behind `segmenter` on the validation images `indices`,
+        against the float model on the same images (its per-image confusions, each image
+        scored once, summed)."""
+        from edge_deeplab.data.evaluation_set import subset
+        from edge_deeplab.evaluation import miou_from_confusion
+        from edge_deeplab.evaluation.metrics import named_ious
+
+        indices = list(indices)
+        meta = segmenter.metadata
+        scored = self.score(segmenter, subset(self.dataset, indices), progress=False)
+        confusion = sum(self._reference_confusion(meta.head, meta.output_resolution, i) for i in indices)
+        drop = _drop(miou_from_confusion(confusion), named_ious(confusion, scored.labels), scored)
+        return severity(drop, self.budget, self.class_budget)
+
+    def _reference_confusion(self, head: str, resolution: str, index: int) -> np.ndarray:
+        from edge_deeplab.data.evaluation_set import subset
+
+        key = (head, resolution, index)
+        if key not in self._per_image:
+            reference = self._reference_for(head, resolution)
+            self._per_image[key] = self.score(reference, subset(self.dataset, [index]), progress=False).confusion
+        return self._per_image[key]
+
+
+def _drop(reference_miou: float, reference_per_class: Dict[str, float], scored) -> Drop:
+    """Mean and worst-class drop of the EvalResult `scored` against the float scores given."""
+    worst = class_drop(reference_per_class, scored.per_class_iou)
+    return Drop((float(reference_miou) - float(scored.miou)) * 100, worst.worst_class, worst.worst_class_name)
 
 
 def required(validation: Optional[Validation]) -> Validation:
@@ -64,17 +166,51 @@ def accuracy_record(method: str, float_layers, ranked: int, **extra) -> dict:
     return {"method": method, "float_layers": list(float_layers), "quantized_layers": int(ranked), **extra}
 
 
-def measured(record: dict, budget: float, drop: float) -> dict:
-    """The record with the drop measured on the written artifact and the verdict.
+def trial(k: int, drop: Drop) -> dict:
+    """One step of a search, as its record's "trials" list keeps it."""
+    return {"float_layers": k, **_drop_fields(drop)}
+
+
+def _drop_fields(drop: Drop) -> dict:
+    worst = None if drop.worst_class is None else round(float(drop.worst_class), 4)
+    return {"miou_drop_points": round(float(drop.mean), 4), "worst_class_drop_points": worst,
+            "worst_class": drop.worst_class_name}
+
+
+def measured(record: dict, validation: Validation, drop: Drop) -> dict:
+    """The record with the drops measured on the written artifact and the verdict (both budgets).
 
     What an int8-mixed artifact's metadata carries as source["accuracy_control"].
     """
+    class_budget = validation.class_budget
     return {
         **record,
-        "budget_points": round(float(budget), 4),
-        "miou_drop_points": round(float(drop), 4),
-        "budget_met": bool(drop <= budget),
+        "budget_points": round(validation.budget, 4),
+        "class_budget_points": None if class_budget is None else round(class_budget, 4),
+        **_drop_fields(drop),
+        "budget_met": validation.holds(drop),
     }
+
+
+def missed(record: dict) -> str:
+    """Why a measured record misses its budget ("" when it does not): the mean first, then the class."""
+    if record["budget_met"]:
+        return ""
+    if record["miou_drop_points"] > record["budget_points"]:
+        return (f"mIoU drop {record['miou_drop_points']:.2f} points > budget {record['budget_points']:g} "
+                f"with {float_layers(record)}")
+    return (f"class {record['worst_class']!r} lost {record['worst_class_drop_points']:.2f} IoU points > class "
+            f"budget {record['class_budget_points']:g} with {float_layers(record)}")
+
+
+def describe(record: dict) -> str:
+    """ "mIoU drop 0.31 (budget 0.5), worst class 'pole' 0.90 (budget 1), 3 of 75 layers in float"."""
+    text = f"mIoU drop {record['miou_drop_points']:.2f} (budget {record['budget_points']:g})"
+    if record.get("worst_class_drop_points") is not None:
+        text += f", worst class {record['worst_class']!r} {record['worst_class_drop_points']:.2f}"
+        if record.get("class_budget_points") is not None:
+            text += f" (budget {record['class_budget_points']:g})"
+    return f"{text}, {float_layers(record)}"
 
 
 def load_validation(val_data, source, split: str = "val", limit: Optional[int] = None):

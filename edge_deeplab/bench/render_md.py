@@ -135,6 +135,15 @@ def per_class_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def _class_budget(mixed: dict) -> str:
+    """ ", 1 point a class (worst 'pole' 0.42)" where the search held a class budget."""
+    if mixed.get("class_budget_points") is None:
+        return ""
+    worst = mixed.get("worst_class_drop_points")
+    where = f" (worst {mixed.get('worst_class')!r} {worst:.2f})" if worst is not None else ""
+    return f", {mixed['class_budget_points']:g} a class{where}"
+
+
 def mixed_lines(rows: Sequence[dict]) -> List[str]:
     """What each int8-mixed search kept in float, and what it cost against full int8 of
     the same format."""
@@ -151,7 +160,8 @@ def mixed_lines(rows: Sequence[dict]) -> List[str]:
         text = (
             f"{variant_name(row)} ({mixed.get('method', '')}): {len(layers)} of "
             f"{mixed.get('quantized_layers') or '?'} quantized layers kept in float; budget "
-            f"{mixed.get('budget_points'):g} points {met} (Δ mIoU {fmt(row.get('delta_miou'), '.2f', signed=True)})"
+            f"{mixed.get('budget_points'):g} points{_class_budget(mixed)} {met} "
+            f"(Δ mIoU {fmt(row.get('delta_miou'), '.2f', signed=True)})"
         )
         if int8 and int8.get("latency_p50_ms") and row.get("latency_p50_ms"):
             cost = row["latency_p50_ms"] - int8["latency_p50_ms"]

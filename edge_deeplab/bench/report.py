@@ -118,8 +118,8 @@ class ReportOptions:
         reconvert: convert again even where an artifact exists.
         mixed_precision: add an int8-mixed row for every format that makes it: int8 with
             the fewest layers kept in float that hold the mIoU drop on the evaluated images
-            within max_miou_drop (the conversions' DEFAULT_BUDGET when None). Also made when
-            --variants names it.
+            within max_miou_drop (the conversions' DEFAULT_BUDGET when None) and every class
+            within max_class_drop (when given). Also made when --variants names it.
         int8_agreement: the conversions' parity bar for int8 rows (None: the tolerance table's).
     """
 
@@ -148,8 +148,8 @@ class ReportOptions:
     device: Optional[str] = option(None, "engine device (CPU, GPU, ...)")
     mixed_precision: bool = option(
         False, "add an int8-mixed row for every format that makes it (TFLite, OpenVINO, ONNX): int8 "
-        f"with the fewest layers kept in float that hold --max-miou-drop (default {DEFAULT_BUDGET:g} point) on "
-        "the evaluated images")
+        f"with the fewest layers kept in float that hold --max-miou-drop (default {DEFAULT_BUDGET:g} point) "
+        "and --max-class-drop (when given) on the evaluated images")
     int8_agreement: Optional[float] = option(
         None, f"argmax agreement with the float model an int8 conversion must reach (default {INT8_AGREEMENT:g})",
         parse=float)
@@ -168,12 +168,15 @@ class ReportOptions:
         # The conversions' own rule, checked here, not at the first int8 conversion minutes in.
         from edge_deeplab.converters.api import ConvertOptions
 
-        ConvertOptions(int8_agreement=self.int8_agreement)
+        ConvertOptions(int8_agreement=self.int8_agreement, max_class_drop=self.max_class_drop)
 
     def conversion(self) -> dict:
         """What the report's conversions take from it (`convert` keyword arguments)."""
         budget = {} if self.max_miou_drop is None else {"max_miou_drop": float(self.max_miou_drop)}
-        return {"progress": self.progress, "int8_agreement": self.int8_agreement, **budget}
+        # int8-mixed holds the class gate too: its search keeps layers in float until every class does.
+        classes = None if self.max_class_drop is None else float(self.max_class_drop)
+        return {"progress": self.progress, "int8_agreement": self.int8_agreement, "max_class_drop": classes,
+                **budget}
 
 
 def report(model, data, out_dir, options: Optional[ReportOptions] = None, on_target: Optional[Callable] = None,

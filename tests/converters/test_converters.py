@@ -484,6 +484,7 @@ def test_check_opens_an_int8_mixed_artifact_once_and_returns_a_frozen_record(tmp
     import edge_deeplab.runtimes as runtimes
     import edge_deeplab.segmenter as segmenter_module
     from edge_deeplab.converters.pipeline import Built, check
+    from edge_deeplab.converters.validation import Drop, Validation
     from edge_deeplab.metadata import ArtifactMetadata
 
     opened = []
@@ -502,7 +503,8 @@ def test_check_opens_an_int8_mixed_artifact_once_and_returns_a_frozen_record(tmp
         check=lambda seg, precision: scored.append(("parity", seg)) or {"agreement": 0.99, "tolerance": 0.97,
                                                                         "passed": True},
         selftest=lambda seg, bar: scored.append(("selftest", seg)) or {"inputs": [{}], "bar": bar})
-    validation = SimpleNamespace(budget=1.0, drop=lambda seg: scored.append(("drop", seg)) or 0.25)
+    validation = Validation([], None, budget=1.0)
+    validation.drop = lambda seg: scored.append(("drop", seg)) or Drop(0.25, 0.5, "a")
     job = SimpleNamespace(validation=validation, progress=lambda message: None)
     converter = SimpleNamespace(runtime="tflite", measure_parity=lambda *args: None)
     meta = ArtifactMetadata(labels=("a", "b"), input_size=(8, 8), precision="int8-mixed")
@@ -512,7 +514,8 @@ def test_check_opens_an_int8_mixed_artifact_once_and_returns_a_frozen_record(tmp
 
     assert opened == [tmp_path / "m.tflite"]
     assert [what for what, _ in scored] == ["drop", "parity", "selftest"] and len({id(s) for _, s in scored}) == 1
-    assert checked.accuracy == {**search, "budget_points": 1.0, "miou_drop_points": 0.25, "budget_met": True}
+    assert checked.accuracy == {**search, "budget_points": 1.0, "miou_drop_points": 0.25, "budget_met": True,
+                                "class_budget_points": None, "worst_class_drop_points": 0.5, "worst_class": "a"}
     assert checked.metadata.source["accuracy_control"] == checked.accuracy
     assert checked.metadata.parity == checked.parity and checked.metadata.selftest["bar"] == 0.97
     with pytest.raises(dataclasses.FrozenInstanceError):
