@@ -53,19 +53,25 @@ def test_folder_calibration_sets_are_nested(tmp_path):
 
 @pytest.mark.slow
 def test_the_curve_rises_on_a_set_that_needs_more_images(tiny_run, tiny_data):
-    """Calibration images dim to 15% but one in eight: the first 8 are all dim, so their int8
-    ranges are a fraction of what the validation scenes reach; more images bring the bright ones."""
+    """Calibration images flat grey but one in eight real scenes, the first eight all grey: 2 and
+    8 images calibrate the ranges of a grey picture (the same artifact twice), 32 and 128 hold 3
+    and 15 real scenes, whose activations span what the validation scenes reach."""
     pytest.importorskip("ai_edge_litert")
     from edge_deeplab.data import synthetic
 
     images, _ = synthetic.generate(128, size=(64, 64), seed=99, num_classes=3)
-    bright = (np.arange(128) % 8 == 7) & (np.arange(128) >= 8)
-    calib = np.where(bright[:, None, None, None], images, (images * 0.15).astype(np.uint8))
+    real = (np.arange(128) % 8 == 7) & (np.arange(128) >= 8)
+    calib = np.where(real[:, None, None, None], images, np.uint8(128))
     curve = calibration_curve(tiny_run, "tflite", list(zip(*tiny_data)), sizes=(2, 8, 32, 128), calib_data=calib)
     agreement = [point.agreement for point in curve.points]
     print("agreement with float by calibration size:", dict(zip((2, 8, 32, 128), agreement)))
-    assert agreement[-1] >= agreement[0] + 0.02, agreement  # measured: 92.7% -> 96.7%
-    assert all(later >= earlier - 0.01 for earlier, later in zip(agreement, agreement[1:])), agreement
+    # How much real scenes add depends on each run's tiny model: 91.4 -> 97.1 / 96.7% on one,
+    # 98.85 -> 99.28 / 99.53% on another (grey); with 15%-dim images instead of grey a CI run's
+    # model went 96.7 -> 98.9 / 98.5%. So: the same artifact from the two grey sets, every larger
+    # set above it (by 0.2 point, ~33 of 16384 pixels), and no step down of more than 0.75 point.
+    assert agreement[0] == agreement[1], agreement
+    assert min(agreement[2:]) >= agreement[0] + 0.002, agreement
+    assert all(later >= earlier - 0.0075 for earlier, later in zip(agreement, agreement[1:])), agreement
     assert curve.warning(2) is not None
 
 
