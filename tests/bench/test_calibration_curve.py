@@ -62,7 +62,8 @@ def test_the_curve_rises_on_a_set_that_needs_more_images(tiny_run, tiny_data):
     images, _ = synthetic.generate(128, size=(64, 64), seed=99, num_classes=3)
     real = (np.arange(128) % 8 == 7) & (np.arange(128) >= 8)
     calib = np.where(real[:, None, None, None], images, np.uint8(128))
-    curve = calibration_curve(tiny_run, "tflite", list(zip(*tiny_data)), sizes=(2, 8, 32, 128), calib_data=calib)
+    curve = calibration_curve(tiny_run, "tflite", list(zip(*tiny_data)), sizes=(2, 8, 32, 128), calib_data=calib,
+                              tolerance=0.0)  # flat only where the mIoU is exactly the largest size's
     agreement = [point.agreement for point in curve.points]
     print("agreement with float by calibration size:", dict(zip((2, 8, 32, 128), agreement)))
     # How much real scenes add depends on each run's tiny model: 91.4 -> 97.1 / 96.7% on one,
@@ -82,7 +83,7 @@ def test_calib_curve_command_prints_the_table_and_writes_json(tiny_run, tmp_path
 
     out = tmp_path / "curve.json"
     assert main(["calib-curve", str(tiny_run), "--sizes", "4,16", "--val-limit", "8", "--chosen", "4",
-                 "--json", str(out)]) == 0
+                 "--tolerance", "0", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "tflite int8: float mIoU" in printed and "agreement" in printed and "warning:" in printed
     (curve,) = json.loads(out.read_text())
