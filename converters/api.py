@@ -32,6 +32,7 @@ from .calibration import calibration, calibration_source, parity_image_set
 from .job import ConversionJob, HeadPlacement, KerasReferences, Progress
 from .parity import INT8_AGREEMENT, ParityChecker
 from .pipeline import STAGING_PREFIX, convert_one, prepare_out_dir, remove_stale_staging, summary_line
+from .quant_settings import BIAS_CORRECTIONS, CALIB_METHODS, QuantSettings, check_settings
 from .savedmodel import load_source
 from .validation import DEFAULT_BUDGET, Validation, load_validation
 
@@ -143,6 +144,8 @@ class ConvertOptions:
         val_data: int8-mixed's validation images: a DataConfig, a loaded dataset,
             "synthetic" or a dataset root (None: synthetic for a synthetic-trained model).
         val_split, val_limit: the split of `val_data` scored, and at most how many images.
+        calib_method, per_tensor, bias_correction: how the calibrated precisions are quantized
+            (`quant_settings.QuantSettings`; None: each target's measured default).
         preset: labels and normalisation of a published .tflite model (`published.py`).
     """
 
@@ -179,6 +182,12 @@ class ConvertOptions:
         "the drop on (default: synthetic when the model was trained on it)")
     val_split: str = option("val", "int8-mixed: split of --val-data")
     val_limit: Optional[int] = option(None, "int8-mixed: score at most N validation images", parse=int)
+    calib_method: Optional[str] = option(
+        None, "how activation ranges are calibrated (each target offers its library's: `formats`); "
+        "default: the method measured best for each target", choices=CALIB_METHODS)
+    per_tensor: bool = option(False, "one weight scale per tensor instead of per output channel")
+    bias_correction: str = option(
+        "full", "OpenVINO: NNCF's bias correction after quantizing", choices=BIAS_CORRECTIONS)
     preset: Optional[str] = option(
         None, "labels and normalisation of a published .tflite MODEL (its weights are imported as "
         "`train --weights` does; our own artifacts carry them)", choices=_preset_names)
@@ -191,6 +200,10 @@ class ConvertOptions:
             raise InvalidInputError(f"--max-class-drop must be 0..100 IoU points, got {self.max_class_drop}")
         if self.int8_agreement is not None and not 0 < float(self.int8_agreement) <= 1:
             raise InvalidInputError(f"--int8-agreement must be in (0, 1], got {self.int8_agreement}")
+        self.quant_settings()  # an unknown method or bias correction fails here
+
+    def quant_settings(self) -> QuantSettings:
+        return QuantSettings(self.calib_method, not self.per_tensor, self.bias_correction)
 
 
 def convert(
@@ -224,6 +237,8 @@ def convert_plan(model, plan: Plan, out_dir, options: ConvertOptions) -> List[Co
     """`convert()` for a prepared plan of (converter, precision) pairs: converters that are
     not in the registry's choice, e.g. TensorRT built on a remote device
     (`edge_deeplab.targets.remote_engine`). `--strict` is the caller's."""
+    quant = options.quant_settings()
+    check_settings(quant, plan)
     out_dir = prepare_out_dir(out_dir)
     say = Progress(options.progress)
     say(f"loading {model}")
@@ -246,6 +261,7 @@ def convert_plan(model, plan: Plan, out_dir, options: ConvertOptions) -> List[Co
             options.io_dtype,
             references=references,
             validation=validation,
+            quant=quant,
         )
         return [_convert_step(job, checker, step, plan, options, out_dir) for step in enumerate(plan, 1)]
 

@@ -26,9 +26,10 @@ if TYPE_CHECKING:  # annotations only (the job does not import this module)
     from .job import ConversionJob, HeadPlacement
 
 # every precision any target knows; int16x8: 16-bit activations, 8-bit weights
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int16x8", "int8-mixed")
-# int8 with the fewest layers kept in float that hold an mIoU budget on validation images
-BUDGETED = ("int8-mixed",)
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int16x8", "int8-mixed", "int8-mixed16")
+# int8 with the fewest layers kept in float (int8-mixed) or raised to 16-bit activations
+# (int8-mixed16) that hold an mIoU budget on validation images
+BUDGETED = ("int8-mixed", "int8-mixed16")
 # What "all" leaves out (made when named): the budgeted ones (validation data and minutes of
 # search) and int16x8, whose engines here have no fast kernels for it (tiny model, 2 threads:
 # TFLite 14.6 ms p50 on LiteRT's reference kernels against 0.3 ms for int8 with XNNPACK).
@@ -91,6 +92,9 @@ class Converter(ABC):
         order: where it is listed (CLI choices, `formats`, report rows).
         notes: {precision: what a user should know of it on this target} (slow kernels, or
             why a precision is not made), shown by `edge-deeplab formats`.
+        calib_methods: the calibration methods its library offers (`quant_settings`), and
+            default_calib_method, the one measured best on the CamVid recipe's model.
+        bias_correction: whether its library corrects the biases after quantizing (NNCF).
 
     Register a subclass with `@CONVERTERS.register`; a module in this package is found
     without an import line anywhere.
@@ -108,6 +112,9 @@ class Converter(ABC):
     pixel_precisions: ClassVar[Tuple[str, ...]] = ("int8",)
     order: ClassVar[int] = 100
     notes: ClassVar[Dict[str, str]] = {}
+    calib_methods: ClassVar[Tuple[str, ...]] = ("minmax",)
+    default_calib_method: ClassVar[str] = "minmax"
+    bias_correction: ClassVar[bool] = False
     # The in-graph argmax was the fastest placement end to end on every CPU target
     # (benchmarks/head_placement.py, 128x128, 11 classes, 360x480 frames, 2 threads:
     # TFLite int8 2.7 ms vs 6.5 logits/full and 5.1 logits/feature; the host's upsample +

@@ -20,6 +20,7 @@ from edge_deeplab.data.preprocessing import normalize
 from edge_deeplab.errors import ConversionError, first_line
 from edge_deeplab.logs import ProgressLog
 
+from .quant_settings import QuantSettings
 from .savedmodel import export_saved_model, variant_model
 
 if TYPE_CHECKING:  # annotations only
@@ -91,6 +92,8 @@ class ConversionJob:
         references: the KerasReferences of `source` (None: made here).
         validation: int8-mixed's `Validation` (its images and budget), built before the
             job; None when no budgeted precision is made.
+        quant: the QuantSettings of the calibrated precisions (calibration method, per-channel
+            weights, bias correction).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class ConversionJob:
         io_dtype: str = "pixels",
         references: Optional[KerasReferences] = None,
         validation: Optional[Validation] = None,
+        quant: Optional[QuantSettings] = None,
     ):
         self.source = source
         self.workdir = Path(workdir)
@@ -113,6 +117,7 @@ class ConversionJob:
         self._cache: Dict[Tuple, object] = {}
         self.references = references or KerasReferences(source)
         self.validation = validation
+        self.quant = quant or QuantSettings()
 
     def reference(self, placement: HeadPlacement):
         """A Segmenter over the in-memory Keras model with the head placement."""

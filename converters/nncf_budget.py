@@ -56,33 +56,53 @@ class _RevertedOperations(logging.Handler):
             self.total = int(found.group(1))
 
 
-# NNCF's full BiasCorrection, not FastBiasCorrection: it re-estimates each layer's bias
-# shift on the already-quantized layers before it, so errors do not pile up down the
+# NNCF's full BiasCorrection is the default, not FastBiasCorrection: it re-estimates each layer's
+# bias shift on the already-quantized layers before it, so errors do not pile up down the
 # 17 MobileNetV2 blocks. On the CamVid recipe's model (AVX2 EPYC, 200 calibration images,
 # val at 360x480) INT8 scored 65.05 -> 65.63 against float 65.38, argmax agreement 98.55%
 # -> 98.77%, for 40 s more conversion (71 s instead of 31).
-FAST_BIAS_CORRECTION = False
+def nncf_settings(quant) -> dict:
+    """The keyword arguments of `nncf.quantize` (and of its accuracy control, as
+    advanced_quantization_parameters) that the QuantSettings `quant` decides."""
+    return dict(fast_bias_correction=quant.bias_correction == "fast", advanced_parameters=advanced_parameters(quant))
 
 
-def advanced_parameters():
+def advanced_parameters(quant):
     """NNCF's settings for every OpenVINO int8 we make.
 
-    - Activation ranges are the plain min/max over the calibration images, as the TFLite
-      converter does: NNCF's default (the mean of per-image extremes) clips the logits and
-      cut argmax agreement from 97.5% to 93.9% on the tiny test model.
+    - Activation ranges by the method `quant` names (`RANGE_ESTIMATORS`); the default is the
+      plain min/max over the calibration images, as the TFLite converter does: NNCF's own
+      default (the mean of per-image extremes) clips the logits and cut argmax agreement from
+      97.5% to 93.9% on the tiny test model.
     - Weights of every convolution in 7 bits (`OverflowFix.ENABLE`): CPUs without VNNI (AVX2,
       AVX-512 before Cascade Lake: many of the laptops our users run on) multiply u8 x s8 pairs
       into int16 and saturate there, so an IR that passes parity on a VNNI build machine
       loses points on the user's CPU. NNCF's default fixes the first layer only: the smoke
       quickstart's IR agreed 94.2% with Keras on an AVX2 EPYC (bar 97%), 96.9% with this.
+    - Weights per output channel unless `quant` says per tensor; bias correction full (the
+      default), fast or none (`disable_bias_correction`).
     """
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        OverflowFix,
+        QuantizationParameters,
+    )
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
+    from .openvino import OpenVINOConverter
+
+    method = quant.method_for(OpenVINOConverter)
     return AdvancedQuantizationParameters(
-        activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
+        activations_range_estimator_params=getattr(RangeEstimatorParametersSet, RANGE_ESTIMATORS[method]),
         overflow_fix=OverflowFix.ENABLE,
+        weights_quantization_params=QuantizationParameters(per_channel=quant.per_channel),
+        disable_bias_correction=quant.bias_correction == "none",
     )
+
+
+# Our method names (`quant_settings`) as NNCF's RangeEstimatorParametersSet.
+RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "mse": "HISTOGRAM",
+                    "mean-minmax": "MEAN_MINMAX"}
 
 
 def quantize_within_budget(job, model, placement: HeadPlacement):
@@ -110,8 +130,7 @@ def quantize_within_budget(job, model, placement: HeadPlacement):
             max_drop=max_drop,
             drop_type=nncf.DropType.ABSOLUTE,
             subset_size=len(batches),
-            fast_bias_correction=FAST_BIAS_CORRECTION,
-            advanced_quantization_parameters=advanced_parameters(),
+            **_accuracy_control_settings(job.quant),
         )
     except Exception as exc:  # nncf raises its own errors, RuntimeError, ValueError
         reason = first_line(exc, skip=("Exception from", "Check "))
@@ -119,6 +138,12 @@ def quantize_within_budget(job, model, placement: HeadPlacement):
     finally:
         logging.getLogger("nncf").removeHandler(log)
     return quantized, accuracy_record("NNCF quantize_with_accuracy_control", log.names, log.total)
+
+
+def _accuracy_control_settings(quant) -> dict:
+    settings = nncf_settings(quant)
+    return dict(fast_bias_correction=settings["fast_bias_correction"],
+                advanced_quantization_parameters=settings["advanced_parameters"])
 
 
 def _metric(validation, meta):

@@ -4,7 +4,8 @@ The fp32 model is the job's ONNX export (`job.py`); the int8 model is quantised
 from it with the same calibration images as every other target: U8 activations, S8
 per-channel weights, QDQ format (onnxruntime's advice for CPUs; VNNI CPUs need no
 reduce_range). int8-mixed: the same int8 with the fewest layers left in float that hold the
-mIoU budget (`onnx_mixed.py`). With io_dtype "pixels" (the default) the int8 model takes
+mIoU budget (`onnx_mixed.py`); int8-mixed16: the same search, the chosen layers' activations
+in 16 bits instead of float. With io_dtype "pixels" (the default) the int8 model takes
 uint8 RGB pixels: Cast, Sub(mean) and Mul(1 / std) go in front of the fp32 graph before it
 is quantised, and stay float, so the graph normalises as the host would before the first
 quantisation.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 import platform
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -43,7 +45,7 @@ class ONNXConverter(Converter):
 
     name = "onnx"
     suffix = ".onnx"
-    precisions = ("fp32", "int8", "int16x8", "int8-mixed")
+    precisions = ("fp32", "int8", "int16x8", "int8-mixed", "int8-mixed16")
     extra = "onnx"
     requires = (
         ("tensorflow", "train"),
@@ -57,7 +59,12 @@ class ONNXConverter(Converter):
     quickstart = ("fp32",)
     pixel_input = True
     order = 30
-    notes = {"int16x8": "no 16-bit kernels in onnxruntime's CPU provider: Q/DQ around float operators"}
+    calib_methods = ("minmax", "percentile", "entropy")
+    notes = {
+        "int16x8": "no 16-bit kernels in onnxruntime's CPU provider: Q/DQ around float operators",
+        "int8-mixed16": "int8 with the fewest layers at 16-bit activations that hold the budget; those run "
+                        "as Q/DQ around float operators",
+    }
 
     def convert(
         self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
@@ -73,6 +80,13 @@ class ONNXConverter(Converter):
                 quantize_onnx_int8(job, fp32, out, exclude=exclude)
 
             record = convert_mixed(job, placement, fp32, dest, quantize)
+        elif precision == "int8-mixed16":
+            from .onnx_mixed import convert_mixed
+
+            def quantize16(out: Path, tensors) -> None:
+                quantize_onnx_int8(job, fp32, out, sixteen_bit=tensors)
+
+            record = convert_mixed(job, placement, fp32, dest, quantize16, sixteen_bit=True)
         elif precision == "int16x8":
             quantize_onnx_int8(job, fp32, dest, int16_activations=True)
         elif self.takes_pixels(job, precision, placement):
@@ -177,17 +191,20 @@ TENSORRT_QDQ = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeB
 
 def quantize_onnx_int8(
     job: ConversionJob, fp32: Path, dest: Path, exclude=(), batches=None, symmetric: bool = False,
-    int16_activations: bool = False,
+    int16_activations: bool = False, sixteen_bit=(),
 ) -> None:
     """Static QDQ quantisation of `fp32` into `dest` with the job's calibration images (or
     `batches`, in the model's input dtype); the nodes named in `exclude` stay float.
 
     symmetric: S8 activations and weights, every zero point 0 (what TensorRT's explicit
     quantization accepts), instead of the U8 activations CPUs run fastest.
-    int16_activations: U16 activations (int16x8; the quantizer moves the model to opset 21)."""
+    int16_activations: U16 activations (int16x8; the quantizer moves the model to opset 21).
+    sixteen_bit: activation tensors quantized to U16 while the rest stay U8 (int8-mixed16:
+    onnxruntime's TensorQuantOverrides; opset 21 too)."""
     deps.onnxruntime("ONNX int8 quantization")
     from onnxruntime.quantization import (
         CalibrationDataReader,
+        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
@@ -212,28 +229,73 @@ def quantize_onnx_int8(
             self.index = 0
 
     prepared = dest.with_name(dest.stem + ".prep.onnx")
+    ranges = dest.with_name(dest.stem + ".ranges.json")
+    method = _CALIBRATION[job.quant.method_for(ONNXConverter)](CalibrationMethod)
     try:
         # Symbolic shape inference needs sympy, which onnxruntime does not depend on; the
         # shapes here are static, so ONNX's own inference is enough.
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=not deps.available("sympy"))
+        if method == CalibrationMethod.Entropy:
+            _entropy_ranges(prepared, Reader(), ranges)
         quantize_static(
             str(prepared),
             str(dest),
             Reader(),
             quant_format=QuantFormat.QDQ,
-            per_channel=True,
+            per_channel=job.quant.per_channel,
+            calibrate_method=method,
+            calibration_cache_path=str(ranges) if ranges.exists() else None,
             # 7-bit weights only guard u8s8 integer kernels, which 16-bit activations never reach.
             reduce_range=not symmetric and not int16_activations and _needs_reduce_range(),
             activation_type=_activation_type(QuantType, symmetric, int16_activations),
             weight_type=QuantType.QInt8,
             nodes_to_exclude=list(exclude),
-            extra_options=TENSORRT_QDQ if symmetric else None,
+            extra_options=_extra_options(QuantType, symmetric, sixteen_bit),
         )
     except (ValueError, RuntimeError) as exc:
         raise ConversionError(f"onnxruntime quantization failed: {first_line(exc)}") from exc
     finally:
-        if prepared.exists():
-            os.unlink(prepared)
+        for path in (prepared, ranges):
+            if path.exists():
+                os.unlink(path)
+
+
+# onnxruntime's entropy calibrator with more histogram bins than quantized ones: quantize_static
+# makes it with 128 of each, where the only threshold it can choose is the whole histogram
+# (its int8 came out identical to min/max's, every scale of the tiny model). 2048 bins, as
+# TensorRT's entropy calibrator and onnxruntime's own percentile one use.
+ENTROPY_BINS = 2048
+
+
+def _entropy_ranges(prepared: Path, reader, dest: Path) -> None:
+    """Calibrate `prepared` with the KL-divergence method on `reader`'s images and save the
+    ranges where quantize_static reads them (its calibration cache)."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator, save_tensors_data
+
+    with tempfile.TemporaryDirectory(prefix="calibrate-", dir=dest.parent) as work:
+        calibrator = create_calibrator(
+            prepared, None, augmented_model_path=str(Path(work) / "augmented.onnx"),
+            calibrate_method=CalibrationMethod.Entropy,
+            extra_options={"num_bins": ENTROPY_BINS, "num_quantized_bins": 128},
+        )
+        calibrator.collect_data(reader)
+        save_tensors_data(calibrator.compute_data(), dest)
+
+
+# Our method names (`quant_settings`) as onnxruntime's CalibrationMethod.
+_CALIBRATION = {
+    "minmax": lambda methods: methods.MinMax,
+    "percentile": lambda methods: methods.Percentile,  # 99.999% of the values by default
+    "entropy": lambda methods: methods.Entropy,
+}
+
+
+def _extra_options(types, symmetric: bool, sixteen_bit) -> Optional[dict]:
+    if symmetric:
+        return TENSORRT_QDQ
+    if sixteen_bit:
+        return {"TensorQuantOverrides": {name: [{"quant_type": types.QUInt16}] for name in sixteen_bit}}
+    return None
 
 
 def _activation_type(types, symmetric: bool, int16_activations: bool):

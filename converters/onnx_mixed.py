@@ -25,37 +25,42 @@ from .validation import Drop, accuracy_record, required, trial
 RANKING_IMAGES = 8  # calibration images the debugger ranks layers on (it keeps every activation)
 
 
-def convert_mixed(job, placement: HeadPlacement, fp32: Path, dest: Path, quantize) -> dict:
+def convert_mixed(job, placement: HeadPlacement, fp32: Path, dest: Path, quantize, sixteen_bit: bool = False) -> dict:
     """Write the int8-mixed ONNX of `placement` to `dest`; returns its accuracy record.
 
     `quantize(dest, exclude)` makes the QDQ int8 model of `fp32` with the nodes `exclude`
-    left in float (the converter's own quantization, calibration included).
+    left in float (the converter's own quantization, calibration included). With
+    `sixteen_bit` (int8-mixed16) it is `quantize(dest, tensors)`: the activation tensors named
+    get 16-bit Q/DQ instead of leaving their producers in float.
     """
     from edge_deeplab.converters.quant_debug import onnx_layer_sqnr, ranked
 
     validation = required(job.validation)
+    precision = "int8-mixed16" if sixteen_bit else "int8-mixed"
     meta = job.source.metadata.replace(
-        format="onnx", precision="int8-mixed", head=placement.head, output_resolution=placement.resolution
+        format="onnx", precision=precision, head=placement.head, output_resolution=placement.resolution
     )
     quantize(dest, ())
     job.progress("  ranking layers by their quantization noise (onnxruntime qdq_loss_debug)")
     batches = job.calibration()
     sqnr = onnx_layer_sqnr(dest, [batches[i : i + 1] for i in range(min(RANKING_IMAGES, len(batches)))])
-    nodes = _producers(dest, [row["layer"] for row in ranked(sqnr)])
+    tensors = [row["layer"] for row in ranked(sqnr)]
+    nodes = tensors if sixteen_bit else _producers(dest, tensors)
+    lifted = "16-bit" if sixteen_bit else "float"
 
     def drop_for(k: int) -> Drop:
         if k:
             quantize(dest, nodes[:k])
         drop = _drop(dest, meta, validation)
-        job.progress(f"  {k} layer(s) in float: {trial_line(drop)}")
+        job.progress(f"  {k} layer(s) in {lifted}: {trial_line(drop)}")
         return drop
 
     k, met, trials = fewest_layers(drop_for, validation.holds, len(nodes))
     if trials[-1][0] != k:  # the last trial written was not the chosen one
         quantize(dest, nodes[:k])
     return accuracy_record(
-        "onnxruntime qdq_loss_debug ranking, fewest float layers", nodes[:k], len(nodes),
-        trials=[trial(n, d) for n, d in trials],
+        f"onnxruntime qdq_loss_debug ranking, fewest {lifted} layers", nodes[:k], len(nodes),
+        trials=[trial(n, d) for n, d in trials], lifted_to=lifted,
     )
 
 

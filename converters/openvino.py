@@ -35,7 +35,7 @@ from edge_deeplab.runtimes import openvino_metadata
 
 from .base import CONVERTERS, Converter
 from .job import ConversionJob, HeadPlacement
-from .nncf_budget import FAST_BIAS_CORRECTION, advanced_parameters, quantize_within_budget
+from .nncf_budget import RANGE_ESTIMATORS, nncf_settings, quantize_within_budget
 
 
 @CONVERTERS.register
@@ -62,7 +62,10 @@ class OpenVINOConverter(Converter):
     # afterwards, float arithmetic in front of the first FakeQuantize: the same maps.
     pixel_precisions = ("int8", "int8-mixed")
     order = 40
-    notes = {"int16x8": "not made: NNCF's CPU quantization has no 16-bit activation mode"}
+    calib_methods = tuple(RANGE_ESTIMATORS)
+    bias_correction = True
+    notes = {"int16x8": "not made: NNCF's CPU quantization has no 16-bit activation mode",
+             "int8-mixed16": "not made: no 16-bit activations (int8-mixed keeps layers in float instead)"}
 
     def files(self, path: Path) -> List[Path]:
         return [Path(path).with_suffix(".bin"), Path(path)]
@@ -157,8 +160,8 @@ def _planar_scores(ov, model):
 
 
 def _quantize(job: ConversionJob, model):
-    """INT8 with NNCF post-training quantization (per-channel weights, full bias correction,
-    the settings of `nncf_budget.advanced_parameters`)."""
+    """INT8 with NNCF post-training quantization, with the job's QuantSettings
+    (`nncf_budget.nncf_settings`: per-channel weights and full bias correction by default)."""
     nncf = deps.optional("nncf", "openvino", "OpenVINO int8 quantization")
 
     batches = job.calibration()
@@ -169,8 +172,7 @@ def _quantize(job: ConversionJob, model):
             model,
             dataset,
             subset_size=len(batches),
-            fast_bias_correction=FAST_BIAS_CORRECTION,
-            advanced_parameters=advanced_parameters(),
+            **nncf_settings(job.quant),
         )
     except Exception as exc:  # nncf raises its own errors and RuntimeError
         raise ConversionError(f"nncf.quantize failed: {first_line(exc)}") from exc

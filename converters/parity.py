@@ -31,6 +31,7 @@ TOLERANCES: Dict[str, Dict[str, float]] = {
     # does not relax it.
     "int16x8": {"agreement": 0.98},
     "int8-mixed": {"agreement": INT8_AGREEMENT},  # at least int8's: some layers are float
+    "int8-mixed16": {"agreement": INT8_AGREEMENT},  # at least int8's: some layers are 16-bit
 }
 
 

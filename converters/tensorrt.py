@@ -40,6 +40,10 @@ def cache_dir() -> Path:
 class TensorRTConverter(Converter):
     """Serialized TensorRT engines (.engine) for the TensorRT runtime."""
 
+    # Fixed by the TensorRT version, not chosen here: 10 builds with its entropy calibrator, 11
+    # (strongly typed) from onnxruntime's symmetric min/max Q/DQ.
+    calib_methods = ()
+    default_calib_method = "the TensorRT version's"
     name = "tensorrt"
     suffix = ".engine"
     precisions = ("fp16", "int8")

@@ -51,7 +51,11 @@ class TFLiteConverter(Converter):
     pixel_input = True
     client = "MediaPipe ImageSegmenter"
     order = 10
-    notes = {"int16x8": "LiteRT reference kernels (XNNPACK has no 16x8): ~50x slower than int8 (tiny model)"}
+    calib_methods = ("minmax",)  # the converter's calibrator has no other
+    notes = {
+        "int16x8": "LiteRT reference kernels (XNNPACK has no 16x8): ~50x slower than int8 (tiny model)",
+        "int8-mixed16": "not made: the LiteRT converter's 16x8 mode is whole-model (no per-layer 16 bits)",
+    }
 
     def convert(
         self, job: ConversionJob, precision: str, placement: HeadPlacement, dest: Path
@@ -124,6 +128,7 @@ def _full_integer(converter, job: ConversionJob, placement: HeadPlacement, pixel
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative_dataset(job, batches, "calibrating (TFLite)")
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter._experimental_disable_per_channel = not job.quant.per_channel  # the converter's own switch
     io = {"pixels": tf.uint8, "int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[job.io_dtype]
     converter.inference_input_type = io
     if placement.head == "logits":  # an argmax head already returns an int64 class map
@@ -136,6 +141,7 @@ def _int16_activations(converter, job: ConversionJob) -> None:
     tf = deps.tensorflow()
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative_dataset(job, job.calibration(), "calibrating (TFLite 16x8)")
+    converter._experimental_disable_per_channel = not job.quant.per_channel
     # LiteRT has no 16x8 ARG_MAX (the argmax head): with the float builtins allowed, an op
     # without a 16x8 kernel runs in float behind a DEQUANTIZE (LiteRT's documented fallback);
     # `check_int16_activations` proves the rest went to 16 bits.

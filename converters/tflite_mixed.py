@@ -137,6 +137,7 @@ def convert_mixed(job, placement: HeadPlacement, dest: Path) -> dict:
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = dataset_fn
+        converter._experimental_disable_per_channel = not job.quant.per_channel  # the converter's own switch
         return converter
 
     job.progress(f"  ranking layer sensitivity on {len(calibration)} images (quantization debugger)")

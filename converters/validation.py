@@ -259,6 +259,8 @@ def _synthetic_fields(model_path: Path) -> dict:
 
 
 def float_layers(record: dict) -> str:
-    """ "3 of 75 layers in float" (the total where the search counted it)."""
+    """ "3 of 75 layers in float" (the total where the search counted it; "in 16-bit" where
+    the search raised layers to 16-bit activations instead, int8-mixed16)."""
     count, total = len(record.get("float_layers", ())), record.get("quantized_layers") or 0
-    return f"{count} of {total} layers in float" if total else f"{count} layers in float"
+    lifted = record.get("lifted_to", "float")
+    return f"{count} of {total} layers in {lifted}" if total else f"{count} layers in {lifted}"

@@ -159,7 +159,8 @@ def mixed_lines(rows: Sequence[dict]) -> List[str]:
         met = "met" if mixed.get("budget_met") else "NOT met"
         text = (
             f"{variant_name(row)} ({mixed.get('method', '')}): {len(layers)} of "
-            f"{mixed.get('quantized_layers') or '?'} quantized layers kept in float; budget "
+            f"{mixed.get('quantized_layers') or '?'} quantized layers kept in "
+            f"{mixed.get('lifted_to', 'float')}; budget "
             f"{mixed.get('budget_points'):g} points{_class_budget(mixed)} {met} "
             f"(Δ mIoU {fmt(row.get('delta_miou'), '.2f', signed=True)})"
         )
@@ -223,7 +224,7 @@ def render_markdown(report: dict) -> str:
     mixed = mixed_lines(report["rows"])
     if mixed:
         out += (
-            ["## int8-mixed: layers kept in float to hold the mIoU budget", ""]
+            ["## int8-mixed: layers kept in float (int8-mixed16: in 16 bits) to hold the mIoU budget", ""]
             + [f"- {line}" if not line.startswith("  ") else line for line in mixed]
             + [""]
         )

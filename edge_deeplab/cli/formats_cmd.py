@@ -39,6 +39,10 @@ def formats_table() -> list:
                 "reason": why,
                 # {precision: note}: slow kernels, or why a known precision is not made here
                 "notes": dict(cls.notes),
+                # `convert --calib-method`: what its library offers, the measured default first
+                "calib_methods": sorted(cls.calib_methods, key=lambda m: m != cls.default_calib_method)
+                or [f"{cls.default_calib_method} (fixed)"],
+                "bias_correction": cls.bias_correction,
             }
         )
     return rows
@@ -67,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     if notes:
         print("\nnotes:")
         print("\n".join(notes))
+    print("\ncalibration methods (--calib-method; the default first, measured on the CamVid recipe's model):")
+    for row in rows:
+        bias = "; bias correction (--bias-correction)" if row["bias_correction"] else ""
+        print(f"  {row['target']}: {', '.join(row['calib_methods'])}{bias}")
     return 0
 
 
