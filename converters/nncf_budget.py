@@ -89,9 +89,7 @@ def advanced_parameters(quant):
     )
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    from .openvino import OpenVINOConverter
-
-    method = quant.method_for(OpenVINOConverter)
+    method = quant.calib_method or DEFAULT_RANGE_METHOD
     return AdvancedQuantizationParameters(
         activations_range_estimator_params=getattr(RangeEstimatorParametersSet, RANGE_ESTIMATORS[method]),
         overflow_fix=OverflowFix.ENABLE,
@@ -100,6 +98,8 @@ def advanced_parameters(quant):
     )
 
 
+# OpenVINO's default calibration method (`Converter.default_calib_method`).
+DEFAULT_RANGE_METHOD = "minmax"
 # Our method names (`quant_settings`) as NNCF's RangeEstimatorParametersSet.
 RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "mse": "HISTOGRAM",
                     "mean-minmax": "MEAN_MINMAX"}

@@ -36,6 +36,7 @@ from edge_deeplab.runtimes import model_api_info, onnx_metadata
 
 from .base import CONVERTERS, Converter
 from .job import ConversionJob, HeadPlacement
+from .quant_settings import CALIBRATED
 from .savedmodel import INPUT_NAME
 
 
@@ -99,8 +100,9 @@ class ONNXConverter(Converter):
         return record
 
     def layer_sqnr(self, path: Path, precision: str, inputs):
-        """onnxruntime's qdq_loss_debug on the QDQ artifact (int8 and int8-mixed)."""
-        if not precision.startswith("int8"):
+        """onnxruntime's qdq_loss_debug on the QDQ artifact (every calibrated precision: int8,
+        int16x8 and the mixed ones)."""
+        if precision not in CALIBRATED:
             return None
         from edge_deeplab.converters.quant_debug import onnx_layer_sqnr
 
@@ -202,32 +204,10 @@ def quantize_onnx_int8(
     sixteen_bit: activation tensors quantized to U16 while the rest stay U8 (int8-mixed16:
     onnxruntime's TensorQuantOverrides; opset 21 too)."""
     deps.onnxruntime("ONNX int8 quantization")
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    batches = job.calibration() if batches is None else batches
-    tick = job.progress.count("calibrating (onnxruntime)", len(batches))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.index = 0
-
-        def get_next(self):
-            if self.index >= len(batches):
-                return None
-            self.index += 1
-            tick(self.index)
-            return {INPUT_NAME: batches[self.index - 1 : self.index]}
-
-        def rewind(self):
-            self.index = 0
-
+    Reader = _reader(job, job.calibration() if batches is None else batches)
     prepared = dest.with_name(dest.stem + ".prep.onnx")
     ranges = dest.with_name(dest.stem + ".ranges.json")
     method = _CALIBRATION[job.quant.method_for(ONNXConverter)](CalibrationMethod)
@@ -258,6 +238,29 @@ def quantize_onnx_int8(
         for path in (prepared, ranges):
             if path.exists():
                 os.unlink(path)
+
+
+def _reader(job: ConversionJob, batches: np.ndarray):
+    """A CalibrationDataReader class over `batches`, one image a call, with the job's progress."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    tick = job.progress.count("calibrating (onnxruntime)", len(batches))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.index = 0
+
+        def get_next(self):
+            if self.index >= len(batches):
+                return None
+            self.index += 1
+            tick(self.index)
+            return {INPUT_NAME: batches[self.index - 1 : self.index]}
+
+        def rewind(self):
+            self.index = 0
+
+    return Reader
 
 
 # onnxruntime's entropy calibrator with more histogram bins than quantized ones: quantize_static

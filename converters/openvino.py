@@ -35,7 +35,7 @@ from edge_deeplab.runtimes import openvino_metadata
 
 from .base import CONVERTERS, Converter
 from .job import ConversionJob, HeadPlacement
-from .nncf_budget import RANGE_ESTIMATORS, nncf_settings, quantize_within_budget
+from .nncf_budget import DEFAULT_RANGE_METHOD, RANGE_ESTIMATORS, nncf_settings, quantize_within_budget
 
 
 @CONVERTERS.register
@@ -63,6 +63,7 @@ class OpenVINOConverter(Converter):
     pixel_precisions = ("int8", "int8-mixed")
     order = 40
     calib_methods = tuple(RANGE_ESTIMATORS)
+    default_calib_method = DEFAULT_RANGE_METHOD
     bias_correction = True
     notes = {"int16x8": "not made: NNCF's CPU quantization has no 16-bit activation mode",
              "int8-mixed16": "not made: no 16-bit activations (int8-mixed keeps layers in float instead)"}

@@ -31,6 +31,7 @@ from edge_deeplab.status import Status
 from .base import ConversionResult, Converter
 from .job import ConversionJob, HeadPlacement
 from .parity import ParityChecker, format_parity
+from .quant_settings import CALIBRATED
 from .validation import describe, measured, missed, required
 
 STAGING_PREFIX = ".edge-deeplab-convert-"  # + the pid of the run that owns the folder
@@ -169,6 +170,8 @@ def artifact_metadata(job: ConversionJob, converter: Converter, precision: str, 
     }
     if precision == "int8" and converter.name == "tflite":
         source["io_dtype"] = job.io_dtype
+    if precision in CALIBRATED:  # how it was quantized: what a report row or a user asks first
+        source["quantization"] = f"{job.quant.describe(converter)}, {len(job.calibration_pixels())} calibration images"
     return meta.replace(
         format=converter.name,
         precision=precision,

@@ -93,7 +93,8 @@ class TFLiteConverter(Converter):
 
     def layer_sqnr(self, path: Path, precision: str, inputs):
         """LiteRT's quantization debugger, on the SavedModel this int8 artifact is made from
-        (int8 only: int8-mixed keeps layers in float the debugger would quantize)."""
+        (int8 only: int8-mixed keeps layers in float the debugger would quantize, and the
+        debugger quantizes in int8 only, so it cannot see an int16x8 artifact's error)."""
         if precision != "int8":
             return None
         from edge_deeplab.converters.quant_debug import tflite_layer_sqnr

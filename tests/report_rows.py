@@ -28,6 +28,7 @@ def hand_row(fmt, precision, runtime, miou, latency, status="ok", size=1.0, reas
         "delta_miou": None if miou is None else round((miou - ref_miou) * 100, 4),
         "per_class_iou": {"road": miou, "car": miou},
         "delta_per_class_iou": {"road": -0.5, "car": 1.0} if miou is not None else {},
+        "worst_class_drop": 0.5 if miou is not None else None,
         "agreement": None if miou is None else 0.97,
         "latency_p50_ms": latency,
         "latency_p90_ms": None if latency is None else latency * 1.2,

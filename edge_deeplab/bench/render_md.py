@@ -188,7 +188,8 @@ def layer_error_lines(rows: Sequence[dict], worst: int = 3) -> List[str]:
             lines.append(f"{variant_name(row)} ({row['runtime']}): {debug.get('reason', 'no figures')}")
             continue
         shown = ", ".join(f"`{w['layer'].split(';')[0][-60:]}` {w['sqnr_db']:.1f} dB" for w in debug["layers"][:worst])
-        lines.append(f"{variant_name(row)} ({row['runtime']}), {len(debug['layers'])} layers, worst: {shown}")
+        how = f"; {row['quantization']}" if row.get("quantization") else ""
+        lines.append(f"{variant_name(row)} ({row['runtime']}{how}), {len(debug['layers'])} layers, worst: {shown}")
     return lines
 
 

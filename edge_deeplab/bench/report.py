@@ -96,6 +96,7 @@ def _fill_deltas(rows: List[ReportRow]) -> None:
             )
             for name, value in row.per_class_iou.items()
         }
+        row.worst_class_drop = pareto.worst_class_drop(row.to_dict())
 
 
 @dataclass(frozen=True)

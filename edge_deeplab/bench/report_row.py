@@ -39,6 +39,8 @@ class ReportRow:
     pixel_accuracy: Optional[float] = None
     delta_miou: Optional[float] = column("Δ mIoU pts", "points (x100) vs the keras fp32 reference", ".2f",
                                          signed=True)
+    worst_class_drop: Optional[float] = column(
+        "worst class pts", "IoU points the class that lost most lost vs the keras fp32 reference", ".2f")
     per_class_iou: Dict[str, Optional[float]] = column(unit="fraction 0..1", default_factory=dict)
     delta_per_class_iou: Dict[str, Optional[float]] = column(unit="points (x100)", default_factory=dict)
     agreement: Optional[float] = column("agree %", "fraction 0..1", ".2f", scale=100)
@@ -57,6 +59,7 @@ class ReportRow:
     parity: Dict[str, object] = field(default_factory=dict)
     convert_s: Optional[float] = None
     mixed: Dict[str, object] = field(default_factory=dict)
+    quantization: Optional[str] = None  # how a calibrated artifact was quantized (its metadata's)
     quant_debug: Dict[str, object] = field(default_factory=dict)
     eval_s: Optional[float] = None
     target: Optional[str] = None  # the device the latency (and with --target-accuracy, accuracy) was measured on

@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from edge_deeplab.converters.quant_debug import layer_errors
+from edge_deeplab.converters.quant_settings import CALIBRATED
 
 from ..status import Status
 from .report_row import ReportRow, artifact_size_mb, clean_number, round_or_none
@@ -155,6 +156,7 @@ class VariantRunner:
             segmenter = Segmenter(runtime, meta)
             row.device = runtime.device_name
             row.mixed = dict(meta.source.get("accuracy_control") or {})
+            row.quantization = meta.source.get("quantization")
             if row.reused:
                 row.parity = {k: clean_number(v) for k, v in (meta.parity or {}).items()}
                 if row.parity.get("passed") is False:
@@ -176,7 +178,7 @@ class VariantRunner:
                 else [segmenter.predict(dataset[i][0]).labels for i in range(len(dataset))]
             )
             self._agreement(variant, labels, row)
-            if variant.precision.startswith("int8"):
+            if variant.precision in CALIBRATED:
                 say("per-layer quantization error ...")
                 row.quant_debug = layer_errors(variant, path, segmenter, dataset, self.model_path)
             say("benchmarking ...")

@@ -99,6 +99,7 @@ def test_the_class_gate_fails_a_variant_that_lost_one_class_while_its_mean_held(
     rows = hand_rows()[:2]
     rows[0]["delta_per_class_iou"] = {"road": 0.0, "pole": 0.0}
     rows[1]["delta_miou"], rows[1]["delta_per_class_iou"] = -0.3, {"road": 0.1, "pole": -3.0}
+    rows[0]["worst_class_drop"], rows[1]["worst_class_drop"] = 0.0, 3.0
     assert gate(rows, 0.5)["passed"]  # the mean alone lets it through
     verdict = gate(rows, 0.5, max_class_drop=1.0)
     assert not verdict["passed"] and verdict["rows"] == [1]
@@ -107,8 +108,11 @@ def test_the_class_gate_fails_a_variant_that_lost_one_class_while_its_mean_held(
     assert gate(rows, None, max_class_drop=3.0)["passed"]
     report = hand_report(rows, 0.5)
     report["gate"] = verdict
-    marked = [cells[-1] for cells in table_cells(report)[1:]]
+    cells = table_cells(report)
+    marked = [row[-1] for row in cells[1:]]
     assert marked[1].startswith("BREAKS GATE") and not marked[0].startswith("BREAKS GATE")
+    worst = cells[0].index("worst class pts")  # the table shows what the class gate judged
+    assert [row[worst] for row in cells[1:]] == ["0.00", "3.00"]
 
 
 # --- the variant table ------------------------------------------------------------------------
