@@ -27,12 +27,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 EXPERIMENTS = (
     ("tflite", "default", "int8", {}),
     ("tflite", "per-tensor", "int8", {"per_tensor": True}),
+    ("tflite", "logits out", "int8", {"head": "logits"}),
+    ("tflite", "feature-res logits", "int8", {"head": "logits", "resolution": "feature"}),
+    ("tflite", "367 calib images", "int8", {"calib_size": 367}),
     ("tflite", "int16x8", "int16x8", {}),
+    ("tflite", "8-bit weights only", "dynamic", {}),
     ("onnx", "default", "int8", {}),
     ("onnx", "minmax", "int8", {"calib_method": "minmax"}),
     ("onnx", "percentile", "int8", {"calib_method": "percentile"}),
     ("onnx", "entropy", "int8", {"calib_method": "entropy"}),
     ("onnx", "per-tensor", "int8", {"per_tensor": True}),
+    ("onnx", "feature-res logits", "int8", {"head": "logits", "resolution": "feature"}),
     ("onnx", "int16x8", "int16x8", {}),
     ("openvino", "default", "int8", {}),
     ("openvino", "minmax", "int8", {"calib_method": "minmax"}),
@@ -42,6 +47,7 @@ EXPERIMENTS = (
     ("openvino", "fast bias correction", "int8", {"bias_correction": "fast"}),
     ("openvino", "no bias correction", "int8", {"bias_correction": "none"}),
     ("openvino", "per-tensor", "int8", {"per_tensor": True}),
+    ("openvino", "feature-res logits", "int8", {"head": "logits", "resolution": "feature"}),
 )
 # Budgeted rows (--budgeted): the search's own budgets, the default-int8 targets.
 BUDGETED = (
@@ -108,8 +114,9 @@ def run_one(args, experiment, dataset, reference) -> dict:
     data = Path(args.data)
     budget = {"max_miou_drop": args.max_miou_drop, "max_class_drop": args.max_class_drop, "val_data": data}
     start = time.perf_counter()
-    (result,) = convert(args.model, engine, precision, out, calib_data=data / "train", calib_size=args.calib_size,
-                        progress=False, **(budget if precision.startswith("int8-mixed") else {}), **overrides)
+    options = {"calib_data": data / "train", "calib_size": args.calib_size, "progress": False,
+               **(budget if precision.startswith("int8-mixed") else {}), **overrides}
+    (result,) = convert(args.model, engine, precision, out, **options)
     row = {"engine": engine, "label": label, "precision": precision, "settings": overrides,
            "status": str(result.status), "convert_s": round(time.perf_counter() - start, 1),
            "agreement": result.parity.get("agreement"), "size_mb": result.size_mb}

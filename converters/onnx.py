@@ -207,7 +207,7 @@ def quantize_onnx_int8(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    Reader = _reader(job, job.calibration() if batches is None else batches)
+    batches = job.calibration() if batches is None else batches
     prepared = dest.with_name(dest.stem + ".prep.onnx")
     ranges = dest.with_name(dest.stem + ".ranges.json")
     method = _CALIBRATION[job.quant.method_for(ONNXConverter)](CalibrationMethod)
@@ -215,16 +215,15 @@ def quantize_onnx_int8(
         # Symbolic shape inference needs sympy, which onnxruntime does not depend on; the
         # shapes here are static, so ONNX's own inference is enough.
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=not deps.available("sympy"))
-        if method == CalibrationMethod.Entropy:
-            _entropy_ranges(prepared, Reader(), ranges)
+        _calibrate(prepared, batches, method, ranges, job.progress.count("calibrating (onnxruntime)", len(batches)))
         quantize_static(
             str(prepared),
             str(dest),
-            Reader(),
+            None,  # the ranges come from the calibration cache `_calibrate` wrote
             quant_format=QuantFormat.QDQ,
             per_channel=job.quant.per_channel,
             calibrate_method=method,
-            calibration_cache_path=str(ranges) if ranges.exists() else None,
+            calibration_cache_path=str(ranges),
             # 7-bit weights only guard u8s8 integer kernels, which 16-bit activations never reach.
             reduce_range=not symmetric and not int16_activations and _needs_reduce_range(),
             activation_type=_activation_type(QuantType, symmetric, int16_activations),
@@ -240,29 +239,11 @@ def quantize_onnx_int8(
                 os.unlink(path)
 
 
-def _reader(job: ConversionJob, batches: np.ndarray):
-    """A CalibrationDataReader class over `batches`, one image a call, with the job's progress."""
-    from onnxruntime.quantization import CalibrationDataReader
-
-    tick = job.progress.count("calibrating (onnxruntime)", len(batches))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.index = 0
-
-        def get_next(self):
-            if self.index >= len(batches):
-                return None
-            self.index += 1
-            tick(self.index)
-            return {INPUT_NAME: batches[self.index - 1 : self.index]}
-
-        def rewind(self):
-            self.index = 0
-
-    return Reader
-
-
+# Images per `collect_data` call. onnxruntime's calibrators keep every intermediate output of
+# the images of one call (all ~120 activations of each): 200 CamVid images at 360x480 in one
+# call took the percentile calibrator past 24 GB and the kernel killed the conversion. Each call
+# merges its images into the running min/max or histograms and frees them.
+CALIB_CHUNK = 8
 # onnxruntime's entropy calibrator with more histogram bins than quantized ones: quantize_static
 # makes it with 128 of each, where the only threshold it can choose is the whole histogram
 # (its int8 came out identical to min/max's, every scale of the tiny model). 2048 bins, as
@@ -270,18 +251,29 @@ def _reader(job: ConversionJob, batches: np.ndarray):
 ENTROPY_BINS = 2048
 
 
-def _entropy_ranges(prepared: Path, reader, dest: Path) -> None:
-    """Calibrate `prepared` with the KL-divergence method on `reader`'s images and save the
-    ranges where quantize_static reads them (its calibration cache)."""
+def _calibrate(prepared: Path, batches: np.ndarray, method, dest: Path, tick) -> None:
+    """The activation ranges of `prepared` on `batches` by `method`, saved at `dest` (the
+    calibration cache quantize_static reads), CALIB_CHUNK images at a time."""
+    from onnxruntime.quantization import CalibrationDataReader
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator, save_tensors_data
 
+    class Chunk(CalibrationDataReader):
+        def __init__(self, start: int):
+            self.index, self.end = start, min(start + CALIB_CHUNK, len(batches))
+
+        def get_next(self):
+            if self.index >= self.end:
+                return None
+            self.index += 1
+            tick(self.index)
+            return {INPUT_NAME: batches[self.index - 1 : self.index]}
+
+    options = {"num_bins": ENTROPY_BINS, "num_quantized_bins": 128} if method == CalibrationMethod.Entropy else {}
     with tempfile.TemporaryDirectory(prefix="calibrate-", dir=dest.parent) as work:
-        calibrator = create_calibrator(
-            prepared, None, augmented_model_path=str(Path(work) / "augmented.onnx"),
-            calibrate_method=CalibrationMethod.Entropy,
-            extra_options={"num_bins": ENTROPY_BINS, "num_quantized_bins": 128},
-        )
-        calibrator.collect_data(reader)
+        calibrator = create_calibrator(prepared, None, augmented_model_path=str(Path(work) / "augmented.onnx"),
+                                       calibrate_method=method, extra_options=options)
+        for start in range(0, len(batches), CALIB_CHUNK):
+            calibrator.collect_data(Chunk(start))
         save_tensors_data(calibrator.compute_data(), dest)
 
 
