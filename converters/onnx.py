@@ -4,8 +4,8 @@ The fp32 model is the job's ONNX export (`job.py`); the int8 model is quantised
 from it with the same calibration images as every other target: U8 activations, S8
 per-channel weights, QDQ format (onnxruntime's advice for CPUs; VNNI CPUs need no
 reduce_range). int8-mixed: the same int8 with the fewest layers left in float that hold the
-mIoU budget (`onnx_mixed.py`); int8-mixed16: the same search, the chosen layers' activations
-in 16 bits instead of float. With io_dtype "pixels" (the default) the int8 model takes
+mIoU budget (`onnx_mixed.py`); int8-mixed16: the same search, the chosen layers in 16 bits
+(U16 activations, S16 weights) instead of float. With io_dtype "pixels" (the default) the int8 model takes
 uint8 RGB pixels: Cast, Sub(mean) and Mul(1 / std) go in front of the fp32 graph before it
 is quantised, and stay float, so the graph normalises as the host would before the first
 quantisation.
@@ -25,7 +25,7 @@ import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -63,8 +63,8 @@ class ONNXConverter(Converter):
     calib_methods = ("minmax", "percentile", "entropy")
     notes = {
         "int16x8": "no 16-bit kernels in onnxruntime's CPU provider: Q/DQ around float operators",
-        "int8-mixed16": "int8 with the fewest layers at 16-bit activations that hold the budget; those run "
-                        "as Q/DQ around float operators",
+        "int8-mixed16": "int8 with the fewest layers in 16 bits (activations and weights) that hold the "
+                        "budget; those run as Q/DQ around float operators",
     }
 
     def convert(
@@ -229,7 +229,7 @@ def quantize_onnx_int8(
             activation_type=_activation_type(QuantType, symmetric, int16_activations),
             weight_type=QuantType.QInt8,
             nodes_to_exclude=list(exclude),
-            extra_options=_extra_options(QuantType, symmetric, sixteen_bit),
+            extra_options=_extra_options(QuantType, symmetric, sixteen_bit, prepared),
         )
     except (ValueError, RuntimeError) as exc:
         raise ConversionError(f"onnxruntime quantization failed: {first_line(exc)}") from exc
@@ -285,12 +285,34 @@ _CALIBRATION = {
 }
 
 
-def _extra_options(types, symmetric: bool, sixteen_bit) -> Optional[dict]:
+def _extra_options(types, symmetric: bool, sixteen_bit, prepared: Path) -> Optional[dict]:
+    """TensorRT's symmetric Q/DQ, or int8-mixed16's overrides: U16 for the activations named
+    and S16 for the weights of the layers that make them (what int8 loses in a layer can sit in
+    its weights: 16-bit activations alone kept the CamVid model's loss)."""
     if symmetric:
         return TENSORRT_QDQ
     if sixteen_bit:
-        return {"TensorQuantOverrides": {name: [{"quant_type": types.QUInt16}] for name in sixteen_bit}}
+        overrides = {name: [{"quant_type": types.QUInt16}] for name in sixteen_bit}
+        overrides.update({name: [{"quant_type": types.QInt16}] for name in _weights_of(prepared, sixteen_bit)})
+        return {"TensorQuantOverrides": overrides}
     return None
+
+
+def _weights_of(path: Path, tensors) -> List[str]:
+    """The convolution weights (4-D initializers) that make `tensors` in the model at `path`:
+    of each tensor's producer, or through the activation (Relu, Clip) that follows a convolution."""
+    import onnx
+
+    model = onnx.load(str(path))
+    weights = {init.name for init in model.graph.initializer if len(init.dims) == 4}
+    producer = {out: node for node in model.graph.node for out in node.output}
+    found: List[str] = []
+    for tensor in tensors:
+        node = producer.get(tensor)
+        while node is not None and node.op_type in ("Relu", "Clip", "LeakyRelu"):
+            node = producer.get(node.input[0])
+        found += [name for name in (node.input if node is not None else ()) if name in weights]
+    return found
 
 
 def _activation_type(types, symmetric: bool, int16_activations: bool):

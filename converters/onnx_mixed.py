@@ -2,8 +2,10 @@
 layers left in float.
 
 The same quantizer as the plain int8 artifact (`quantize_static`, U8/S8 QDQ), so what stays
-int8 runs as fast. Layers are ranked by onnxruntime's own debugger (`qdq_loss_debug`: the
-SQNR of each activation's quantization noise, lowest first); the search then leaves the top-k
+int8 runs as fast. Layers are ranked by where the error enters (`quant_debug.onnx_error_entry`,
+from onnxruntime's `qdq_loss_debug` activations of the QDQ and the float model: how many dB of
+SQNR against float each activation loses over the activations it is computed from; its own
+QDQ noise alone misses what int8 weights do); the search then leaves the top-k
 producing nodes out of quantization (`nodes_to_exclude`), k = 0, 1, 2, 4, ... and bisects,
 like the TFLite search (the same acceptance: the mean and, when set, every class within its
 budget). Every trial is a real quantization scored through the Segmenter.
@@ -33,7 +35,7 @@ def convert_mixed(job, placement: HeadPlacement, fp32: Path, dest: Path, quantiz
     `sixteen_bit` (int8-mixed16) it is `quantize(dest, tensors)`: the activation tensors named
     get 16-bit Q/DQ instead of leaving their producers in float.
     """
-    from edge_deeplab.converters.quant_debug import onnx_layer_sqnr, ranked
+    from edge_deeplab.converters.quant_debug import onnx_error_entry
 
     validation = required(job.validation)
     precision = "int8-mixed16" if sixteen_bit else "int8-mixed"
@@ -41,10 +43,10 @@ def convert_mixed(job, placement: HeadPlacement, fp32: Path, dest: Path, quantiz
         format="onnx", precision=precision, head=placement.head, output_resolution=placement.resolution
     )
     quantize(dest, ())
-    job.progress("  ranking layers by their quantization noise (onnxruntime qdq_loss_debug)")
+    job.progress("  ranking layers by the error each adds against float (onnxruntime qdq_loss_debug)")
     batches = job.calibration()
-    sqnr = onnx_layer_sqnr(dest, [batches[i : i + 1] for i in range(min(RANKING_IMAGES, len(batches)))])
-    tensors = [row["layer"] for row in ranked(sqnr)]
+    entry = onnx_error_entry(fp32, dest, [batches[i : i + 1] for i in range(min(RANKING_IMAGES, len(batches)))])
+    tensors = sorted(entry, key=lambda name: -entry[name])
     nodes = tensors if sixteen_bit else _producers(dest, tensors)
     lifted = "16-bit" if sixteen_bit else "float"
 
@@ -59,7 +61,7 @@ def convert_mixed(job, placement: HeadPlacement, fp32: Path, dest: Path, quantiz
     if trials[-1][0] != k:  # the last trial written was not the chosen one
         quantize(dest, nodes[:k])
     return accuracy_record(
-        f"onnxruntime qdq_loss_debug ranking, fewest {lifted} layers", nodes[:k], len(nodes),
+        f"onnxruntime qdq_loss_debug error-entry ranking, fewest {lifted} layers", nodes[:k], len(nodes),
         trials=[trial(n, d) for n, d in trials], lifted_to=lifted,
     )
 

@@ -150,8 +150,8 @@ def _openvino_ranges(model) -> dict:
 
 @pytest.mark.slow
 def test_int8_mixed16_raises_the_chosen_layers_to_16_bits(tiny_run, tmp_path, monkeypatch):
-    """Pretend accuracy returns once a layer has 16-bit activations: the search keeps one, and
-    the artifact has 16-bit Q/DQ on it and 8-bit on the rest."""
+    """Pretend accuracy returns once a layer is in 16 bits: the search keeps one, and the
+    artifact has 16-bit Q/DQ on its activation and its weights, and 8-bit on the rest."""
     _needs("onnx")
     import onnx
     from onnx import numpy_helper
@@ -181,3 +181,7 @@ def test_int8_mixed16_raises_the_chosen_layers_to_16_bits(tiny_run, tmp_path, mo
     sixteen = sixteen_bit_tensors(result.path)
     eight = sum(1 for node in onnx.load(str(result.path)).graph.node if node.op_type == "QuantizeLinear") - sixteen
     assert 1 <= sixteen <= 3 and eight > 20  # one tensor (and its consumers' boundary), the rest int8
+    initializers = onnx.load(str(result.path)).graph.initializer
+    weights = [init for init in initializers if init.data_type == onnx.TensorProto.INT16]
+    # the layer's convolution weights in 16 bits (none where the lifted tensor is not a convolution's)
+    assert len(weights) <= 1 and all(len(w.dims) == 4 for w in weights)
