@@ -172,7 +172,8 @@ def mixed_lines(rows: Sequence[dict]) -> List[str]:
         trials = ", ".join(
             f"{t['float_layers']}→{t['miou_drop_points']:.2f}" for t in mixed.get("trials", ())
         )
-        lines.append(text + (f". Trials (float layers→drop): {trials}." if trials else "."))
+        lifted = "16-bit" if mixed.get("lifted_to") == "16-bit" else "float"
+        lines.append(text + (f". Trials ({lifted} layers→drop): {trials}." if trials else "."))
         lines += [f"  - `{name.split(';')[0]}`" for name in layers]
     return lines
 
