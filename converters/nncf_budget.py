@@ -60,7 +60,9 @@ class _RevertedOperations(logging.Handler):
 # bias shift on the already-quantized layers before it, so errors do not pile up down the
 # 17 MobileNetV2 blocks. On the CamVid recipe's model (AVX2 EPYC, 200 calibration images,
 # val at 360x480) INT8 scored 65.05 -> 65.63 against float 65.38, argmax agreement 98.55%
-# -> 98.77%, for 40 s more conversion (71 s instead of 31).
+# -> 98.77%, for 40 s more conversion (71 s instead of 31). On a later recipe model (float 66.20,
+# benchmarks/results/quant_recovery.json): full +0.64 points, fast -1.26, none -1.84, and min/max
+# ranges beat NNCF's others on the worst class (1.02 against 1.11-2.56 points).
 def nncf_settings(quant) -> dict:
     """The keyword arguments of `nncf.quantize` (and of its accuracy control, as
     advanced_quantization_parameters) that the QuantSettings `quant` decides."""
