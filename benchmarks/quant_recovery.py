@@ -23,6 +23,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from convert_camvid import shared_dir, val_dataset  # noqa: E402  (this folder: the run's val split)
+
 # (engine, label, precision, ConvertOptions overrides): the first of each engine is its default.
 EXPERIMENTS = (
     ("tflite", "default", "int8", {}),
@@ -58,11 +60,6 @@ BUDGETED = (
 )
 
 
-def shared_dir() -> Path:
-    env = os.environ.get("EDGE_DEEPLAB_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="/work/runs/base", help="CamVid training run folder")
@@ -77,15 +74,6 @@ def parse_args(argv=None):
     p.add_argument("--calib-size", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
     return p.parse_args(argv)
-
-
-def val_dataset(model: Path, data: Path):
-    from edge_deeplab.config import DataConfig
-    from edge_deeplab.data.datasets import load_dataset
-
-    config = json.loads((model / "config.json").read_text())["data"]
-    config.update(path=str(data))
-    return load_dataset(DataConfig.from_dict(config), "val")
 
 
 def score(path, dataset, threads: int):
