@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,10 +25,31 @@ TINY_CLASSES = 3
 # barely trained, it has many near-tied logits that int8 flips. Real models meet the
 # product's 0.97 with room (CamVid: 98.8-98.9%).
 TINY_INT8_AGREEMENT = 0.95
+# A pixel the float model decides: its softmax top-1 leads the runner-up by this much. Two
+# engines (or two calibrations) that round differently flip near-tied pixels of the barely
+# trained tiny model, a share that changes with every training run; a wrong kernel or a lost
+# normalisation flips decided pixels too. Tests that compare class maps between two quantized
+# artifacts judge them on these pixels.
+DECIDED_MARGIN = 0.2
 
 
 def _shared_path() -> Path:
     return Path(os.environ.get("EDGE_DEEPLAB_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def export_cache(tmp_path_factory):
+    """One export cache for the session (converters/export_cache.py): the many conversions of
+    the tiny model export each head placement once, and nothing outside the session's
+    temporary folder is read or written. Subprocesses (the CLI, the devices) inherit it."""
+    folder = tmp_path_factory.mktemp("export_cache")
+    previous = os.environ.get("EDGE_DEEPLAB_EXPORT_CACHE")
+    os.environ["EDGE_DEEPLAB_EXPORT_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("EDGE_DEEPLAB_EXPORT_CACHE", None)
+    else:
+        os.environ["EDGE_DEEPLAB_EXPORT_CACHE"] = previous
 
 
 @pytest.fixture
@@ -102,6 +124,26 @@ def tiny_data():
     from edge_deeplab.data import synthetic
 
     return synthetic.generate(16, size=TINY_SIZE, seed=1234, num_classes=TINY_CLASSES)
+
+
+def float_margins(run, images) -> np.ndarray:
+    """(N, H, W): how far the float Keras model's softmax top-1 leads its runner-up."""
+    from edge_deeplab.runtimes import load_runtime
+    from edge_deeplab.segmenter import Segmenter
+
+    with Segmenter(load_runtime(run)) as segmenter:
+        scores = np.stack([segmenter.predict(image, probabilities=True).probabilities for image in images])
+    top = np.sort(scores, axis=-1)
+    return top[..., -1] - top[..., -2]
+
+
+def decided_agreement(first: np.ndarray, second: np.ndarray, margins: np.ndarray) -> float:
+    """The share of decided pixels (margin >= DECIDED_MARGIN) on which two class maps agree;
+    fails the calling test where the model decides too few pixels to judge anything on."""
+    decided = margins >= DECIDED_MARGIN
+    assert first.shape == second.shape == decided.shape
+    assert decided.mean() > 0.5, f"the tiny model decides only {decided.mean():.1%} of the pixels"
+    return float((first[decided] == second[decided]).mean())
 
 
 def default_sigint() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_INT8_AGREEMENT
+from conftest import TINY_INT8_AGREEMENT, decided_agreement, float_margins
 
 from edge_deeplab.errors import InvalidInputError, MissingDependencyError, ModelLoadError
 from edge_deeplab.runtimes import RUNTIMES, load_runtime
@@ -42,6 +42,9 @@ def engine_artifacts() -> dict:
 
 
 ENGINE_ARTIFACTS = engine_artifacts()
+# XNNPACK against TFLite's reference int8 kernels, on the pixels the float model decides
+# (conftest.DECIDED_MARGIN): a kernel option that broke the model flips them by tens of points.
+XNNPACK_VS_REFERENCE = 0.99
 CASES = [
     (name, precision)
     for name in RUNTIMES.names()
@@ -180,19 +183,18 @@ def test_keras_says_when_a_gpu_machine_runs_it_on_the_cpu(tiny_run, monkeypatch)
 
 
 @pytest.mark.slow
-def test_tflite_thread_and_delegate_options_keep_the_class_maps(artifacts, tiny_data):
+def test_tflite_thread_and_delegate_options_keep_the_class_maps(artifacts, tiny_run, tiny_data):
     path = artifacts.get(("tflite", "int8")) or pytest.skip("no tflite int8 artifact")
     images = list(tiny_data[0][:4])
     with load_runtime(path, threads=2) as rt:
         assert rt.input_spec.quantized and rt.input_spec.dtype in (np.int8, np.uint8)
-        default = [r.labels for r in Segmenter(rt).predict_batch(images)]
+        default = np.stack([r.labels for r in Segmenter(rt).predict_batch(images)])
     with load_runtime(path, threads=1, xnnpack=False) as rt:  # reference kernels, same answer
-        plain = [r.labels for r in Segmenter(rt).predict_batch(images)]
-    # XNNPACK and the reference int8 kernels round differently: int8 tolerance between them.
-    from edge_deeplab.converters import TOLERANCES
-
-    agreement = np.mean([np.mean(a == b) for a, b in zip(default, plain)])
-    assert agreement >= TOLERANCES["int8"]["agreement"]
+        plain = np.stack([r.labels for r in Segmenter(rt).predict_batch(images)])
+    # XNNPACK and the reference int8 kernels round differently, which flips the tiny model's
+    # near-tied pixels (95.5% of all pixels agreed in one CI run): judged on decided pixels.
+    assert (default == plain).mean() >= TINY_INT8_AGREEMENT - 0.05
+    assert decided_agreement(default, plain, float_margins(tiny_run, images)) >= XNNPACK_VS_REFERENCE
     with pytest.raises(ModelLoadError, match="delegate"):
         load_runtime(path, delegates=["/nonexistent/libdelegate.so"])
     with pytest.raises(InvalidInputError, match="valid devices: CPU, GPU, EDGETPU"):

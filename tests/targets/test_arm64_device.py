@@ -20,6 +20,7 @@ from typing import Dict, List
 
 import numpy as np
 import pytest
+from conftest import DECIDED_MARGIN, float_margins
 
 pytestmark = pytest.mark.slow
 
@@ -35,9 +36,6 @@ IMAGES = 4
 # run's tiny model leaves a different share of near-tied pixels.
 ARM_VS_X86 = {"tflite": 1.0, "onnx": 1.0, "openvino": 0.97}
 ARM_VS_X86_QUANTIZED = 0.99  # int8, int8-mixed and dynamic on TFLite and ONNX Runtime
-# A pixel the float model decides: its softmax top-1 leads the runner-up by this much. Engines
-# that round differently may flip the others; a wrong kernel flips decided pixels too.
-DECIDED_MARGIN = 0.2
 OPENVINO_INT8_DECIDED = 0.99
 OPENVINO_INT8_ALL = 0.9  # a floor over every pixel, for a kernel that is wrong everywhere
 
@@ -183,15 +181,8 @@ def test_every_artifact_passes_verify_on_arm_and_x86(batch):
 def _float_margins(run, root: Path) -> np.ndarray:
     """(IMAGES, H, W): how far the float Keras model's softmax top-1 leads its runner-up on x86."""
     from edge_deeplab.imageio import read_image
-    from edge_deeplab.runtimes import load_runtime
-    from edge_deeplab.segmenter import Segmenter
 
-    with load_runtime(run) as runtime:
-        segmenter = Segmenter(runtime)
-        scores = np.stack([segmenter.predict(read_image(path), probabilities=True).probabilities
-                           for path in sorted((root / "images").glob("*.png"))])
-    top = np.sort(scores, axis=-1)
-    return top[..., -1] - top[..., -2]
+    return float_margins(run, [read_image(path) for path in sorted((root / "images").glob("*.png"))])
 
 
 def test_class_maps_agree_with_x86(batch, tiny_run):
