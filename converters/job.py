@@ -20,6 +20,7 @@ from edge_deeplab.data.preprocessing import normalize
 from edge_deeplab.errors import ConversionError, first_line
 from edge_deeplab.logs import ProgressLog
 
+from .export_cache import ExportCache, model_fingerprint
 from .quant_settings import QuantSettings
 from .savedmodel import export_saved_model, variant_model
 
@@ -118,6 +119,7 @@ class ConversionJob:
         self.references = references or KerasReferences(source)
         self.validation = validation
         self.quant = quant or QuantSettings()
+        self._exports: Optional[ExportCache] = None
 
     def reference(self, placement: HeadPlacement):
         """A Segmenter over the in-memory Keras model with the head placement."""
@@ -155,30 +157,49 @@ class ConversionJob:
         """The SavedModel export of `placement` (the common intermediate); with `pixels`,
         one that takes pixel values 0..255 and normalises them in the graph; an argmax
         head's class map in `label_dtype`."""
-        def build():
+        name = f"saved_model_{placement.head}_{placement.resolution}{'_pixels' * pixels}_{label_dtype}"
+
+        def build(dest: Path) -> Path:
             kind = ", pixel input" if pixels else ""
             self.progress(
                 f"  exporting SavedModel ({placement.head}, {placement.resolution} resolution{kind})"
             )
-            name = f"saved_model_{placement.head}_{placement.resolution}{'_pixels' * pixels}_{label_dtype}"
             meta = self.source.metadata if pixels else None
             model = self.keras_model(placement)
-            return export_saved_model(model, placement.head, self.workdir / name, meta, label_dtype)
+            return export_saved_model(model, placement.head, dest, meta, label_dtype)
 
-        return self._cached(("saved_model", placement, pixels, label_dtype), build)
+        normalisation = (self.source.metadata.mean, self.source.metadata.std) if pixels else None
+        key = dict(export="saved_model", placement=placement, pixels=normalisation, label_dtype=label_dtype)
+        return self._cached(("saved_model", placement, pixels, label_dtype),
+                            lambda: self._exported(key, self.workdir / name, build))
 
     def onnx_model(self, placement: HeadPlacement) -> Path:
         """The fp32 ONNX export of the SavedModel (for ONNX, OpenVINO and TensorRT)."""
-        def build():
-            path = self.workdir / f"onnx_{placement.head}_{placement.resolution}.onnx"
-            return _export_onnx(self, placement, path)
+        name = f"onnx_{placement.head}_{placement.resolution}.onnx"
+        key = dict(export="onnx", placement=placement, opset=OPSET)
 
-        return self._cached(("onnx", placement), build)
+        def build(dest: Path) -> Path:
+            return _export_onnx(self, placement, dest)
+
+        return self._cached(("onnx", placement), lambda: self._exported(key, self.workdir / name, build))
 
     def _cached(self, key: Tuple, build: Callable[[], object]):
         if key not in self._cache:
             self._cache[key] = build()
         return self._cache[key]
+
+    def _exported(self, asked: dict, dest: Path, build: Callable[[Path], Path]) -> Path:
+        """The export `build` writes to `dest`, copied there from the export cache where it
+        holds one for this model and `asked` (the progress line says so), else built and kept."""
+        if self._exports is None:
+            self._exports = ExportCache(model_fingerprint(self.source.model))
+        key = self._exports.key(**asked)
+        if self._exports.restore(key, dest):
+            self.progress(f"  {dest.name}: the same export reused from {self._exports.folder}")
+            return dest
+        made = build(dest)
+        self._exports.keep(key, made)
+        return made
 
 
 def _export_onnx(job: ConversionJob, placement: HeadPlacement, path: Path) -> Path:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_deeplab import deps
+from edge_deeplab.cache import cache_root
 from edge_deeplab.errors import ConversionError, EdgeDeeplabError, first_line
 from edge_deeplab.nvidia import gpu_name
 
@@ -32,8 +33,7 @@ NEEDS = "needs TensorRT and an NVIDIA GPU (a Jetson, or a desktop GPU with the t
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("EDGE_DEEPLAB_CACHE") or Path.home() / ".cache" / "edge_deeplab"
-    return Path(root) / "tensorrt"
+    return cache_root() / "tensorrt"
 
 
 @CONVERTERS.register

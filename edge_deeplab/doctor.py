@@ -39,6 +39,7 @@ from typing import Dict, List, Optional
 
 from edge_deeplab import __version__, cpu_features, deps, nvidia
 from edge_deeplab.bench.machine import cpu_model, library_versions, usable_cores
+from edge_deeplab.cache import cache_root
 from edge_deeplab.errors import first_line
 
 SCHEMA = 1
@@ -57,11 +58,6 @@ L4T_JETPACK = {
     "35.6": "5.1.4", "36.2": "6.0 DP", "36.3": "6.0", "36.4": "6.1/6.2",
 }
 JETSON_TENSORRT = "JetPack's TensorRT: sudo apt install python3-libnvinfer, in a venv made with --system-site-packages"
-
-
-def cache_root() -> Path:
-    """Where edge-deeplab caches engines and artifacts ($EDGE_DEEPLAB_CACHE, else ~/.cache/edge_deeplab)."""
-    return Path(os.environ.get("EDGE_DEEPLAB_CACHE") or Path.home() / ".cache" / "edge_deeplab")
 
 
 def memory() -> Dict[str, Optional[int]]:
