@@ -231,12 +231,14 @@ def test_tflite_search_holds_a_tight_class_budget(tiny_run, tmp_path):
     """A real search with a mean budget nothing breaks (100 points) and a class budget the
     full int8 model breaks: the class budget alone must keep layers in float (or, if no
     number of float layers holds it, the artifact is "budget missed" naming the class).
-    About 80 s on 2 cores: the tiny model's drops are not monotone in the float layers, so
-    the search runs up to all 75 of them and bisects back."""
+    The tiny model's drops are not monotone in the float layers, so the search may run up to
+    all 75 of them and bisect back."""
     _available("tflite")
     from edge_deeplab.converters import convert
 
-    (result,) = convert(tiny_run, "tflite", "int8-mixed", tmp_path, calib_size=64, parity_images=4,
+    # 16 calibration images: each trial's debugger runs the model once per image, and looser
+    # int8 ranges only make full int8 break the class budget more surely.
+    (result,) = convert(tiny_run, "tflite", "int8-mixed", tmp_path, calib_size=16, parity_images=4,
                         int8_agreement=TINY_INT8_AGREEMENT, max_miou_drop=100.0, max_class_drop=CLASS_BUDGET,
                         val_data="synthetic", val_limit=16, progress=False)
     record = result.accuracy
