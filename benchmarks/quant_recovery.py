@@ -50,6 +50,14 @@ EXPERIMENTS = (
     ("openvino", "no bias correction", "int8", {"bias_correction": "none"}),
     ("openvino", "per-tensor", "int8", {"per_tensor": True}),
     ("openvino", "feature-res logits", "int8", {"head": "logits", "resolution": "feature"}),
+    # How much of a worst-class figure is the calibration set: the same settings on nested sets.
+    ("openvino", "100 calib images", "int8", {"calib_size": 100}),
+    ("openvino", "367 calib images", "int8", {"calib_size": 367}),
+    ("openvino", "feature-res 100 images", "int8", {"head": "logits", "resolution": "feature", "calib_size": 100}),
+    ("openvino", "feature-res 367 images", "int8", {"head": "logits", "resolution": "feature", "calib_size": 367}),
+    # The float model at each placement: what the placement itself adds, before any int8.
+    ("openvino", "fp32", "fp32", {}),
+    ("openvino", "fp32 feature-res", "fp32", {"head": "logits", "resolution": "feature"}),
 )
 # Budgeted rows (--budgeted): the search's own budgets, the default-int8 targets.
 BUDGETED = (
