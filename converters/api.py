@@ -126,8 +126,9 @@ class ConvertOptions:
         calib_size: calibration images (the LiteRT advice is 100-500).
         size: (height, width) to export the fully convolutional model at another size.
         head, resolution: head placement ("logits"/"argmax", "full"/"feature"); None
-            takes each target's fastest (`Converter.default_head/default_resolution`),
-            logits when only resolution="feature" is given.
+            takes each target's default (`Converter.default_head/default_resolution`, its
+            fastest, or `default_placements` for a precision), logits when only
+            resolution="feature" is given.
         io_dtype: int8 input/output: "pixels" (uint8 pixels in, normalised in the graph;
             TFLite, OpenVINO, ONNX) or TFLite's "int8", "uint8", "float32".
         strict: raise ParityError when an artifact breaks the tolerance table (such an
@@ -269,7 +270,7 @@ def convert_plan(model, plan: Plan, out_dir, options: ConvertOptions) -> List[Co
 def _convert_step(job, checker, step, plan: Plan, options: ConvertOptions, out_dir: Path):
     """One target x precision of the plan, with its progress lines."""
     index, (converter, precision) = step
-    placement = _placement(converter, options.head, options.resolution)
+    placement = _placement(converter, precision, options.head, options.resolution)
     where = f"{placement.head}, {placement.resolution} resolution"
     job.progress(f"[{index}/{len(plan)}] {converter.name} {precision} ({where})")
     result = convert_one(job, checker, converter, precision, placement, out_dir, options.strict)
@@ -302,9 +303,12 @@ def unavailable_results(targets, precisions) -> List[ConversionResult]:
     return results
 
 
-def _placement(converter: Converter, head: Optional[str], resolution: Optional[str]) -> HeadPlacement:
-    """The requested head placement, else the target's fastest. Feature-resolution output
-    defaults to logits: a class map at 1/16 of the input size would come back blocky."""
+def _placement(converter: Converter, precision: str, head: Optional[str], resolution: Optional[str]) -> HeadPlacement:
+    """The requested head placement, else the target's default for the precision (its fastest
+    unless `Converter.default_placements` says otherwise). Feature-resolution output defaults
+    to logits: a class map at 1/16 of the input size would come back blocky."""
+    if head is None and resolution is None and precision in converter.default_placements:
+        return HeadPlacement(*converter.default_placements[precision])
     resolution = resolution or converter.default_resolution
     if head is None:
         head = "logits" if resolution == "feature" else converter.default_head

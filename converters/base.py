@@ -84,6 +84,7 @@ class Converter(ABC):
             by `available()`.
         runtime: the runtime registry name that opens its artifacts.
         default_head, default_resolution: the head placement that runs fastest there.
+        default_placements: per-precision exceptions to it, each measured.
         libraries: pip distributions whose versions a report records.
         quickstart: the precisions `edge-deeplab quickstart` makes and reports (none: skipped).
         pixel_input: whether its int8 artifacts take raw uint8 pixels when the job's
@@ -120,6 +121,9 @@ class Converter(ABC):
     # TFLite int8 2.7 ms vs 6.5 logits/full and 5.1 logits/feature; the host's upsample +
     # argmax of C channels costs 2.5-5.6 ms, the uint8 map's nearest resize 0.1 ms).
     default_head: ClassVar[str] = "argmax"
+    # {precision: (head, resolution)} where a precision's measured-best placement is not the
+    # fastest one above (OpenVINO int8: its class accuracy).
+    default_placements: ClassVar[Dict[str, Tuple[str, str]]] = {}
     # The ecosystem client apps are built on that reads this format's artifacts ("": none).
     client: ClassVar[str] = ""
     default_resolution: ClassVar[str] = "full"

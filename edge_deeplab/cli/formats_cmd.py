@@ -32,7 +32,8 @@ def formats_table() -> list:
                 "precisions": list(cls.precisions),
                 "extra": cls.extra,
                 "runtime": cls.runtime,
-                "head": f"{cls.default_head}/{cls.default_resolution}",
+                "head": f"{cls.default_head}/{cls.default_resolution}"
+                + "".join(f", {precision}: {head}/{res}" for precision, (head, res) in cls.default_placements.items()),
                 # The client reads logits artifacts; the default head may be for speed.
                 "client": f"{cls.client} (--head logits)" if cls.client else "",
                 "available": ok,
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     header = (
         f"{'target':<10}{'suffix':<9}"
         + "".join(f"{p:<{_width(p)}}" for p in PRECISIONS)
-        + f"{'head':<15}{'client-ready':<42}available here"
+        + f"{'head':<{HEAD_WIDTH}}{'client-ready':<42}available here"
     )
     print(header)
     print("-" * len(header))
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         marks = "".join(f"{'yes' if p in row['precisions'] else '-':<{_width(p)}}" for p in PRECISIONS)
         status = "yes" if row["available"] else f"no: {row['reason']}"
         client = row["client"] or "-"
-        print(f"{row['target']:<10}{row['suffix']:<9}{marks}{row['head']:<15}{client:<42}{status}")
+        print(f"{row['target']:<10}{row['suffix']:<9}{marks}{row['head']:<{HEAD_WIDTH}}{client:<42}{status}")
     notes = [f"  {row['target']} {precision}: {note}" for row in rows for precision, note in row["notes"].items()]
     if notes:
         print("\nnotes:")
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         bias = "; bias correction (--bias-correction)" if row["bias_correction"] else ""
         print(f"  {row['target']}: {', '.join(row['calib_methods'])}{bias}")
     return 0
+
+
+HEAD_WIDTH = 34  # "argmax/full, int8: logits/feature" and a space
 
 
 def _width(precision: str) -> int:

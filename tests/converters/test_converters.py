@@ -74,6 +74,22 @@ def test_converts_loads_and_passes_parity(converted, name, precision):
 
 
 @pytest.mark.slow
+def test_each_artifact_gets_its_targets_default_placement(converted):
+    """The fastest placement (the in-graph argmax), except where a precision's measured-best
+    differs (OpenVINO int8: logits at the feature resolution, upsampled on the host)."""
+    results, _ = converted
+    for (name, precision), result in results.items():
+        if result.status != "ok":
+            continue
+        cls = CONVERTERS.get(name)
+        expected = cls.default_placements.get(precision, (cls.default_head, cls.default_resolution))
+        assert (result.head, result.resolution) == expected, (name, precision)
+    if ("openvino", "int8") in results and results[("openvino", "int8")].status == "ok":
+        assert (results[("openvino", "int8")].head, results[("openvino", "int8")].resolution) == ("logits", "feature")
+        assert (results[("openvino", "fp32")].head, results[("openvino", "fp32")].resolution) == ("argmax", "full")
+
+
+@pytest.mark.slow
 def test_output_folder_holds_only_finished_artifacts(converted):
     results, out = converted
     names = sorted(p.name for p in out.iterdir())
