@@ -102,7 +102,10 @@ class ExportCache:
                 raise OutputError(f"{dest.parent}: cannot write the export (no space left on device)") from None
             log.debug("export cache: cannot copy %s (%s); exporting again", entry, first_line(exc))
             return False
-        os.utime(entry)  # recently used: the last to be removed
+        try:
+            os.utime(entry)  # recently used: the last to be removed
+        except OSError:  # a read-only cache still serves its entries
+            pass
         return True
 
     def keep(self, key: str, made: Path) -> None:
